@@ -37,7 +37,7 @@ from shim.store.base import (
     StoreError,
 )
 from shim.store.logstore import DEFAULT_WATCHER_BACKLOG
-from shim.store.logstore import _Watcher as WatchQueue
+from shim.store.logstore import WatchQueue as WatchQueue
 
 if TYPE_CHECKING:
     import grpc.aio

@@ -52,7 +52,7 @@ class LogStore(Store):
         self._pending: dict[str, Row] = {}  # key -> newest row not yet durable
         self._queue: list[tuple[Row, asyncio.Future[None]]] = []
         self._committer: asyncio.Task[None] | None = None
-        self._watchers: set[_Watcher] = set()
+        self._watchers: set[WatchQueue] = set()
         self._watcher_backlog = watcher_backlog
         self._closed = False
 
@@ -257,7 +257,7 @@ class LogStore(Store):
     # -- watch ---------------------------------------------------------------------------------------------
 
     async def watch(self, prefix: str, from_revision: int) -> AsyncIterator[Event]:  # type: ignore[override]
-        watcher = _Watcher(prefix, self._watcher_backlog)
+        watcher = WatchQueue(prefix, self._watcher_backlog)
         # registered before anything awaits: every event after `applied` reaches the watcher's queue
         self._watchers.add(watcher)
         applied = self._applied
@@ -325,7 +325,7 @@ class LogStore(Store):
         await self._log.close()
 
 
-class _Watcher:
+class WatchQueue:
     """One watch's queue. Overflowing the backlog cuts the watcher off with a compacted error."""
 
     __slots__ = ("_error", "_events", "_limit", "_wakeup", "prefix")

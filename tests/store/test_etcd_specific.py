@@ -35,8 +35,9 @@ async def open_etcd(etcd_server: EtcdServer) -> AsyncIterator[OpenEtcd]:
     """Opens EtcdStores on the session's etcd, by default each under a fresh prefix; closes them after."""
     opened: list[EtcdStore] = []
 
-    async def open_one(prefix: str | None = None) -> EtcdStore:
-        store = await open_etcd_store([etcd_server.endpoint], prefix=prefix or f"/t-{uuid.uuid4().hex}")
+    async def open_one(prefix: str | None = None, **options: int) -> EtcdStore:
+        prefix = prefix or f"/t-{uuid.uuid4().hex}"
+        store = await open_etcd_store([etcd_server.endpoint], prefix=prefix, **options)
         opened.append(store)
         return store
 
@@ -137,25 +138,22 @@ async def test_a_read_at_a_future_revision_fails(open_etcd: OpenEtcd) -> None:
 
 
 async def test_a_watcher_that_stops_reading_is_cut_off_once_its_backlog_overflows(
-    etcd_server: EtcdServer,
+    open_etcd: OpenEtcd,
 ) -> None:
-    store = await open_etcd_store([etcd_server.endpoint], prefix=f"/t-{uuid.uuid4().hex}", watcher_backlog=5)
-    try:
-        events = store.watch("/b/", await store.current_revision())
-        first = asyncio.ensure_future(anext(events))
-        await store.create("/b/0", b"x")
-        assert (await asyncio.wait_for(first, 5)).kv.key == "/b/0"
-        # ten times the backlog: etcd delivers each event long before the last write is acknowledged
-        for i in range(1, 51):
-            await store.create(f"/b/{i}", b"x")
-        seen = []
-        with pytest.raises(CompactedError):
-            async with asyncio.timeout(5):
-                async for event in events:
-                    seen.append(event)
-        assert len(seen) <= 5
-    finally:
-        await store.close()
+    store = await open_etcd(watcher_backlog=5)
+    events = store.watch("/b/", await store.current_revision())
+    first = asyncio.ensure_future(anext(events))
+    await store.create("/b/0", b"x")
+    assert (await asyncio.wait_for(first, 5)).kv.key == "/b/0"
+    # ten times the backlog: etcd delivers each event long before the last write is acknowledged
+    for i in range(1, 51):
+        await store.create(f"/b/{i}", b"x")
+    seen = []
+    with pytest.raises(CompactedError):
+        async with asyncio.timeout(5):
+            async for event in events:
+                seen.append(event)
+    assert len(seen) <= 5
 
 
 async def test_closing_the_store_ends_its_watches_with_an_error(open_etcd: OpenEtcd) -> None:
