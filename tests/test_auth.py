@@ -180,9 +180,7 @@ async def test_a_kubeconfig_written_after_a_restart_still_gets_in(server: Server
     assert _annotations(out)["test/user"] == "kube-shim-admin"
 
 
-async def test_the_python_client_lists_namespaces_with_the_written_kubeconfig(
-    server: Server, tmp_path: Path
-) -> None:
+async def test_the_python_client_lists_namespaces_with_the_written_kubeconfig(server: Server, tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kube" / "config"
     write_kubeconfig(kubeconfig, server.url, server.pki.ca_cert_pem, server.pki.token)
 
@@ -205,9 +203,7 @@ async def test_the_python_client_lists_namespaces_with_the_written_kubeconfig(
     [None, "Bearer wrong", "Bearer ", "Basic a3ViZTpzaGlt", "bearer"],
     ids=["none", "wrong-token", "empty-token", "basic", "scheme-only"],
 )
-async def test_requests_without_valid_credentials_get_a_401_status(
-    server: Server, authorization: str | None
-) -> None:
+async def test_requests_without_valid_credentials_get_a_401_status(server: Server, authorization: str | None) -> None:
     headers = {"Authorization": authorization} if authorization is not None else {}
     async with (
         aiohttp.ClientSession() as session,

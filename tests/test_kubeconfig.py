@@ -199,7 +199,4 @@ def test_the_hint_names_the_context_for_the_default_file_and_the_path_otherwise(
     default = tmp_path / ".kube" / "config"
 
     assert kubectl_hint(default, default) == "kubectl cluster-info --context kube-shim"
-    assert (
-        kubectl_hint(tmp_path / "my config", default)
-        == f"kubectl --kubeconfig '{tmp_path}/my config' get nodes"
-    )
+    assert kubectl_hint(tmp_path / "my config", default) == f"kubectl --kubeconfig '{tmp_path}/my config' get nodes"

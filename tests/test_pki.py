@@ -83,9 +83,7 @@ def test_the_admin_certificate_is_kube_shim_admin_in_system_masters(tmp_path: Pa
     admin = x509.load_pem_x509_certificate(pki.admin_cert_pem)
 
     assert admin.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "kube-shim-admin"
-    assert [a.value for a in admin.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)] == [
-        "system:masters"
-    ]
+    assert [a.value for a in admin.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)] == ["system:masters"]
     assert list(admin.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [
         ExtendedKeyUsageOID.CLIENT_AUTH
     ]
@@ -153,9 +151,7 @@ async def test_the_server_context_verifies_as_127_0_0_1_and_negotiates_http_1_1_
     client.set_alpn_protocols(["h2", "http/1.1"])
     try:
         async with asyncio.timeout(10):
-            _, writer = await asyncio.open_connection(
-                "127.0.0.1", port, ssl=client, server_hostname="127.0.0.1"
-            )
+            _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client, server_hostname="127.0.0.1")
         tls = writer.get_extra_info("ssl_object")
         assert tls.selected_alpn_protocol() == "http/1.1"
         assert tls.version() in ("TLSv1.2", "TLSv1.3")

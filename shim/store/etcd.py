@@ -36,8 +36,7 @@ from shim.store.base import (
     Store,
     StoreError,
 )
-from shim.store.logstore import DEFAULT_WATCHER_BACKLOG
-from shim.store.logstore import WatchQueue as WatchQueue
+from shim.store.logstore import DEFAULT_WATCHER_BACKLOG, WatchQueue
 
 if TYPE_CHECKING:
     import grpc.aio
@@ -82,9 +81,7 @@ async def open_etcd_store(
 class EtcdStore(Store):
     """A `Store` over etcd v3. Create with `await open_etcd_store(...)`."""
 
-    def __init__(
-        self, client: aetcd.Client, prefix: str, where: str, timeout: float, watcher_backlog: int
-    ) -> None:
+    def __init__(self, client: aetcd.Client, prefix: str, where: str, timeout: float, watcher_backlog: int) -> None:
         self._client = client
         self._kv_stub = client.kvstub
         self._watch_stub = rpc.WatchStub(client.channel)
@@ -206,9 +203,7 @@ class EtcdStore(Store):
         if self._closed:
             raise StoreError("store is closed")
         low, high = self._range(prefix)
-        create = rpc.WatchCreateRequest(
-            key=low, range_end=high, start_revision=from_revision + 1, prev_kv=True
-        )
+        create = rpc.WatchCreateRequest(key=low, range_end=high, start_revision=from_revision + 1, prev_kv=True)
         queue = WatchQueue(prefix, self._watcher_backlog)
         call = self._watch_stub.Watch()
         self._watches[queue] = asyncio.create_task(self._read_watch(call, create, queue, from_revision))

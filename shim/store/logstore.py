@@ -39,9 +39,7 @@ DEFAULT_WATCHER_BACKLOG = 10_000
 class LogStore(Store):
     """A `Store` over any `Log`. Create with `await LogStore.open(log)`."""
 
-    def __init__(
-        self, log: Log, window: int = DEFAULT_WINDOW, watcher_backlog: int = DEFAULT_WATCHER_BACKLOG
-    ) -> None:
+    def __init__(self, log: Log, window: int = DEFAULT_WINDOW, watcher_backlog: int = DEFAULT_WATCHER_BACKLOG) -> None:
         self._log = log
         self._latest: SortedDict = SortedDict()  # key -> newest Row (a tombstone stays until compacted)
         self._history: dict[str, list[Row]] = {}  # key -> retained rows, oldest first

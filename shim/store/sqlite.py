@@ -163,9 +163,7 @@ def _transaction(conn: sqlite3.Connection, begin: str = "BEGIN") -> Iterator[Non
 def _load(conn: sqlite3.Connection) -> LogState:
     with _transaction(conn):  # one snapshot for both queries
         compacted = _compacted_revision(conn)
-        newest = dict(
-            conn.execute("SELECT id, value FROM log WHERE id IN (SELECT MAX(id) FROM log GROUP BY name)")
-        )
+        newest = dict(conn.execute("SELECT id, value FROM log WHERE id IN (SELECT MAX(id) FROM log GROUP BY name)"))
         rows = [
             Row(rev, name, created, prev, bool(deleted), newest.get(rev))
             for rev, name, created, prev, deleted in conn.execute(
@@ -180,10 +178,7 @@ def _append(conn: sqlite3.Connection, rows: list[Row]) -> None:
     with _transaction(conn, "BEGIN IMMEDIATE"):
         conn.executemany(
             "INSERT INTO log (id, name, created, prev_revision, deleted, value) VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                (r.revision, r.key, r.create_revision, r.prev_revision, r.deleted, r.value or b"")
-                for r in rows
-            ],
+            [(r.revision, r.key, r.create_revision, r.prev_revision, r.deleted, r.value or b"") for r in rows],
         )
 
 
@@ -196,9 +191,7 @@ def _read_values(conn: sqlite3.Connection, revisions: list[int]) -> dict[int, by
     return values
 
 
-def _read_range(
-    conn: sqlite3.Connection, after: int, upto: int, prefix: str
-) -> list[tuple[Row, bytes | None]]:
+def _read_range(conn: sqlite3.Connection, after: int, upto: int, prefix: str) -> list[tuple[Row, bytes | None]]:
     # substr() rather than a range on name: the primary key range drives the scan, whatever the prefix
     cursor = conn.execute(
         "SELECT cur.id, cur.name, cur.created, cur.prev_revision, cur.deleted, cur.value, prev.value"

@@ -22,9 +22,7 @@ from tests.etcd_server import ETCD_BINARY, EtcdServer, free_ports
 
 pytestmark = [
     pytest.mark.etcd,
-    pytest.mark.skipif(
-        ETCD_BINARY is None, reason="etcd binary not found (install Debian's etcd-server package)"
-    ),
+    pytest.mark.skipif(ETCD_BINARY is None, reason="etcd binary not found (install Debian's etcd-server package)"),
 ]
 
 OpenEtcd = Callable[..., Awaitable[EtcdStore]]

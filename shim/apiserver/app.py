@@ -1,0 +1,181 @@
+"""The aiohttp application: routes, error handling, metrics. The one door to the store."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from shim import __version__
+from shim.apiserver import codec, openapi
+from shim.apiserver.discovery import Discovery
+from shim.apiserver.errors import ApiError, status_response
+from shim.apiserver.handlers import ResourceHandlers, resolve
+from shim.apiserver.metrics import Metrics
+from shim.apiserver.objects import ObjectStore
+from shim.apiserver.registry import Registry
+from shim.apiserver.subresources import Subresources
+from shim.apiserver.watch import Watcher
+from shim.store import Store
+
+log = logging.getLogger("shim.apiserver")
+
+KUBE_MAJOR, KUBE_MINOR, KUBE_PATCH = "1", "33", "1"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def version_info() -> dict[str, str]:
+    """`/version`: the Kubernetes minor whose API is served (kubectl's dispatcher picks its binary by it)."""
+    return {
+        "major": KUBE_MAJOR,
+        "minor": KUBE_MINOR,
+        "gitVersion": f"v{KUBE_MAJOR}.{KUBE_MINOR}.{KUBE_PATCH}+kube-shim-{__version__}",
+        "gitCommit": "kube-shim",
+        "gitTreeState": "clean",
+        "buildDate": "2026-11-21T00:00:00Z",
+        "goVersion": "python",
+        "compiler": "cpython",
+        "platform": "linux/amd64",
+    }
+
+
+def build_app(
+    store: Store,
+    registry: Registry,
+    middlewares: list[Any] | None = None,
+    ready: Callable[[], bool] = lambda: True,
+) -> web.Application:
+    """The API server application over `store`, serving every resource in `registry`."""
+    metrics = Metrics()
+    objects = ObjectStore(store, registry)
+    handlers = ResourceHandlers(registry, objects, None, None)
+    handlers.subresources = Subresources(handlers)
+    watcher = Watcher(handlers)
+    handlers.watcher = watcher
+    discovery = Discovery(registry)
+
+    app = web.Application(
+        middlewares=[_observe(metrics), _errors, *(middlewares or [])],
+        client_max_size=codec.MAX_BODY_BYTES + 1,
+    )
+    app["objects"] = objects
+    app["handlers"] = handlers
+
+    async def resource(request: web.Request) -> web.StreamResponse:
+        info = request.match_info
+        target = resolve(registry, info.get("group", ""), info.get("version", "v1"), info["rest"])
+        request["resource"] = target.rt.plural + (f"/{target.subresource}" if target.subresource else "")
+        return await handlers.handle(request, target)
+
+    async def health(request: web.Request) -> web.Response:
+        if request.path.startswith("/readyz") and not ready():
+            return web.Response(status=500, text="[-]ready failed: still starting\nreadyz check failed")
+        return web.Response(text="ok")
+
+    async def version(request: web.Request) -> web.Response:
+        return codec.json_response(version_info())
+
+    async def metrics_text(request: web.Request) -> web.Response:
+        revision = await store.current_revision()
+        text = metrics.render(
+            {
+                "apiserver_registered_watchers": ("Open watch streams.", lambda: watcher.active),
+                "etcd_current_revision": ("The store's newest revision.", lambda: revision),
+            }
+        )
+        return web.Response(text=text, content_type="text/plain")
+
+    r = app.router
+    for path in ("/healthz", "/livez", "/readyz"):
+        r.add_get(path, health)
+        r.add_get(path + "/{check:.*}", health)
+    r.add_get("/version", version)
+    r.add_get("/metrics", metrics_text)
+    r.add_get("/api", discovery.core)
+    r.add_get("/api/", discovery.core)
+    r.add_get("/apis", discovery.groups_list)
+    r.add_get("/apis/", discovery.groups_list)
+    r.add_get("/api/{version}", discovery.resources)
+    r.add_get("/apis/{group}", discovery.group)
+    r.add_get("/apis/{group}/{version}", discovery.resources)
+    r.add_get("/openapi/v3", openapi_v3_index)
+    r.add_get("/openapi/v3/{path:.+}", openapi_v3_document)
+    r.add_get("/openapi/v2", openapi_v2)
+    r.add_route("*", "/api/{version}/{rest:.+}", resource)
+    r.add_route("*", "/apis/{group}/{version}/{rest:.+}", resource)
+    return app
+
+
+# -- OpenAPI ---------------------------------------------------------------------------------------------------
+
+
+async def openapi_v3_index(request: web.Request) -> web.Response:
+    return codec.json_response(openapi.v3_index(), headers={"Cache-Control": "no-cache, private"})
+
+
+async def openapi_v3_document(request: web.Request) -> web.Response:
+    found = openapi.v3_document(request.match_info["path"])
+    if found is None:
+        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+    body, digest = found
+    hashed = request.query.get("hash") == digest
+    headers = {
+        "Cache-Control": "public, immutable" if hashed else "no-cache, private",
+        "Etag": f'"{digest}"',
+    }
+    return web.Response(body=body, content_type="application/json", headers=headers)
+
+
+async def openapi_v2(request: web.Request) -> web.Response:
+    """Only the gnostic protobuf form: kubectl cannot parse JSON here (kubectl-wire.md G3)."""
+    from shim.apiserver.openapi_v2 import CONTENT_TYPE, encode_swagger_v2
+
+    cache = request.app.get("openapi_v2_pb")
+    if cache is None:
+        cache = request.app["openapi_v2_pb"] = encode_swagger_v2(openapi.swagger_v2())
+    return web.Response(body=cache, content_type=CONTENT_TYPE, headers={"Cache-Control": "no-cache, private"})
+
+
+# -- middlewares -------------------------------------------------------------------------------------------------
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure leaves as a Kubernetes Status: never an HTML page or a traceback."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return exc.response()
+    except web.HTTPRequestEntityTooLarge:
+        return status_response(413, "RequestEntityTooLarge", "Request entity too large: limit is 3145728")
+    except web.HTTPNotFound:
+        return status_response(404, "NotFound", "the server could not find the requested resource")
+    except web.HTTPMethodNotAllowed:
+        return status_response(
+            405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
+        )
+    except web.HTTPException as exc:
+        return status_response(exc.status, None, exc.reason)
+    except (ConnectionResetError, TimeoutError) as exc:
+        raise web.HTTPServiceUnavailable() from exc
+    except Exception:
+        log.exception("internal error serving %s %s", request.method, request.path_qs)
+        return status_response(500, "InternalError", "Internal error occurred: an unexpected error; see the server log")
+
+
+def _observe(metrics: Metrics) -> Any:
+    @web.middleware
+    async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.monotonic()
+        response = await handler(request)
+        resource = request.get("resource")
+        if resource:
+            verb = "WATCH" if "watch" in request.query or "/watch/" in request.path else request.method
+            metrics.observe(verb, resource, response.status, time.monotonic() - started)
+        return response
+
+    return observe

@@ -1,0 +1,139 @@
+"""Request bodies in (JSON, YAML, Kubernetes protobuf) and response negotiation out (JSON, Table, metadata)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import yaml
+from aiohttp import web
+
+from shim.apiserver import errors
+
+MAX_BODY_BYTES = 3 * 1024 * 1024  # kube-apiserver's limit for a single object
+
+JSON = "application/json"
+YAML = "application/yaml"
+PROTOBUF = "application/vnd.kubernetes.protobuf"
+JSON_PATCH = "application/json-patch+json"
+MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+APPLY_PATCH_CBOR = "application/apply-patch+cbor"
+PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, APPLY_PATCH)
+
+
+def media_type(request: web.Request) -> str:
+    """The request's Content-Type without parameters; none means JSON (the Python client sends none)."""
+    raw = request.headers.get("Content-Type", "")
+    return raw.split(";", 1)[0].strip().lower() or JSON
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The raw body, refusing anything over the size limit with 413 before reading it all."""
+    length = request.content_length
+    if length is not None and length > MAX_BODY_BYTES:
+        raise _too_large()
+    chunks = []
+    size = 0
+    async for chunk in request.content.iter_chunked(65536):
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large() -> errors.ApiError:
+    return errors.ApiError(413, "RequestEntityTooLarge", "Request entity too large: limit is 3145728")
+
+
+async def read_object(request: web.Request) -> dict[str, Any]:
+    """Decode an object body (POST/PUT) by its Content-Type."""
+    body = await read_body(request)
+    kind = media_type(request)
+    if kind == PROTOBUF:
+        from shim.apiserver.protobuf import ProtobufDecodeError, decode_object
+
+        try:
+            obj: Any = decode_object(body)
+        except ProtobufDecodeError as exc:
+            raise errors.bad_request(f"unable to decode protobuf body: {exc}") from None
+    elif kind in (JSON, "*/*", "application/x-www-form-urlencoded"):
+        obj = parse_json(body)
+    elif kind in (YAML, "application/x-yaml", "text/yaml"):
+        obj = parse_yaml(body)
+    else:
+        raise unsupported_media_type(kind, (JSON, YAML, PROTOBUF))
+    if not isinstance(obj, dict):
+        raise errors.bad_request("the object provided is unrecognized (must be of type object): " + type(obj).__name__)
+    return obj
+
+
+def parse_json(body: bytes) -> Any:
+    """JSON, with kube's wording for a syntax error."""
+    if not body.strip():
+        raise errors.bad_request(
+            "the body of the request was in an unknown format - accepted media types include: "
+            "application/json, application/yaml, application/vnd.kubernetes.protobuf"
+        )
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise errors.bad_request(f"json: cannot parse request body: {exc}") from None
+
+
+def parse_yaml(body: bytes) -> Any:
+    """YAML (JSON is YAML too); one document only."""
+    try:
+        return yaml.load(body, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        raise errors.bad_request(f"yaml: cannot parse request body: {exc}") from None
+
+
+def parse_json_or_yaml(body: bytes) -> Any:
+    """Apply bodies: kubectl sends JSON under the `+yaml` type, users may send YAML."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return parse_yaml(body)
+
+
+def unsupported_media_type(kind: str, supported: tuple[str, ...]) -> errors.ApiError:
+    return errors.ApiError(
+        415,
+        "UnsupportedMediaType",
+        f"the body of the request was in an unknown format - accepted media types include: {', '.join(supported)}"
+        if kind
+        else "missing content type",
+    )
+
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+# -- responses --------------------------------------------------------------------------------------------------
+
+
+def wants_table(request: web.Request) -> bool:
+    """kubectl's `Accept: application/json;as=Table;v=v1;g=meta.k8s.io, ...` (v1beta1 also served)."""
+    accept = request.headers.get("Accept", "")
+    return "as=Table" in accept and "g=meta.k8s.io" in accept
+
+
+def wants_partial_metadata(request: web.Request) -> bool:
+    """`as=PartialObjectMetadata` / `PartialObjectMetadataList` (metadata-only clients, e.g. the GC)."""
+    accept = request.headers.get("Accept", "")
+    return "as=PartialObjectMetadata" in accept and "g=meta.k8s.io" in accept
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(body), content_type=JSON, headers=headers)
+
+
+def partial_metadata(obj: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj.get("metadata", {}),
+    }

@@ -1,0 +1,178 @@
+"""Discovery documents: legacy (`APIVersions`, `APIGroupList`, `APIResourceList`) and aggregated v2/v2beta1.
+
+kubectl only trusts an aggregated answer whose Content-Type carries `g`, `v` and `as`, and 1.27 only
+understands v2beta1 (kubectl-wire.md G5), so the version is negotiated from the Accept header.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from shim.apiserver import codec
+from shim.apiserver.registry import Registry, ResourceType
+
+_AGGREGATED = "application/json;g=apidiscovery.k8s.io;v={v};as=APIGroupDiscoveryList"
+
+# subresource -> (verbs, response group, version, kind); a None kind means "the parent's kind"
+_SUBRESOURCES: dict[str, tuple[tuple[str, ...], str | None, str | None, str | None]] = {
+    "status": (("get", "patch", "update"), None, None, None),
+    "scale": (("get", "patch", "update"), "autoscaling", "v1", "Scale"),
+    "binding": (("create",), "", "v1", "Binding"),
+    "eviction": (("create",), "policy", "v1", "Eviction"),
+    "log": (("get",), "", "v1", "Pod"),
+    "exec": (("create", "get"), "", "v1", "PodExecOptions"),
+    "attach": (("create", "get"), "", "v1", "PodAttachOptions"),
+    "portforward": (("create", "get"), "", "v1", "PodPortForwardOptions"),
+    "finalize": (("update",), "", "v1", "Namespace"),
+}
+
+
+class Discovery:
+    """Serves the discovery endpoints from the registry (documents built once)."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.groups = registry.group_versions()
+
+    def negotiated_version(self, request: web.Request) -> str | None:
+        accept = request.headers.get("Accept", "")
+        for version in ("v2", "v2beta1"):
+            if f"v={version};" in accept.replace(" ", "") + ";" and "as=APIGroupDiscoveryList" in accept:
+                return version
+        return None
+
+    async def core(self, request: web.Request) -> web.Response:
+        version = self.negotiated_version(request)
+        if version:
+            return self._aggregated(version, [""])
+        return codec.json_response(
+            {
+                "kind": "APIVersions",
+                "versions": self.groups[""],
+                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": request.host}],
+            }
+        )
+
+    async def groups_list(self, request: web.Request) -> web.Response:
+        version = self.negotiated_version(request)
+        named = [g for g in self.groups if g]
+        if version:
+            return self._aggregated(version, named)
+        return codec.json_response(
+            {"kind": "APIGroupList", "apiVersion": "v1", "groups": [self._group(g) for g in named]}
+        )
+
+    async def group(self, request: web.Request) -> web.Response:
+        group = request.match_info["group"]
+        if group not in self.groups or not group:
+            return _not_found()
+        return codec.json_response({"kind": "APIGroup", "apiVersion": "v1", **self._group(group)})
+
+    async def resources(self, request: web.Request) -> web.Response:
+        group = request.match_info.get("group", "")
+        version = request.match_info["version"]
+        rows = [r for r in self.registry.resources if r.group == group and r.version == version]
+        if not rows:
+            return _not_found()
+        resources: list[dict[str, Any]] = []
+        for r in rows:
+            resources.append(_legacy_resource(r))
+            for sub in r.subresources:
+                verbs, g, v, kind = _SUBRESOURCES[sub]
+                entry = {
+                    "name": f"{r.plural}/{sub}",
+                    "singularName": "",
+                    "namespaced": r.namespaced,
+                    "kind": kind or r.kind,
+                    "verbs": list(verbs),
+                }
+                if g is not None and (g, v) != (r.group, r.version):
+                    entry["group"], entry["version"] = g, v
+                resources.append(entry)
+        gv = f"{group}/{version}" if group else version
+        return codec.json_response(
+            {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}
+        )
+
+    def _group(self, group: str) -> dict[str, Any]:
+        versions = [{"groupVersion": f"{group}/{v}", "version": v} for v in self.groups[group]]
+        return {"name": group, "versions": versions, "preferredVersion": versions[0]}
+
+    def _aggregated(self, version: str, groups: list[str]) -> web.Response:
+        items = []
+        for group in groups:
+            versions = []
+            for v in self.groups[group]:
+                rows = [r for r in self.registry.resources if r.group == group and r.version == v]
+                versions.append(
+                    {
+                        "version": v,
+                        "resources": [_aggregated_resource(r) for r in rows],
+                        "freshness": "Current",
+                    }
+                )
+            items.append({"metadata": {"name": group} if group else {}, "versions": versions})
+        body = {
+            "kind": "APIGroupDiscoveryList",
+            "apiVersion": f"apidiscovery.k8s.io/{version}",
+            "metadata": {},
+            "items": items,
+        }
+        response = codec.json_response(body)
+        response.headers["Content-Type"] = _AGGREGATED.format(v=version)
+        response.headers["Vary"] = "Accept"
+        return response
+
+
+def _legacy_resource(r: ResourceType) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "name": r.plural,
+        "singularName": r.singular,
+        "namespaced": r.namespaced,
+        "kind": r.kind,
+        "verbs": list(r.verbs),
+    }
+    if r.short_names:
+        entry["shortNames"] = list(r.short_names)
+    if r.categories:
+        entry["categories"] = list(r.categories)
+    return entry
+
+
+def _aggregated_resource(r: ResourceType) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "resource": r.plural,
+        "responseKind": {"group": r.group, "version": r.version, "kind": r.kind},
+        "scope": "Namespaced" if r.namespaced else "Cluster",
+        "singularResource": r.singular,
+        "verbs": list(r.verbs),
+    }
+    if r.short_names:
+        entry["shortNames"] = list(r.short_names)
+    if r.categories:
+        entry["categories"] = list(r.categories)
+    subs = []
+    for sub in r.subresources:
+        verbs, g, v, kind = _SUBRESOURCES[sub]
+        subs.append(
+            {
+                "subresource": sub,
+                "verbs": list(verbs),
+                "responseKind": {
+                    "group": r.group if g is None else g,
+                    "version": v or r.version,
+                    "kind": kind or r.kind,
+                },
+            }
+        )
+    if subs:
+        entry["subresources"] = subs
+    return entry
+
+
+def _not_found() -> web.Response:
+    from shim.apiserver.errors import status_response
+
+    return status_response(404, "NotFound", "the server could not find the requested resource")

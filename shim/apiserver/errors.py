@@ -1,0 +1,127 @@
+"""Kubernetes `Status` errors: every failure the API answers is one of these, never a bare 500."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+# HTTP code -> the reason kube-apiserver gives when nothing more specific applies
+_REASONS = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    406: "NotAcceptable",
+    409: "Conflict",
+    410: "Expired",
+    413: "RequestEntityTooLarge",
+    415: "UnsupportedMediaType",
+    422: "Invalid",
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+    504: "Timeout",
+}
+
+
+def status_body(code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A failure `Status` object as kube-apiserver writes it."""
+    body: dict[str, Any] = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+    }
+    if details:
+        body["details"] = details
+    body["code"] = code
+    return body
+
+
+def status_response(code: int, reason: str | None, message: str, details: dict[str, Any] | None = None) -> web.Response:
+    """An aiohttp response carrying a failure `Status` with the same HTTP code."""
+    body = status_body(code, reason or _REASONS.get(code, ""), message, details)
+    return web.Response(status=code, body=orjson.dumps(body), content_type="application/json")
+
+
+class ApiError(Exception):
+    """An error the API answers with a `Status`; raise it anywhere under a handler."""
+
+    def __init__(self, code: int, reason: str | None, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason or _REASONS.get(code, "")
+        self.message = message
+        self.details = details
+
+    def body(self) -> dict[str, Any]:
+        return status_body(self.code, self.reason, self.message, self.details)
+
+    def response(self) -> web.Response:
+        return status_response(self.code, self.reason, self.message, self.details)
+
+
+def _details(name: str | None, group: str, kind: str, causes: list[dict] | None = None) -> dict[str, Any]:
+    details: dict[str, Any] = {}
+    if name:
+        details["name"] = name
+    details["group"] = group
+    details["kind"] = kind
+    if causes:
+        details["causes"] = causes
+    return details
+
+
+def _qualified(group: str, resource: str) -> str:
+    return f"{resource}.{group}" if group else resource
+
+
+def not_found(group: str, resource: str, name: str) -> ApiError:
+    """404 for a named object (`pods "x" not found`)."""
+    return ApiError(
+        404, "NotFound", f'{_qualified(group, resource)} "{name}" not found', _details(name, group, resource)
+    )
+
+
+def already_exists(group: str, resource: str, name: str) -> ApiError:
+    return ApiError(
+        409,
+        "AlreadyExists",
+        f'{_qualified(group, resource)} "{name}" already exists',
+        _details(name, group, resource),
+    )
+
+
+def conflict(group: str, resource: str, name: str, why: str) -> ApiError:
+    return ApiError(
+        409,
+        "Conflict",
+        f'Operation cannot be fulfilled on {_qualified(group, resource)} "{name}": {why}',
+        _details(name, group, resource),
+    )
+
+
+def invalid(group: str, kind: str, name: str, causes: list[dict]) -> ApiError:
+    """422 with causes, worded like kube: `Pod "x" is invalid: [spec.containers: Required value, ...]`."""
+    parts = [f"{c['field']}: {c['message']}" if c.get("field") else c["message"] for c in causes]
+    summary = parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
+    qualified = f"{kind}.{group}" if group else kind
+    return ApiError(422, "Invalid", f'{qualified} "{name}" is invalid: {summary}', _details(name, group, kind, causes))
+
+
+def bad_request(message: str) -> ApiError:
+    return ApiError(400, "BadRequest", message)
+
+
+def expired(message: str) -> ApiError:
+    return ApiError(410, "Expired", message)
+
+
+def cause(reason: str, field: str, message: str) -> dict[str, str]:
+    """One `StatusCause` (`FieldValueRequired`, `FieldValueInvalid`, `FieldValueNotSupported`, ...)."""
+    return {"reason": reason, "message": message, "field": field}

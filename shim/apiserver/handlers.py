@@ -1,0 +1,461 @@
+"""The generic REST handlers: one set of verbs for every registered resource.
+
+A request is resolved to (resource type, namespace, name, subresource); the verb handlers below then
+do the same thing for every kind, with the strategy supplying what differs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from shim.apiserver import codec, errors, query
+from shim.apiserver.errors import ApiError
+from shim.apiserver.objects import DeleteOptions, Obj, ObjectStore
+from shim.apiserver.registry import Registry, ResourceType
+from shim.apiserver.selectors import (
+    SelectorError,
+    convert_field_selector,
+    field_matcher,
+    parse_field_selector,
+    parse_label_selector,
+)
+from shim.apiserver.tables import build_table
+
+_NAMESPACE_SUBRESOURCES = ("status", "finalize")
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a resource URL names."""
+
+    rt: ResourceType
+    namespace: str | None
+    name: str | None
+    subresource: str | None
+    watch_path: bool  # the legacy /watch/ prefix
+
+
+def resolve(registry: Registry, group: str, version: str, rest: str) -> Target:
+    """Parse the part of a resource URL after `/api/v1/` or `/apis/<group>/<version>/`."""
+    parts = [p for p in rest.split("/") if p]
+    watch_path = bool(parts) and parts[0] == "watch"
+    if watch_path:
+        parts = parts[1:]
+    namespace = None
+    if (
+        len(parts) >= 3
+        and parts[0] == "namespaces"
+        and not (group == "" and len(parts) == 3 and parts[2] in _NAMESPACE_SUBRESOURCES)
+    ):
+        namespace, parts = parts[1], parts[2:]
+    if not parts or len(parts) > 3:
+        raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
+    rt = registry.lookup(group, version, parts[0])
+    if rt is None:
+        raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
+    name = parts[1] if len(parts) > 1 else None
+    sub = parts[2] if len(parts) > 2 else None
+    if namespace is not None and not rt.namespaced:
+        raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
+    if rt.namespaced and name is not None and namespace is None:
+        raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
+    if sub is not None and sub not in rt.subresources:
+        raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
+    return Target(rt, namespace, name, sub, watch_path)
+
+
+class ResourceHandlers:
+    """get / list / watch / create / update / patch / delete / deletecollection for every resource."""
+
+    def __init__(self, registry: Registry, objects: ObjectStore, subresources: Any, watcher: Any) -> None:
+        self.registry = registry
+        self.objects = objects
+        self.subresources = subresources
+        self.watcher = watcher
+        self.namespaces = registry.lookup("", "v1", "namespaces")
+
+    async def handle(self, request: web.Request, target: Target) -> web.StreamResponse:
+        method = request.method
+        q = request.query
+        if target.subresource is not None:
+            return await self.subresources.handle(request, target)
+        if target.name is None:
+            if method == "GET":
+                if target.watch_path or query.parse_bool(q, "watch"):
+                    return await self.watcher.serve(request, target)
+                return await self.list(request, target)
+            if method == "POST":
+                return await self.create(request, target)
+            if method == "DELETE":
+                return await self.delete_collection(request, target)
+        else:
+            if method == "GET":
+                if target.watch_path or query.parse_bool(q, "watch"):
+                    return await self.watcher.serve(request, target)
+                return await self.get(request, target)
+            if method == "PUT":
+                return await self.update(request, target)
+            if method == "PATCH":
+                return await self.patch(request, target)
+            if method == "DELETE":
+                return await self.delete(request, target)
+        raise errors.ApiError(
+            405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
+        )
+
+    # -- reads -------------------------------------------------------------------------------------------------
+
+    async def get(self, request: web.Request, target: Target) -> web.Response:
+        obj = await self.objects.get(target.rt, target.namespace, target.name or "")
+        return self.render(request, target.rt, obj)
+
+    async def list(self, request: web.Request, target: Target) -> web.Response:
+        rt = target.rt
+        q = request.query
+        accept = self.filter_for(request, rt)
+        limit = query.parse_int(q, "limit")
+        revision = self.list_revision(q, limit)
+        page = await self.objects.list(
+            rt, target.namespace, accept, limit if limit and limit > 0 else None, q.get("continue"), revision
+        )
+        list_meta: dict[str, Any] = {"resourceVersion": str(page.resource_version)}
+        if page.continue_token:
+            list_meta["continue"] = page.continue_token
+        if codec.wants_table(request):
+            return codec.json_response(
+                build_table(rt.group, rt.plural, page.items, datetime.now(UTC), include_object(request), list_meta)
+            )
+        if codec.wants_partial_metadata(request):
+            return codec.json_response(
+                {
+                    "kind": "PartialObjectMetadataList",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": list_meta,
+                    "items": [codec.partial_metadata(o) for o in page.items],
+                }
+            )
+        return codec.json_response(
+            {"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": list_meta, "items": page.items}
+        )
+
+    def list_revision(self, q: Any, limit: int | None) -> int | None:
+        """resourceVersion + resourceVersionMatch: an exact revision only when the client asked for one."""
+        rv = q.get("resourceVersion")
+        match = q.get("resourceVersionMatch")
+        if match and match not in ("Exact", "NotOlderThan"):
+            raise errors.bad_request(
+                f'resourceVersionMatch: Unsupported value: "{match}": supported values: "Exact", "NotOlderThan"'
+            )
+        if match and not rv:
+            raise errors.bad_request("resourceVersionMatch is forbidden unless resourceVersion is provided")
+        if not rv or rv == "0":
+            if match == "Exact" and rv == "0":
+                raise errors.bad_request('resourceVersionMatch "exact" is forbidden for resourceVersion "0"')
+            return None
+        try:
+            revision = int(rv)
+        except ValueError:
+            raise errors.bad_request(f'invalid resource version "{rv}"') from None
+        if match == "Exact" or (match is None and limit):
+            return revision
+        return None
+
+    def filter_for(self, request: web.Request, rt: ResourceType) -> Any:
+        """A predicate for labelSelector/fieldSelector, or None when both are empty."""
+        q = request.query
+        labels_text = q.get("labelSelector", "")
+        fields_text = q.get("fieldSelector", "")
+        try:
+            labels = parse_label_selector(labels_text) if labels_text.strip() else None
+            fields = None
+            if fields_text.strip():
+                selector = convert_field_selector(rt.group, rt.plural, parse_field_selector(fields_text))
+                fields = field_matcher(rt.group, rt.plural, selector)
+        except SelectorError as exc:
+            raise errors.bad_request(str(exc)) from None
+        if labels is None:
+            return fields
+        if fields is None:
+            return lambda obj: labels.matches(obj["metadata"].get("labels"))
+        return lambda obj: labels.matches(obj["metadata"].get("labels")) and fields(obj)
+
+    def render(
+        self,
+        request: web.Request,
+        rt: ResourceType,
+        obj: Obj,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+    ) -> web.Response:
+        """One object as JSON, or as a one-row Table when kubectl asks for it."""
+        if codec.wants_table(request):
+            table = build_table(
+                rt.group,
+                rt.plural,
+                [obj],
+                datetime.now(UTC),
+                include_object(request),
+                {"resourceVersion": obj.get("metadata", {}).get("resourceVersion", "")},
+            )
+            return codec.json_response(table, status, headers)
+        if codec.wants_partial_metadata(request):
+            return codec.json_response(codec.partial_metadata(obj), status, headers)
+        return codec.json_response(obj, status, headers)
+
+    # -- writes ------------------------------------------------------------------------------------------------
+
+    async def create(self, request: web.Request, target: Target) -> web.Response:
+        rt = target.rt
+        obj = await codec.read_object(request)
+        check_type_meta(rt, obj)
+        if rt.namespaced:
+            body_ns = (obj.get("metadata") or {}).get("namespace")
+            if body_ns and body_ns != target.namespace:
+                raise errors.bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                )
+            if target.namespace is None:
+                raise errors.ApiError(
+                    405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
+                )
+            await self.require_active_namespace(rt, target.namespace, obj)
+        dry = query.dry_run(request.query)
+        warnings = self.check_fields(request, rt, obj)
+        created = await self.objects.create(
+            rt, target.namespace, obj, dry, self.subresources.admit_create(rt), field_manager(request)
+        )
+        return self.render(request, rt, created, 201, warning_headers(warnings))
+
+    async def update(self, request: web.Request, target: Target, subresource: str | None = None) -> web.Response:
+        rt = target.rt
+        obj = await codec.read_object(request)
+        check_type_meta(rt, obj)
+        meta = obj.get("metadata") or {}
+        if meta.get("name") and meta["name"] != target.name:
+            raise errors.bad_request(
+                f"the name of the object ({meta['name']}) does not match the name on the URL ({target.name})"
+            )
+        if rt.namespaced and meta.get("namespace") and meta["namespace"] != target.namespace:
+            raise errors.bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request"
+            )
+        warnings = self.check_fields(request, rt, obj)
+        wanted_rv = meta.get("resourceVersion")
+
+        def replace(old: Obj) -> Obj:
+            if wanted_rv and wanted_rv != old["metadata"]["resourceVersion"]:
+                raise stale(rt, target.name or "")
+            return obj
+
+        updated = await self.objects.update(
+            rt,
+            target.namespace,
+            target.name or "",
+            replace,
+            subresource,
+            query.dry_run(request.query),
+            field_manager(request),
+        )
+        return self.render(request, rt, updated, 200, warning_headers(warnings))
+
+    async def patch(self, request: web.Request, target: Target, subresource: str | None = None) -> web.Response:
+        from shim.apiserver.patching import apply_patch, parse_patch
+
+        rt = target.rt
+        kind = codec.media_type(request)
+        body = await codec.read_body(request)
+        patch = parse_patch(kind, body)
+        q = request.query
+        dry = query.dry_run(q)
+        warnings: list[str] = []
+        if kind == codec.APPLY_PATCH:
+            return await self.subresources.server_side_apply(request, target, patch, dry)
+
+        def patched(old: Obj) -> Obj:
+            new = apply_patch(rt, kind, old, patch)
+            wanted_rv = (patch.get("metadata") or {}).get("resourceVersion") if isinstance(patch, dict) else None
+            if wanted_rv and wanted_rv != old["metadata"]["resourceVersion"]:
+                raise stale(rt, target.name or "")
+            warnings[:] = self.check_fields(request, rt, new)
+            return new
+
+        updated = await self.objects.update(
+            rt, target.namespace, target.name or "", patched, subresource, dry, field_manager(request)
+        )
+        return self.render(request, rt, updated, 200, warning_headers(warnings))
+
+    async def delete(self, request: web.Request, target: Target) -> web.Response:
+        rt = target.rt
+        options = await read_delete_options(request)
+        obj, deleted_now = await self.objects.delete(rt, target.namespace, target.name or "", options)
+        if deleted_now and not rt.strategy.returns_deleted_object:
+            return codec.json_response(success_status(rt, obj))
+        return self.render(request, rt, obj)
+
+    async def delete_collection(self, request: web.Request, target: Target) -> web.Response:
+        rt = target.rt
+        options = await read_delete_options(request)
+        page = await self.objects.list(rt, target.namespace, self.filter_for(request, rt))
+        deleted = []
+        for obj in page.items:
+            meta = obj["metadata"]
+            try:
+                gone, _ = await self.objects.delete(rt, meta.get("namespace"), meta["name"], options)
+            except ApiError as exc:
+                if exc.code == 404:
+                    continue
+                raise
+            deleted.append(gone)
+        return codec.json_response(
+            {
+                "kind": rt.list_kind,
+                "apiVersion": rt.api_version,
+                "metadata": {"resourceVersion": str(await self.objects.store.current_revision())},
+                "items": deleted,
+            }
+        )
+
+    # -- helpers -----------------------------------------------------------------------------------------------
+
+    async def require_active_namespace(self, rt: ResourceType, namespace: str, obj: Obj) -> None:
+        """Namespaced objects need an existing namespace that is not terminating."""
+        assert self.namespaces is not None
+        try:
+            ns = await self.objects.get(self.namespaces, None, namespace)
+        except ApiError:
+            raise errors.not_found("", "namespaces", namespace) from None
+        if ns.get("status", {}).get("phase") == "Terminating" or ns["metadata"].get("deletionTimestamp"):
+            name = (obj.get("metadata") or {}).get("name") or ""
+            raise ApiError(
+                403,
+                "Forbidden",
+                f'{rt.qualified} "{name}" is forbidden: unable to create new content in namespace {namespace} '
+                "because it is being terminated",
+                {
+                    "name": name,
+                    "group": rt.group,
+                    "kind": rt.plural,
+                    "causes": [
+                        {
+                            "reason": "NamespaceTerminating",
+                            "message": f"namespace {namespace} is being terminated",
+                            "field": "metadata.namespace",
+                        }
+                    ],
+                },
+            )
+
+    def check_fields(self, request: web.Request, rt: ResourceType, obj: Obj) -> list[str]:
+        """Schema problems per fieldValidation: Strict fails, Warn returns warnings, Ignore drops them."""
+        from shim.apiserver.validation import find_schema_problems
+
+        mode = query.field_validation(request.query)
+        causes, unknown = find_schema_problems(rt.group, rt.version, rt.kind, obj)
+        if causes:
+            detail = "; ".join(f"{c['field']}: {c['message']}" for c in causes)
+            raise errors.bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: {detail}')
+        if not unknown or mode == "Ignore":
+            return []
+        if mode == "Strict":
+            raise errors.bad_request("strict decoding error: " + ", ".join(unknown))
+        return unknown
+
+
+def field_manager(request: web.Request) -> str:
+    """`fieldManager`, or as kube derives it: the User-Agent up to its first `/` (`kubectl`, ...)."""
+    manager = request.query.get("fieldManager")
+    if manager is None:
+        manager = request.headers.get("User-Agent", "").split("/", 1)[0]
+    if len(manager) > 128:
+        raise errors.invalid(
+            "meta.k8s.io",
+            "PatchOptions",
+            "",
+            [errors.cause("FieldValueTooLong", "fieldManager", "Too long: may not be more than 128 bytes")],
+        )
+    return manager
+
+
+def include_object(request: web.Request) -> str:
+    value = request.query.get("includeObject") or "Metadata"
+    if value not in ("None", "Metadata", "Object"):
+        raise errors.bad_request(
+            "Unable to convert to Table as requested: includeObject: Invalid value: "
+            f"\"{value}\": must be 'Metadata', 'Object', 'None', or empty"
+        )
+    return value
+
+
+def check_type_meta(rt: ResourceType, obj: Obj) -> None:
+    """A body may omit kind/apiVersion; when it has them they must match the URL."""
+    api_version = obj.get("apiVersion")
+    kind = obj.get("kind")
+    if api_version and api_version != rt.api_version:
+        raise errors.bad_request(
+            f"the API version in the data ({api_version}) does not match the expected API version ({rt.api_version})"
+        )
+    if kind and kind != rt.kind:
+        raise errors.bad_request(f"the kind in the data ({kind}) does not match the expected kind ({rt.kind})")
+
+
+def stale(rt: ResourceType, name: str) -> ApiError:
+    return errors.conflict(
+        rt.group,
+        rt.plural,
+        name,
+        "the object has been modified; please apply your changes to the latest version and try again",
+    )
+
+
+def success_status(rt: ResourceType, obj: Obj) -> dict[str, Any]:
+    meta = obj.get("metadata", {})
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": {"name": meta.get("name"), "group": rt.group, "kind": rt.plural, "uid": meta.get("uid")},
+    }
+
+
+def warning_headers(warnings: list[str]) -> dict[str, str] | None:
+    """`Warning: 299 - "..."` (aiohttp joins one header; several warnings go comma-separated as Go allows)."""
+    if not warnings:
+        return None
+    return {"Warning": ", ".join("299 - " + orjson.dumps(w).decode() for w in warnings)}
+
+
+async def read_delete_options(request: web.Request) -> DeleteOptions:
+    """DeleteOptions from the body (kubectl) and/or the query (the Python client)."""
+    q = request.query
+    body: dict[str, Any] = {}
+    raw = await codec.read_body(request)
+    if raw.strip():
+        parsed = codec.parse_json(raw) if codec.media_type(request) != codec.YAML else codec.parse_yaml(raw)
+        if not isinstance(parsed, dict):
+            raise errors.bad_request("DeleteOptions must be an object")
+        body = parsed
+    grace = body.get("gracePeriodSeconds")
+    if grace is None:
+        grace = query.parse_int(q, "gracePeriodSeconds")
+    policy = body.get("propagationPolicy") or q.get("propagationPolicy")
+    if body.get("orphanDependents") is True or query.parse_bool(q, "orphanDependents"):
+        policy = policy or "Orphan"
+    if policy not in (None, "Orphan", "Background", "Foreground"):
+        raise errors.bad_request(
+            f'propagationPolicy: Unsupported value: "{policy}": supported values: "Foreground", "Background", "Orphan"'
+        )
+    pre = body.get("preconditions") or {}
+    body_dry = body.get("dryRun")
+    return DeleteOptions(
+        grace_period_seconds=int(grace) if grace is not None else None,
+        propagation_policy=policy,
+        precondition_uid=pre.get("uid"),
+        precondition_resource_version=pre.get("resourceVersion"),
+        dry_run=query.dry_run(q, body_dry if isinstance(body_dry, list) else None),
+    )

@@ -1,0 +1,310 @@
+"""apps/v1 Deployments and ReplicaSets, and their `scale` subresource (autoscaling/v1 Scale).
+
+Follows `pkg/apis/apps/v1/defaults.go`, `pkg/registry/apps/{deployment,replicaset}/strategy.go` and
+`pkg/apis/apps/validation`. Pod templates are defaulted and validated like pods, minus what only a Pod
+gets (admission, SetDefaults_Pod).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from shim.apiserver.kinds.causes import (
+    Cause,
+    GoValue,
+    forbidden,
+    go_int_or_string,
+    go_label_selector,
+    go_string_map,
+    invalid,
+    required,
+    undecodable,
+    unsupported,
+)
+from shim.apiserver.kinds.meta import FIELD_IMMUTABLE, regex_error, validate_label_selector
+from shim.apiserver.kinds.pod_defaults import default_pod_spec
+from shim.apiserver.kinds.pod_validation import nonnegative, validate_pod_template
+from shim.apiserver.kinds.quantity import QuantityError
+from shim.apiserver.registry import ResourceType, Strategy
+from shim.apiserver.selectors import SelectorError, label_selector_from_object
+
+Obj = dict[str, Any]
+
+_PERCENT_FMT = "[0-9]+%"
+_PERCENT = re.compile(_PERCENT_FMT).fullmatch
+_PERCENT_MSG = regex_error(
+    "a valid percent string must be a numeric string followed by an ending '%'", _PERCENT_FMT, "1%", "93%"
+)
+_GREATER_THAN_REPLICAS = "cannot be greater than status.replicas"
+
+
+class DeploymentStrategy(Strategy):
+    """Deployments: RollingUpdate 25%/25%, 10 revisions, 600s progress deadline; selector fixed once set."""
+
+    tracks_generation = True
+    has_status_subresource = True
+
+    def default(self, obj: Obj) -> None:
+        spec = obj.setdefault("spec", {})
+        if spec.get("replicas") is None:
+            spec["replicas"] = 1
+        strategy = spec.get("strategy")
+        if strategy is None:
+            strategy = spec["strategy"] = {}
+        if not strategy.get("type"):
+            strategy["type"] = "RollingUpdate"
+        if strategy["type"] == "RollingUpdate":
+            rolling = strategy.get("rollingUpdate")
+            if rolling is None:
+                rolling = strategy["rollingUpdate"] = {}
+            for key in ("maxUnavailable", "maxSurge"):
+                if rolling.get(key) is None:
+                    rolling[key] = "25%"
+        if spec.get("revisionHistoryLimit") is None:
+            spec["revisionHistoryLimit"] = 10
+        if spec.get("progressDeadlineSeconds") is None:
+            spec["progressDeadlineSeconds"] = 600
+        _default_template(spec, "Deployment")
+
+    def prepare_for_create(self, obj: Obj) -> None:
+        obj["status"] = {}
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> None:
+        # annotations are copied to the replica sets, so changing them is a new generation too
+        meta, old_meta = new.setdefault("metadata", {}), old.get("metadata") or {}
+        if (meta.get("annotations") or {}) != (old_meta.get("annotations") or {}):
+            meta["generation"] = old_meta.get("generation", 0) + 1
+
+    def validate(self, obj: Obj) -> list[Cause]:
+        spec = obj.get("spec") or {}
+        causes = _validate_replica_set_spec(spec)
+        causes.extend(_validate_strategy(spec.get("strategy") or {}))
+        causes.extend(nonnegative(spec.get("revisionHistoryLimit"), "spec.revisionHistoryLimit"))
+        deadline = spec.get("progressDeadlineSeconds")
+        if deadline is not None:
+            causes.extend(nonnegative(deadline, "spec.progressDeadlineSeconds"))
+            if deadline <= spec.get("minReadySeconds", 0):
+                causes.append(invalid("spec.progressDeadlineSeconds", deadline, "must be greater than minReadySeconds"))
+        return causes
+
+    def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
+        """ValidateDeploymentUpdate + selector immutability, and the status rules (no-ops when unchanged)."""
+        causes = self.validate(new)
+        causes.extend(_selector_unchanged(new, old))
+        status, old_status = new.get("status") or {}, old.get("status") or {}
+        causes.extend(
+            _validate_status(
+                status,
+                (
+                    "observedGeneration",
+                    "replicas",
+                    "updatedReplicas",
+                    "readyReplicas",
+                    "availableReplicas",
+                    "unavailableReplicas",
+                    "collisionCount",
+                ),
+                ("updatedReplicas", "readyReplicas", "availableReplicas"),
+            )
+        )
+        if status.get("collisionCount", 0) < old_status.get("collisionCount", 0):
+            causes.append(invalid("status.collisionCount", status.get("collisionCount", 0), "cannot be decremented"))
+        return causes
+
+
+class ReplicaSetStrategy(Strategy):
+    """ReplicaSets: one replica by default; selector fixed once set."""
+
+    tracks_generation = True
+    has_status_subresource = True
+
+    def default(self, obj: Obj) -> None:
+        spec = obj.setdefault("spec", {})
+        if spec.get("replicas") is None:
+            spec["replicas"] = 1
+        _default_template(spec, "ReplicaSet")
+        if obj.get("status") is not None:
+            obj["status"].setdefault("replicas", 0)
+
+    def prepare_for_create(self, obj: Obj) -> None:
+        obj["status"] = {"replicas": 0}
+
+    def prepare_for_status_update(self, new: Obj, old: Obj) -> None:
+        super().prepare_for_status_update(new, old)
+        new.setdefault("status", {}).setdefault("replicas", 0)
+
+    def validate(self, obj: Obj) -> list[Cause]:
+        return _validate_replica_set_spec(obj.get("spec") or {})
+
+    def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
+        """ValidateReplicaSetUpdate + selector immutability, and the status rules (no-ops when unchanged)."""
+        causes = self.validate(new)
+        causes.extend(_selector_unchanged(new, old))
+        causes.extend(
+            _validate_status(
+                new.get("status") or {},
+                ("replicas", "fullyLabeledReplicas", "readyReplicas", "availableReplicas", "observedGeneration"),
+                ("fullyLabeledReplicas", "readyReplicas", "availableReplicas"),
+            )
+        )
+        return causes
+
+
+def scale_from(obj: Obj, rt: ResourceType) -> Obj:
+    """The autoscaling/v1 Scale of a deployment or replica set (`rt`; both have the same shape)."""
+    meta = obj.get("metadata") or {}
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    replicas = spec.get("replicas", 0)
+    scale_status: Obj = {"replicas": status.get("replicas", 0)}
+    selector = _selector_string(spec.get("selector"))
+    if selector:
+        scale_status["selector"] = selector
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp") if k in meta
+        },
+        "spec": {"replicas": replicas} if replicas else {},
+        "status": scale_status,
+    }
+
+
+def apply_scale(obj: Obj, scale: Obj) -> None:
+    """Write a Scale's spec.replicas into its deployment or replica set (an omitted count means 0)."""
+    obj.setdefault("spec", {})["replicas"] = (scale.get("spec") or {}).get("replicas", 0)
+
+
+def _selector_string(selector: Obj | None) -> str:
+    try:
+        return str(label_selector_from_object(selector)) if selector is not None else ""
+    except SelectorError:
+        return ""
+
+
+def _default_template(spec: Obj, kind: str) -> None:
+    template = spec.get("template")
+    if template is None:
+        template = spec["template"] = {}
+    meta = template.get("metadata")
+    if meta is None:
+        meta = template["metadata"] = {}
+    # a template's zero creationTimestamp is written as null, as kube (through 1.33) does
+    meta.setdefault("creationTimestamp", None)
+    try:
+        default_pod_spec(template.setdefault("spec", {}))
+    except QuantityError as exc:
+        raise undecodable(kind, "v1", exc) from None
+
+
+def _validate_replica_set_spec(spec: Obj) -> list[Cause]:
+    """ValidateReplicaSetSpec (its checks are a subset of ValidateDeploymentSpec)."""
+    causes = nonnegative(spec.get("replicas", 0), "spec.replicas")
+    causes.extend(nonnegative(spec.get("minReadySeconds", 0), "spec.minReadySeconds"))
+    selector = spec.get("selector")
+    template = spec.get("template") or {}
+    if selector is None:
+        causes.append(required("spec.selector"))
+        parsed = None
+    else:
+        causes.extend(validate_label_selector(selector, "spec.selector"))
+        if not selector.get("matchLabels") and not selector.get("matchExpressions"):
+            causes.append(
+                invalid("spec.selector", go_label_selector(selector), "empty selector is invalid for deployment")
+            )
+        try:
+            parsed = label_selector_from_object(selector)
+        except SelectorError:
+            causes.append(invalid("spec.selector", go_label_selector(selector), "invalid label selector"))
+            return causes
+    labels = (template.get("metadata") or {}).get("labels")
+    if parsed is not None and not parsed.empty and not parsed.matches(labels or {}):
+        causes.append(
+            invalid(
+                "spec.template.metadata.labels", go_string_map(labels), "`selector` does not match template `labels`"
+            )
+        )
+    causes.extend(validate_pod_template(template, "spec.template"))
+    pod_spec = template.get("spec") or {}
+    restart_policy = pod_spec.get("restartPolicy", "")
+    if restart_policy != "Always":
+        causes.append(unsupported("spec.template.spec.restartPolicy", restart_policy, ("Always",)))
+    if pod_spec.get("activeDeadlineSeconds") is not None:
+        causes.append(
+            forbidden(
+                "spec.template.spec.activeDeadlineSeconds", "activeDeadlineSeconds in ReplicaSet is not Supported"
+            )
+        )
+    return causes
+
+
+def _validate_strategy(strategy: Obj) -> list[Cause]:
+    kind = strategy.get("type", "")
+    rolling = strategy.get("rollingUpdate")
+    path = "spec.strategy"
+    if kind == "Recreate":
+        if rolling is not None:
+            return [forbidden(path + ".rollingUpdate", "may not be specified when strategy `type` is 'Recreate'")]
+        return []
+    if kind != "RollingUpdate":
+        shown = GoValue(f'apps.DeploymentStrategy{{Type:"{kind}", RollingUpdate:(*apps.RollingUpdateDeployment)(nil)}}')
+        return [unsupported(path, shown, ("Recreate", "RollingUpdate"))]
+    if rolling is None:
+        return [required(path + ".rollingUpdate", "this should be defaulted and never be nil")]
+    path += ".rollingUpdate"
+    max_unavailable, max_surge = rolling.get("maxUnavailable", 0), rolling.get("maxSurge", 0)
+    causes = _int_or_percent(max_unavailable, path + ".maxUnavailable")
+    causes.extend(_int_or_percent(max_surge, path + ".maxSurge"))
+    if _int_or_percent_value(max_unavailable) == 0 and _int_or_percent_value(max_surge) == 0:
+        causes.append(
+            invalid(path + ".maxUnavailable", go_int_or_string(max_unavailable), "may not be 0 when `maxSurge` is 0")
+        )
+    if isinstance(max_unavailable, str) and _PERCENT(max_unavailable) and int(max_unavailable[:-1]) > 100:
+        causes.append(
+            invalid(path + ".maxUnavailable", go_int_or_string(max_unavailable), "must not be greater than 100%")
+        )
+    return causes
+
+
+def _int_or_percent(value: int | str, path: str) -> list[Cause]:
+    """ValidatePositiveIntOrPercent."""
+    if isinstance(value, str):
+        return [] if _PERCENT(value) else [invalid(path, go_int_or_string(value), _PERCENT_MSG)]
+    return nonnegative(value, path)
+
+
+def _int_or_percent_value(value: int | str) -> int:
+    if isinstance(value, int):
+        return value
+    digits = value[:-1] if _PERCENT(value) else value
+    return int(digits) if digits.isdigit() else 0
+
+
+def _selector_unchanged(new: Obj, old: Obj) -> list[Cause]:
+    selector = (new.get("spec") or {}).get("selector")
+    old_selector = (old.get("spec") or {}).get("selector")
+    if _semantic_selector(selector) == _semantic_selector(old_selector):
+        return []
+    return [invalid("spec.selector", go_label_selector(selector or {}), FIELD_IMMUTABLE)]
+
+
+def _semantic_selector(selector: Obj | None) -> tuple[Any, Any] | None:
+    if selector is None:
+        return None
+    return (selector.get("matchLabels") or {}, selector.get("matchExpressions") or [])
+
+
+def _validate_status(status: Obj, counters: tuple[str, ...], at_most_replicas: tuple[str, ...]) -> list[Cause]:
+    causes: list[Cause] = []
+    for key in counters:
+        causes.extend(nonnegative(status.get(key, 0), f"status.{key}"))
+    replicas = status.get("replicas", 0)
+    for key in at_most_replicas:
+        if status.get(key, 0) > replicas:
+            causes.append(invalid(f"status.{key}", status.get(key, 0), _GREATER_THAN_REPLICAS))
+    if status.get("availableReplicas", 0) > status.get("readyReplicas", 0):
+        causes.append(
+            invalid("status.availableReplicas", status["availableReplicas"], "cannot be greater than readyReplicas")
+        )
+    return causes

@@ -1,0 +1,427 @@
+"""Object semantics over the store, written once for every kind (kube's `registry/generic/registry/store.go`).
+
+uid, timestamps, resourceVersion, generation, generateName, compare-and-swap updates with retry,
+status/spec split, finalizers, graceful deletion. HTTP lives in `handlers.py`; this module only knows dicts.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from shim.apiserver import errors
+from shim.apiserver.errors import ApiError
+from shim.apiserver.fieldmanager import update_managed_fields
+from shim.apiserver.kinds.meta import validate_object_meta, validate_object_meta_update
+from shim.apiserver.registry import Registry, ResourceType
+from shim.apiserver.schema import schema_for
+from shim.store import CompactedError, ConflictError, KeyExistsError, KeyNotFoundError, KeyValue, Store
+
+Obj = dict[str, Any]
+Mutation = Callable[[Obj], Awaitable[Obj] | Obj]
+
+_NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # kube's: no vowels, no look-alikes
+_MAX_UPDATE_RETRIES = 20
+
+
+def now_rfc3339() -> str:
+    """The current time as Kubernetes writes timestamps (second precision, `Z`)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def decode(kv: KeyValue) -> Obj:
+    """A stored object with its resourceVersion (the store revision that last wrote it)."""
+    obj = orjson.loads(kv.value)
+    obj["metadata"]["resourceVersion"] = str(kv.mod_revision)
+    return obj
+
+
+def encode(obj: Obj) -> bytes:
+    """Stored form: the object without its resourceVersion (the store revision is the source of truth)."""
+    meta = obj["metadata"]
+    rv = meta.pop("resourceVersion", None)
+    try:
+        return orjson.dumps(obj)
+    finally:
+        if rv is not None:
+            meta["resourceVersion"] = rv
+
+
+@dataclass
+class ListPage:
+    items: list[Obj]
+    resource_version: int
+    continue_token: str | None
+
+
+@dataclass
+class DeleteOptions:
+    grace_period_seconds: int | None = None
+    propagation_policy: str | None = None
+    precondition_uid: str | None = None
+    precondition_resource_version: str | None = None
+    dry_run: bool = False
+
+
+class ObjectStore:
+    """Create, read, update and delete Kubernetes objects of any registered kind."""
+
+    def __init__(self, store: Store, registry: Registry) -> None:
+        self.store = store
+        self.registry = registry
+
+    # -- reads -----------------------------------------------------------------------------------------------
+
+    async def get(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
+        kv = await self.store.get(rt.key(namespace, name))
+        if kv is None:
+            raise errors.not_found(rt.group, rt.plural, name)
+        return decode(kv)
+
+    async def list(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        accept: Callable[[Obj], bool] | None = None,
+        limit: int | None = None,
+        continue_token: str | None = None,
+        revision: int | None = None,
+    ) -> ListPage:
+        """A page of matching objects, consistent at one revision; `accept` filters (selectors)."""
+        prefix = rt.key_prefix(namespace if rt.namespaced else None)
+        start = None
+        if continue_token:
+            revision, start = _decode_continue(continue_token, prefix)
+        items: list[Obj] = []
+        # with a filter, read ahead in bigger pages: most stored objects may not match
+        batch = (limit if accept is None else max(limit, 256)) if limit else None
+        while True:
+            try:
+                page = await self.store.list(prefix, revision=revision, limit=batch, continue_from=start)
+            except CompactedError as exc:
+                if continue_token:
+                    raise errors.expired(_CONTINUE_EXPIRED) from exc
+                raise errors.expired(f"too old resource version: {exc.requested} ({exc.compacted})") from exc
+            revision = page.revision
+            for i, kv in enumerate(page.items):
+                obj = decode(kv)
+                if accept is not None and not accept(obj):
+                    continue
+                items.append(obj)
+                if limit and len(items) == limit:
+                    if page.more or i < len(page.items) - 1:
+                        return ListPage(items, revision, _encode_continue(revision, kv.key[len(prefix) :]))
+                    return ListPage(items, revision, None)
+            if not page.more:
+                return ListPage(items, revision, None)
+            start = page.items[-1].key + "\x00"
+
+    # -- create ------------------------------------------------------------------------------------------------
+
+    async def create(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        obj: Obj,
+        dry_run: bool = False,
+        prepare: Callable[[Obj], Awaitable[None]] | None = None,
+        manager: str | None = None,
+    ) -> Obj:
+        """Stamp and store a new object. `prepare` (admission) runs after defaulting and before validation;
+        `manager` owns the fields set (None: the caller maintains managedFields, as apply does)."""
+        meta = obj.setdefault("metadata", {})
+        if not isinstance(meta, dict):
+            raise errors.bad_request("metadata must be an object")
+        obj["apiVersion"] = rt.api_version
+        obj["kind"] = rt.kind
+        if rt.namespaced:
+            meta["namespace"] = namespace
+        else:
+            meta.pop("namespace", None)
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = meta["generateName"] + "".join(secrets.choice(_NAME_SUFFIX_ALPHABET) for _ in range(5))
+        for transient in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
+            meta.pop(transient, None)
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = now_rfc3339()
+        if rt.strategy.tracks_generation:
+            meta["generation"] = 1
+        else:
+            meta.pop("generation", None)
+        rt.strategy.default(obj)
+        if manager is not None:
+            update_managed_fields(
+                None,
+                obj,
+                manager,
+                schema=schema_for(rt.group, rt.version, rt.kind),
+                now=meta["creationTimestamp"],
+                api_version=rt.api_version,
+            )
+        if prepare is not None:
+            await prepare(obj)
+        rt.strategy.prepare_for_create(obj)
+        causes = validate_object_meta(obj, rt.namespaced, rt.strategy.name_rule)
+        self.validate(rt, obj, causes + rt.strategy.validate(obj))
+        if dry_run:
+            return obj
+        try:
+            kv = await self.store.create(rt.key(namespace, meta["name"]), encode(obj))
+        except KeyExistsError:
+            raise errors.already_exists(rt.group, rt.plural, meta["name"]) from None
+        meta["resourceVersion"] = str(kv.mod_revision)
+        return obj
+
+    def validate(self, rt: ResourceType, obj: Obj, causes: list[dict[str, str]]) -> None:
+        """Raise 422 Invalid when there are causes, worded like kube."""
+        if causes:
+            name = obj.get("metadata", {}).get("name") or ""
+            raise errors.invalid(rt.group, rt.kind, name, causes)
+
+    # -- update ------------------------------------------------------------------------------------------------
+
+    async def update(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str,
+        mutate: Mutation,
+        subresource: str | None = None,
+        dry_run: bool = False,
+        manager: str | None = None,
+    ) -> Obj:
+        """Read, mutate, validate and compare-and-swap the object, retrying when someone else wrote first.
+
+        `mutate(old)` returns the desired object (it may raise ApiError, e.g. for a stale resourceVersion).
+        An update that changes nothing writes nothing and keeps the resourceVersion, as kube does.
+        """
+        key = rt.key(namespace, name)
+        for _ in range(_MAX_UPDATE_RETRIES):
+            kv = await self.store.get(key)
+            if kv is None:
+                raise errors.not_found(rt.group, rt.plural, name)
+            old = decode(kv)
+            new = mutate(orjson.loads(orjson.dumps(old)))
+            if not isinstance(new, dict):
+                new = await new
+            self._prepare_update(rt, new, old, subresource)
+            if manager is not None:
+                update_managed_fields(
+                    old,
+                    new,
+                    manager,
+                    "Update",
+                    subresource,
+                    schema=schema_for(rt.group, rt.version, rt.kind),
+                    now=now_rfc3339(),
+                    api_version=rt.api_version,
+                )
+            if _same_content(new, old):
+                return old
+            if dry_run:
+                return new
+            meta = new["metadata"]
+            if (
+                meta.get("deletionTimestamp")
+                and not meta.get("finalizers")
+                and not rt.strategy.deletion_blocked(new)
+                and _deletion_ready(rt, new)
+            ):
+                try:
+                    await self.store.delete(key, kv.mod_revision)
+                except ConflictError:
+                    continue
+                return new
+            try:
+                written = await self.store.update(key, encode(new), kv.mod_revision)
+            except ConflictError:
+                continue
+            except KeyNotFoundError:
+                raise errors.not_found(rt.group, rt.plural, name) from None
+            meta["resourceVersion"] = str(written.mod_revision)
+            return new
+        raise errors.conflict(rt.group, rt.plural, name, "too many concurrent updates; please try again")
+
+    def _prepare_update(self, rt: ResourceType, new: Obj, old: Obj, subresource: str | None) -> None:
+        if not isinstance(new.get("metadata"), dict):
+            raise errors.bad_request("metadata must be an object")
+        new["apiVersion"] = rt.api_version
+        new["kind"] = rt.kind
+        meta, old_meta = new["metadata"], old["metadata"]
+        for fixed in (
+            "name",
+            "namespace",
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+        ):
+            if fixed in old_meta:
+                meta[fixed] = old_meta[fixed]
+            else:
+                meta.pop(fixed, None)
+        meta["resourceVersion"] = old_meta["resourceVersion"]
+        strategy = rt.strategy
+        if subresource == "binding":
+            return  # the scheduler's assignment: no spec rules apply (kube's binding REST)
+        if subresource == "status":
+            strategy.prepare_for_status_update(new, old)
+        elif subresource == "finalize":
+            strategy.prepare_for_finalize(new, old)
+        else:
+            if strategy.has_status_subresource:
+                if "status" in old:
+                    new["status"] = old["status"]
+                else:
+                    new.pop("status", None)
+            strategy.prepare_for_update(new, old)
+            strategy.default(new)
+        if strategy.tracks_generation and _spec_changed(new, old):
+            meta["generation"] = old_meta.get("generation", 0) + 1
+        self.validate(rt, new, validate_object_meta_update(new, old) + strategy.validate_update(new, old))
+
+    # -- delete ------------------------------------------------------------------------------------------------
+
+    async def delete(
+        self, rt: ResourceType, namespace: str | None, name: str, options: DeleteOptions
+    ) -> tuple[Obj, bool]:
+        """Delete now, or mark for deletion (finalizers, graceful pods). Returns (object, deleted now)."""
+        key = rt.key(namespace, name)
+        for _ in range(_MAX_UPDATE_RETRIES):
+            kv = await self.store.get(key)
+            if kv is None:
+                raise errors.not_found(rt.group, rt.plural, name)
+            obj = decode(kv)
+            meta = obj["metadata"]
+            _check_preconditions(rt, obj, options)
+            finalizers = list(meta.get("finalizers") or [])
+            policy = options.propagation_policy
+            for wanted, finalizer in (("Orphan", "orphan"), ("Foreground", "foregroundDeletion")):
+                if policy == wanted and finalizer not in finalizers:
+                    finalizers.append(finalizer)
+            grace = _grace_period(rt, obj, options)
+            pending_grace = grace > 0 and _deletion_pending(rt, obj)
+            if finalizers or pending_grace or rt.strategy.deletion_blocked(obj):
+                before = encode(obj)
+                rt.strategy.prepare_for_deletion(obj)
+                _mark_for_deletion(obj, finalizers, grace if pending_grace else 0)
+                if encode(obj) == before:
+                    return obj, False
+                if options.dry_run:
+                    return obj, False
+                try:
+                    written = await self.store.update(key, encode(obj), kv.mod_revision)
+                except ConflictError:
+                    continue
+                meta["resourceVersion"] = str(written.mod_revision)
+                return obj, False
+            if options.dry_run:
+                return obj, True
+            try:
+                gone = await self.store.delete(key, kv.mod_revision)
+            except ConflictError:
+                continue
+            except KeyNotFoundError:
+                raise errors.not_found(rt.group, rt.plural, name) from None
+            meta["resourceVersion"] = str(gone.mod_revision)
+            return obj, True
+        raise errors.conflict(rt.group, rt.plural, name, "too many concurrent updates; please try again")
+
+
+_CONTINUE_EXPIRED = (
+    "The provided continue parameter is too old to display a consistent list result. You can start a new "
+    "list without the continue parameter."
+)
+
+
+def _encode_continue(revision: int, start: str) -> str:
+    token = orjson.dumps({"v": "meta.k8s.io/v1", "rv": revision, "start": start})
+    return base64.urlsafe_b64encode(token).decode().rstrip("=")
+
+
+def _decode_continue(token: str, prefix: str) -> tuple[int, str]:
+    try:
+        data = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        revision, start = int(data["rv"]), str(data["start"])
+    except (ValueError, KeyError, TypeError):
+        raise errors.bad_request("continue key is not valid: incorrect encoded start resourceVersion") from None
+    if data.get("v") != "meta.k8s.io/v1" or revision <= 0:
+        raise errors.bad_request("continue key is not valid: incorrect encoded start resourceVersion")
+    return revision, prefix + start + "\x00"  # the token names the last key returned
+
+
+def _same_content(new: Obj, old: Obj) -> bool:
+    return orjson.dumps(new, option=orjson.OPT_SORT_KEYS) == orjson.dumps(old, option=orjson.OPT_SORT_KEYS)
+
+
+def _spec_changed(new: Obj, old: Obj) -> bool:
+    keys = (set(new) | set(old)) - {"metadata", "status", "apiVersion", "kind"}
+    return any(new.get(k) != old.get(k) for k in keys)
+
+
+def _check_preconditions(rt: ResourceType, obj: Obj, options: DeleteOptions) -> None:
+    meta = obj["metadata"]
+    if options.precondition_uid and options.precondition_uid != meta.get("uid"):
+        raise errors.conflict(
+            rt.group,
+            rt.plural,
+            meta["name"],
+            f"Precondition failed: UID in precondition: {options.precondition_uid}, "
+            f"UID in object meta: {meta.get('uid')}",
+        )
+    rv = options.precondition_resource_version
+    if rv and rv != meta.get("resourceVersion"):
+        raise errors.conflict(
+            rt.group,
+            rt.plural,
+            meta["name"],
+            f"Precondition failed: ResourceVersion in precondition: {rv}, "
+            f"ResourceVersion in object meta: {meta.get('resourceVersion')}",
+        )
+
+
+def _grace_period(rt: ResourceType, obj: Obj, options: DeleteOptions) -> int:
+    """Pods terminate gracefully on their node; every other kind goes at once (or waits for finalizers)."""
+    if rt.group or rt.plural != "pods":
+        return 0
+    if options.grace_period_seconds is not None:
+        return max(options.grace_period_seconds, 0)
+    return int(obj.get("spec", {}).get("terminationGracePeriodSeconds", 30))
+
+
+def _deletion_pending(rt: ResourceType, obj: Obj) -> bool:
+    """A pod needs its node to confirm the stop only when it is bound and still running."""
+    if rt.group or rt.plural != "pods":
+        return False
+    return bool(obj.get("spec", {}).get("nodeName")) and obj.get("status", {}).get("phase") not in (
+        "Succeeded",
+        "Failed",
+    )
+
+
+def _deletion_ready(rt: ResourceType, obj: Obj) -> bool:
+    """After its finalizers are gone, an object marked for deletion goes, unless a node still has to stop it."""
+    return not (_deletion_pending(rt, obj) and obj["metadata"].get("deletionGracePeriodSeconds"))
+
+
+def _mark_for_deletion(obj: Obj, finalizers: list[str], grace: int) -> None:
+    """Set finalizers and deletionTimestamp/grace; a repeated delete may only shorten the grace period."""
+    meta = obj["metadata"]
+    if finalizers:
+        meta["finalizers"] = finalizers
+    current = meta.get("deletionGracePeriodSeconds")
+    if meta.get("deletionTimestamp") is None or (current is not None and grace < current):
+        deadline = datetime.now(UTC) + timedelta(seconds=grace)
+        meta["deletionTimestamp"] = deadline.strftime("%Y-%m-%dT%H:%M:%SZ")
+        meta["deletionGracePeriodSeconds"] = grace
+
+
+__all__ = ["ApiError", "DeleteOptions", "ListPage", "ObjectStore", "decode", "encode", "now_rfc3339"]

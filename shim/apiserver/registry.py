@@ -1,0 +1,130 @@
+"""The resource registry: one row per served kind, plus the strategy that says what is special about it.
+
+Adding a kind is one `ResourceType` row and (optionally) one `Strategy` subclass; the generic handlers
+serve every row the same way (kube-apiserver's `registry/generic` + per-resource `strategy.go`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from shim.apiserver.kinds.meta import NameRule
+
+ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+
+
+class Strategy:
+    """What differs per kind. The base class is right for a plain spec-less kind (ConfigMap, Secret)."""
+
+    #: spec changes bump metadata.generation (deployments, replicasets, ...)
+    tracks_generation = False
+    #: the status stanza is written only through the `status` subresource
+    has_status_subresource = False
+    #: DELETE answers with the deleted object rather than a Success Status (pods, services)
+    returns_deleted_object = False
+    #: the format metadata.name must have (kube's ValidateNameFunc for the kind)
+    name_rule = NameRule.SUBDOMAIN
+
+    def default(self, obj: dict[str, Any]) -> None:
+        """Fill defaults the API server sets (protocol TCP, imagePullPolicy, ...), in place."""
+
+    def prepare_for_create(self, obj: dict[str, Any]) -> None:
+        """Adjust a new object before validation (e.g. reset status), in place."""
+
+    def prepare_for_update(self, new: dict[str, Any], old: dict[str, Any]) -> None:
+        """Adjust an update through the main endpoint before validation, in place."""
+
+    def prepare_for_status_update(self, new: dict[str, Any], old: dict[str, Any]) -> None:
+        """Adjust an update through the `status` endpoint: everything but status comes from `old`."""
+        status = new.get("status")
+        new.clear()
+        new.update({k: v for k, v in old.items() if k != "status"})
+        if status is not None:
+            new["status"] = status
+
+    def deletion_blocked(self, obj: dict[str, Any]) -> bool:
+        """True while something besides metadata.finalizers holds a deleted object (namespace spec.finalizers)."""
+        return False
+
+    def prepare_for_deletion(self, obj: dict[str, Any]) -> None:
+        """Adjust an object that is marked for deletion but stays (e.g. phase Terminating), in place."""
+
+    def prepare_for_finalize(self, new: dict[str, Any], old: dict[str, Any]) -> None:
+        """Adjust an update through a `finalize` subresource (namespaces only), in place."""
+        raise NotImplementedError(f"{type(self).__name__} has no finalize subresource")
+
+    def validate(self, obj: dict[str, Any]) -> list[dict[str, str]]:
+        """Causes that make a new object invalid (empty when valid)."""
+        return []
+
+    def validate_update(self, new: dict[str, Any], old: dict[str, Any]) -> list[dict[str, str]]:
+        """Causes that make an update invalid (immutable fields, ...)."""
+        return self.validate(new)
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    """One served resource (a row of the discovery documents)."""
+
+    group: str
+    version: str
+    kind: str
+    plural: str
+    singular: str
+    namespaced: bool
+    strategy: Strategy = field(default_factory=Strategy)
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    verbs: tuple[str, ...] = ALL_VERBS
+    subresources: tuple[str, ...] = ()
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def group_version(self) -> str:
+        """The URL path of this resource's group-version (`api/v1`, `apis/apps/v1`)."""
+        return f"apis/{self.group}/{self.version}" if self.group else f"api/{self.version}"
+
+    @property
+    def list_kind(self) -> str:
+        return self.kind + "List"
+
+    @property
+    def qualified(self) -> str:
+        """`deployments.apps` or `pods`: the form used in messages."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    def key_prefix(self, namespace: str | None = None) -> str:
+        """The store prefix of this resource (kube's `/registry/<group>/<plural>/<namespace>/`)."""
+        base = f"/registry/{self.group}/{self.plural}/" if self.group else f"/registry/{self.plural}/"
+        return base + f"{namespace}/" if namespace else base
+
+    def key(self, namespace: str | None, name: str) -> str:
+        return self.key_prefix(namespace if self.namespaced else None) + name
+
+
+class Registry:
+    """All served resources, looked up by URL parts or by kind."""
+
+    def __init__(self, resources: list[ResourceType]) -> None:
+        self.resources = resources
+        self._by_path = {(r.group, r.version, r.plural): r for r in resources}
+        self._by_kind = {(r.group, r.version, r.kind): r for r in resources}
+
+    def lookup(self, group: str, version: str, plural: str) -> ResourceType | None:
+        return self._by_path.get((group, version, plural))
+
+    def by_kind(self, group: str, version: str, kind: str) -> ResourceType | None:
+        return self._by_kind.get((group, version, kind))
+
+    def group_versions(self) -> dict[str, list[str]]:
+        """Group name -> its versions in preference order ("" is the core group)."""
+        out: dict[str, list[str]] = {}
+        for r in self.resources:
+            versions = out.setdefault(r.group, [])
+            if r.version not in versions:
+                versions.append(r.version)
+        return out

@@ -1,0 +1,46 @@
+"""Every resource the API server serves: one row each, as kube-apiserver 1.33's discovery lists them."""
+
+from __future__ import annotations
+
+from shim.apiserver.kinds.apps import DeploymentStrategy, ReplicaSetStrategy
+from shim.apiserver.kinds.core import (
+    ConfigMapStrategy,
+    EndpointsStrategy,
+    EventStrategy,
+    NamespaceStrategy,
+    NodeStrategy,
+    SecretStrategy,
+)
+from shim.apiserver.kinds.other import EventsV1Strategy, LeaseStrategy, PriorityClassStrategy
+from shim.apiserver.kinds.pods import PodStrategy
+from shim.apiserver.kinds.service import ServiceStrategy
+from shim.apiserver.registry import ALL_VERBS, Registry, ResourceType, Strategy
+
+_NO_DELETECOLLECTION = tuple(v for v in ALL_VERBS if v != "deletecollection")
+_POD_SUBRESOURCES = ("status", "binding", "eviction", "log", "exec", "attach", "portforward")
+
+
+def build_registry() -> Registry:
+    """The served resources, core group first (discovery keeps this order)."""
+    R = ResourceType  # a table reads better with a short constructor
+    return Registry([
+        R("", "v1", "Namespace", "namespaces", "namespace", False, NamespaceStrategy(), ("ns",),
+          verbs=_NO_DELETECOLLECTION, subresources=("status", "finalize")),
+        R("", "v1", "Pod", "pods", "pod", True, PodStrategy(), ("po",), ("all",), subresources=_POD_SUBRESOURCES),
+        R("", "v1", "Service", "services", "service", True, ServiceStrategy(), ("svc",), ("all",),
+          subresources=("status",)),
+        R("", "v1", "Endpoints", "endpoints", "endpoints", True, EndpointsStrategy(), ("ep",)),
+        R("", "v1", "ConfigMap", "configmaps", "configmap", True, ConfigMapStrategy(), ("cm",)),
+        R("", "v1", "Secret", "secrets", "secret", True, SecretStrategy()),
+        R("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", True, Strategy(), ("sa",)),
+        R("", "v1", "Node", "nodes", "node", False, NodeStrategy(), ("no",), subresources=("status",)),
+        R("", "v1", "Event", "events", "event", True, EventStrategy(), ("ev",)),
+        R("apps", "v1", "Deployment", "deployments", "deployment", True, DeploymentStrategy(), ("deploy",),
+          ("all",), subresources=("status", "scale")),
+        R("apps", "v1", "ReplicaSet", "replicasets", "replicaset", True, ReplicaSetStrategy(), ("rs",), ("all",),
+          subresources=("status", "scale")),
+        R("coordination.k8s.io", "v1", "Lease", "leases", "lease", True, LeaseStrategy()),
+        R("events.k8s.io", "v1", "Event", "events", "event", True, EventsV1Strategy(), ("ev",)),
+        R("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", "priorityclass", False,
+          PriorityClassStrategy(), ("pc",)),
+    ])  # fmt: skip

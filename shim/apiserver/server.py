@@ -1,0 +1,120 @@
+"""Run the API server: open the store, bootstrap the objects every cluster has, serve HTTPS."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from shim.apiserver.app import build_app
+from shim.apiserver.errors import ApiError
+from shim.apiserver.kinds.other import SYSTEM_PRIORITY_CLASSES
+from shim.apiserver.objects import ObjectStore
+from shim.apiserver.resources import build_registry
+from shim.store import Store
+from shim.store.compactor import Compactor
+from shim.store.factory import open_store
+
+log = logging.getLogger("shim.apiserver")
+
+DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+@dataclass
+class ApiServerConfig:
+    """What `kube-shim up` (or a test) decides about the API server."""
+
+    host: str = "127.0.0.1"
+    port: int = 6443
+    store_url: str = "memory://"
+    ssl_context: ssl.SSLContext | None = None
+    middlewares: list = field(default_factory=list)
+    compaction_interval: float = 300.0
+    compaction_keep: int = 10_000
+
+
+class ApiServer:
+    """The running API server; `start()` returns once it accepts requests, `stop()` closes everything."""
+
+    def __init__(self, config: ApiServerConfig) -> None:
+        self.config = config
+        self.store: Store | None = None
+        self.runner: web.AppRunner | None = None
+        self.compactor: Compactor | None = None
+        self.bound_port = config.port
+        self._ready = False
+
+    async def start(self) -> None:
+        config = self.config
+        self.store = await open_store(config.store_url)
+        registry = build_registry()
+        app = build_app(self.store, registry, config.middlewares, ready=lambda: self._ready)
+        await bootstrap(app["objects"], config.port)
+        self.runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
+        await self.runner.setup()
+        site = web.TCPSite(
+            self.runner,
+            config.host,
+            config.port,
+            ssl_context=config.ssl_context,
+            backlog=1024,
+            reuse_address=True,
+        )
+        await site.start()
+        server = site._server
+        if config.port == 0 and server is not None and server.sockets:  # type: ignore[union-attr]
+            self.bound_port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.compactor = Compactor(self.store, config.compaction_interval, config.compaction_keep)
+        self.compactor.start()
+        self._ready = True
+
+    async def stop(self) -> None:
+        self._ready = False
+        if self.compactor is not None:
+            await self.compactor.stop()
+        if self.runner is not None:
+            await self.runner.cleanup()
+        if self.store is not None:
+            await self.store.close()
+
+
+async def bootstrap(objects: ObjectStore, port: int) -> None:
+    """The namespaces and the `kubernetes` service every cluster starts with (kept across restarts)."""
+    registry = objects.registry
+    namespaces = registry.lookup("", "v1", "namespaces")
+    services = registry.lookup("", "v1", "services")
+    assert namespaces is not None and services is not None
+    for name in DEFAULT_NAMESPACES:
+        await _ensure(objects.create(namespaces, None, {"metadata": {"name": name}}))
+    service = {
+        "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+        "spec": {
+            "clusterIP": "10.96.0.1",
+            "clusterIPs": ["10.96.0.1"],
+            "type": "ClusterIP",
+            "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}],
+        },
+    }
+    await _ensure(objects.create(services, "default", service))
+    priority_classes = registry.lookup("scheduling.k8s.io", "v1", "priorityclasses")
+    assert priority_classes is not None
+    for priority_class in SYSTEM_PRIORITY_CLASSES:
+        await _ensure(objects.create(priority_classes, None, copy.deepcopy(priority_class)))
+
+
+async def _ensure(create: asyncio.Future | object) -> None:
+    try:
+        await create  # type: ignore[misc]
+    except ApiError as exc:
+        if exc.code != 409:
+            raise
+
+
+def data_store_url(data_dir: Path) -> str:
+    """The default durable store: SQLite in the data dir."""
+    return f"sqlite://{(data_dir / 'state.db').resolve()}"

@@ -1,0 +1,290 @@
+"""Subresources (status, scale, binding, eviction, finalize) and the write hooks some kinds need.
+
+Each is a small handler over the same `ObjectStore`; node-served ones (log, exec, attach, portforward)
+answer what kube answers for a pod that no node serves yet.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+from typing import Any
+
+from aiohttp import web
+
+from shim.apiserver import codec, errors, query
+from shim.apiserver.errors import ApiError
+from shim.apiserver.handlers import ResourceHandlers, Target, stale
+from shim.apiserver.kinds.pods import admit_pod_priority
+from shim.apiserver.objects import DeleteOptions, Obj, now_rfc3339
+from shim.apiserver.registry import ResourceType
+
+SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/12")
+
+
+class Subresources:
+    """Dispatch for `<resource>/<name>/<subresource>` requests."""
+
+    def __init__(self, handlers: ResourceHandlers) -> None:
+        self.h = handlers
+        self.objects = handlers.objects
+
+    async def handle(self, request: web.Request, target: Target) -> web.StreamResponse:
+        sub = target.subresource
+        method = request.method
+        if sub == "status":
+            if method == "GET":
+                return await self.h.get(request, target)
+            if method == "PUT":
+                return await self.h.update(request, target, "status")
+            if method == "PATCH":
+                return await self.h.patch(request, target, "status")
+        elif sub == "scale":
+            if method == "GET":
+                return await self.get_scale(request, target)
+            if method in ("PUT", "PATCH"):
+                return await self.write_scale(request, target)
+        elif sub == "binding" and method == "POST":
+            return await self.bind(request, target)
+        elif sub == "eviction" and method == "POST":
+            return await self.evict(request, target)
+        elif sub == "finalize" and method == "PUT":
+            return await self.finalize(request, target)
+        elif sub in ("log", "exec", "attach", "portforward"):
+            return await self.node_proxy(request, target)
+        raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+
+    # -- scale -------------------------------------------------------------------------------------------------
+
+    async def get_scale(self, request: web.Request, target: Target) -> web.Response:
+        from shim.apiserver.kinds.apps import scale_from
+
+        obj = await self.objects.get(target.rt, target.namespace, target.name or "")
+        return codec.json_response(scale_from(obj, target.rt))
+
+    async def write_scale(self, request: web.Request, target: Target) -> web.Response:
+        from shim.apiserver.kinds.apps import apply_scale, scale_from
+        from shim.apiserver.patching import apply_patch, parse_patch
+
+        rt = target.rt
+        if request.method == "PUT":
+            body: Any = await codec.read_object(request)
+            kind = None
+        else:
+            kind = codec.media_type(request)
+            body = parse_patch(kind, await codec.read_body(request))
+        scale_rt = self.h.registry.by_kind("autoscaling", "v1", "Scale") or rt
+
+        def rescale(old: Obj) -> Obj:
+            scale = scale_from(old, rt)
+            wanted = body if kind is None else apply_patch(scale_rt, kind, scale, body)
+            wanted_rv = (wanted.get("metadata") or {}).get("resourceVersion")
+            if kind is None and wanted_rv and wanted_rv != old["metadata"]["resourceVersion"]:
+                raise stale(rt, target.name or "")
+            replicas = (wanted.get("spec") or {}).get("replicas", 0)
+            if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+                raise errors.invalid(
+                    "autoscaling",
+                    "Scale",
+                    target.name or "",
+                    [
+                        errors.cause(
+                            "FieldValueInvalid",
+                            "spec.replicas",
+                            f"Invalid value: {replicas}: must be greater than or equal to 0",
+                        )
+                    ],
+                )
+            apply_scale(old, wanted)
+            return old
+
+        updated = await self.objects.update(
+            rt, target.namespace, target.name or "", rescale, None, query.dry_run(request.query)
+        )
+        return codec.json_response(scale_from(updated, rt))
+
+    # -- pods --------------------------------------------------------------------------------------------------
+
+    async def bind(self, request: web.Request, target: Target) -> web.Response:
+        """`pods/binding`: the scheduler's assignment of a pod to a node."""
+        binding = await codec.read_object(request)
+        node = ((binding.get("target") or {}).get("name")) or ""
+        if not node:
+            raise errors.invalid(
+                "",
+                "Binding",
+                target.name or "",
+                [errors.cause("FieldValueRequired", "target.name", "Required value")],
+            )
+        name = target.name or ""
+
+        def assign(pod: Obj) -> Obj:
+            spec = pod.setdefault("spec", {})
+            if pod["metadata"].get("deletionTimestamp"):
+                raise errors.conflict("", "pods", name, "pod is being deleted, cannot be assigned to a host")
+            if spec.get("nodeName"):
+                raise errors.conflict("", "pods", name, f'pod {name} is already assigned to node "{spec["nodeName"]}"')
+            spec["nodeName"] = node
+            conditions = [
+                c for c in pod.setdefault("status", {}).get("conditions", []) if c.get("type") != "PodScheduled"
+            ]
+            conditions.append(
+                {
+                    "type": "PodScheduled",
+                    "status": "True",
+                    "lastProbeTime": None,
+                    "lastTransitionTime": now_rfc3339(),
+                }
+            )
+            pod["status"]["conditions"] = conditions
+            return pod
+
+        await self.objects.update(target.rt, target.namespace, name, assign, "binding", query.dry_run(request.query))
+        return codec.json_response(
+            {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201},
+            status=201,
+        )
+
+    async def evict(self, request: web.Request, target: Target) -> web.Response:
+        """`pods/eviction`: a delete that respects the eviction's DeleteOptions."""
+        eviction = await codec.read_object(request)
+        opts = eviction.get("deleteOptions") or {}
+        options = DeleteOptions(
+            grace_period_seconds=opts.get("gracePeriodSeconds"),
+            precondition_uid=(opts.get("preconditions") or {}).get("uid"),
+            precondition_resource_version=(opts.get("preconditions") or {}).get("resourceVersion"),
+            dry_run=query.dry_run(request.query, opts.get("dryRun")),
+        )
+        await self.objects.delete(target.rt, target.namespace, target.name or "", options)
+        return codec.json_response(
+            {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201},
+            status=201,
+        )
+
+    async def node_proxy(self, request: web.Request, target: Target) -> web.Response:
+        """Logs, exec, attach and port-forward are served by the pod's node."""
+        pod = await self.objects.get(target.rt, target.namespace, target.name or "")
+        node = pod.get("spec", {}).get("nodeName")
+        if not node:
+            raise errors.bad_request(f"pod {target.name} does not have a host assigned")
+        raise ApiError(503, "ServiceUnavailable", f'no node agent is serving node "{node}"')
+
+    # -- namespaces --------------------------------------------------------------------------------------------
+
+    async def finalize(self, request: web.Request, target: Target) -> web.Response:
+        """`namespaces/NAME/finalize`: the namespace controller removes its spec.finalizers entry here."""
+        body = await codec.read_object(request)
+        finalizers = (body.get("spec") or {}).get("finalizers") or []
+
+        def set_finalizers(ns: Obj) -> Obj:
+            ns.setdefault("spec", {})["finalizers"] = finalizers
+            if not finalizers:
+                ns["spec"].pop("finalizers")
+            return ns
+
+        updated = await self.objects.update(
+            target.rt, None, target.name or "", set_finalizers, "finalize", query.dry_run(request.query)
+        )
+        return codec.json_response(updated)
+
+    # -- server-side apply -------------------------------------------------------------------------------------
+
+    async def server_side_apply(
+        self, request: web.Request, target: Target, patch: dict[str, Any], dry: bool
+    ) -> web.Response:
+        from shim.apiserver.fieldmanager import apply
+        from shim.apiserver.schema import schema_for
+
+        rt = target.rt
+        q = request.query
+        manager = q.get("fieldManager")
+        if not manager:
+            raise errors.invalid(
+                "meta.k8s.io",
+                "PatchOptions",
+                "",
+                [errors.cause("FieldValueRequired", "fieldManager", "Required value: is required for apply patch")],
+            )
+        force = query.parse_bool(q, "force")
+        schema = schema_for(rt.group, rt.version, rt.kind)
+        name = target.name or ""
+
+        def run(live: Obj | None) -> Obj:
+            return apply(live, patch, manager, force, schema, now_rfc3339(), rt.api_version)
+
+        try:
+            await self.objects.get(rt, target.namespace, name)
+        except ApiError as exc:
+            if exc.code != 404:
+                raise
+            obj = run(None)
+            obj.setdefault("metadata", {})["name"] = name
+            if rt.namespaced:
+                await self.h.require_active_namespace(rt, target.namespace or "", obj)
+            created = await self.objects.create(rt, target.namespace, obj, dry, self.admit_create(rt))
+            return self.h.render(request, rt, created, 201)
+        updated = await self.objects.update(rt, target.namespace, name, run, target.subresource, dry)
+        return self.h.render(request, rt, updated)
+
+    # -- write hooks -------------------------------------------------------------------------------------------
+
+    def admit_create(self, rt: ResourceType) -> Any:
+        """The per-kind step between defaulting and validation on create (kube's admission + allocators)."""
+        if rt.group == "" and rt.plural == "services":
+            return self.allocate_cluster_ip
+        if rt.group == "" and rt.plural == "pods":
+            return self.admit_pod
+        return None
+
+    async def admit_pod(self, pod: Obj) -> None:
+        """Priority admission: the pod's PriorityClass (named, or the global default) sets its priority."""
+        classes = self.h.registry.lookup("scheduling.k8s.io", "v1", "priorityclasses")
+        assert classes is not None
+        name = pod.get("spec", {}).get("priorityClassName")
+        chosen = None
+        if name:
+            try:
+                chosen = await self.objects.get(classes, None, name)
+            except ApiError as exc:
+                if exc.code != 404:
+                    raise
+        else:
+            defaults = await self.objects.list(classes, None, lambda pc: bool(pc.get("globalDefault")))
+            chosen = defaults.items[0] if defaults.items else None
+        admit_pod_priority(pod, chosen)
+
+    async def allocate_cluster_ip(self, service: Obj) -> None:
+        spec = service.setdefault("spec", {})
+        if spec.get("type") == "ExternalName" or spec.get("clusterIP") == "None":
+            return
+        services_rt = self.h.registry.lookup("", "v1", "services")
+        assert services_rt is not None
+        page = await self.objects.list(services_rt, None)
+        used = {s.get("spec", {}).get("clusterIP") for s in page.items}
+        wanted = spec.get("clusterIP")
+        if wanted:
+            if wanted in used:
+                raise errors.invalid(
+                    "",
+                    "Service",
+                    service["metadata"].get("name", ""),
+                    [
+                        errors.cause(
+                            "FieldValueInvalid",
+                            "spec.clusterIPs",
+                            f'Invalid value: []string{{"{wanted}"}}: failed to allocate IP {wanted}: '
+                            "provided IP is already allocated",
+                        )
+                    ],
+                )
+        else:
+            hosts = SERVICE_CIDR.num_addresses - 2
+            for _ in range(64):
+                candidate = str(SERVICE_CIDR.network_address + random.randint(11, hosts))
+                if candidate not in used:
+                    wanted = candidate
+                    break
+            else:
+                raise ApiError(500, "InternalError", "failed to allocate a serviceIP: range is full")
+        spec["clusterIP"] = wanted
+        spec["clusterIPs"] = [wanted]

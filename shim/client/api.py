@@ -1,0 +1,134 @@
+"""Async REST calls against the Kubernetes API, with errors raised as `ApiException` carrying the Status."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+
+from shim.client.config import ClusterAccess
+
+Obj = dict[str, Any]
+
+
+class ApiException(Exception):
+    """A non-2xx answer; `status` is the HTTP code, `reason` the Status reason, `body` the Status."""
+
+    def __init__(self, status: int, body: Obj) -> None:
+        self.status = status
+        self.body = body
+        self.reason = body.get("reason", "")
+        super().__init__(f"{status} {self.reason}: {body.get('message', '')}")
+
+
+@dataclass(frozen=True)
+class Resource:
+    """Which collection a call addresses: group ("" = core), version, plural, namespaced."""
+
+    group: str
+    version: str
+    plural: str
+    namespaced: bool = True
+
+    def path(self, namespace: str | None = None, name: str | None = None, subresource: str | None = None) -> str:
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced and namespace:
+            base += f"/namespaces/{namespace}"
+        base += f"/{self.plural}"
+        if name:
+            base += f"/{name}"
+            if subresource:
+                base += f"/{subresource}"
+        return base
+
+
+class ApiClient:
+    """One aiohttp session to one API server. Use as an async context manager or call `close()`."""
+
+    def __init__(self, access: ClusterAccess, user_agent: str = "kube-shim") -> None:
+        self.access = access
+        headers = {"User-Agent": user_agent, "Accept": "application/json"}
+        if access.token:
+            headers["Authorization"] = f"Bearer {access.token}"
+        self._session = aiohttp.ClientSession(
+            base_url=access.server,
+            headers=headers,
+            connector=aiohttp.TCPConnector(ssl=access.ssl_context(), limit=64),
+            json_serialize=lambda o: orjson.dumps(o).decode(),
+        )
+
+    async def __aenter__(self) -> ApiClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> Obj:
+        """One call; the decoded JSON answer, or ApiException."""
+        data = orjson.dumps(body) if body is not None else None
+        headers = {"Content-Type": content_type} if data is not None else None
+        async with self._session.request(method, path, data=data, params=params, headers=headers) as resp:
+            raw = await resp.read()
+            payload = orjson.loads(raw) if raw else {}
+            if resp.status >= 400:
+                raise ApiException(resp.status, payload if isinstance(payload, dict) else {})
+            return payload
+
+    async def get(self, res: Resource, name: str, namespace: str | None = None) -> Obj:
+        return await self.request("GET", res.path(namespace, name))
+
+    async def list(self, res: Resource, namespace: str | None = None, **params: str) -> Obj:
+        return await self.request("GET", res.path(namespace), params=params or None)
+
+    async def create(self, res: Resource, obj: Obj, namespace: str | None = None) -> Obj:
+        return await self.request("POST", res.path(namespace), obj)
+
+    async def replace(
+        self, res: Resource, obj: Obj, namespace: str | None = None, subresource: str | None = None
+    ) -> Obj:
+        return await self.request("PUT", res.path(namespace, obj["metadata"]["name"], subresource), obj)
+
+    async def patch(
+        self,
+        res: Resource,
+        name: str,
+        patch: Any,
+        namespace: str | None = None,
+        subresource: str | None = None,
+        content_type: str = "application/merge-patch+json",
+    ) -> Obj:
+        return await self.request("PATCH", res.path(namespace, name, subresource), patch, content_type=content_type)
+
+    async def delete(self, res: Resource, name: str, namespace: str | None = None, **options: Any) -> Obj:
+        return await self.request("DELETE", res.path(namespace, name), options or None)
+
+    async def delete_collection(self, res: Resource, namespace: str | None = None, **options: Any) -> Obj:
+        return await self.request("DELETE", res.path(namespace), options or None)
+
+    async def watch(
+        self, res: Resource, namespace: str | None = None, resource_version: str = "", **params: str
+    ) -> AsyncIterator[Obj]:
+        """Watch events as dicts (`type`, `object`) until the server ends the stream."""
+        query = {"watch": "true", "allowWatchBookmarks": "true", **params}
+        if resource_version:
+            query["resourceVersion"] = resource_version
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
+        async with self._session.get(res.path(namespace), params=query, timeout=timeout) as resp:
+            if resp.status >= 400:
+                raise ApiException(resp.status, orjson.loads(await resp.read() or b"{}"))
+            async for line in resp.content:
+                if line.strip():
+                    yield orjson.loads(line)

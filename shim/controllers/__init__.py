@@ -1,0 +1,1 @@
+"""Controllers: each reconciles desired vs actual state through the API, like kube-controller-manager's."""

@@ -1,0 +1,26 @@
+"""Shared fixtures: one real `kube-shim up` process per test session."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.cluster import Cluster, start_cluster
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """The real `kube-shim up`, serving HTTPS on a free loopback port, with its kubeconfig."""
+    running = start_cluster(tmp_path_factory.mktemp("cluster"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def namespace(cluster: Cluster) -> Iterator[str]:
+    """A fresh namespace per test, so tests sharing the cluster do not see each other's objects."""
+    name = "t-" + uuid.uuid4().hex[:8]
+    cluster.kubectl("create", "namespace", name)
+    yield name
