@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import socket
@@ -106,6 +107,10 @@ async def up_command(args: argparse.Namespace) -> int:
         print(f"kube-shim: cannot serve on {args.listen}: {exc.strerror or exc}", file=sys.stderr)
         await server.stop()
         return 1
+    # lists decode thousands of objects at once; the default gen-0 threshold (700) makes the cyclic GC
+    # rescan every live object many times per list. Objects made at start-up never become garbage.
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
     url_host = host if host not in ("0.0.0.0", "::") else socket.gethostname()
     url = f"https://{'[' + url_host + ']' if ':' in url_host else url_host}:{server.bound_port}"
     access = ClusterAccess(

@@ -120,17 +120,23 @@ class ResourceHandlers:
         accept = self.filter_for(request, rt)
         limit = query.parse_int(q, "limit")
         revision = self.list_revision(q, limit)
+        as_table, as_metadata = codec.wants_table(request), codec.wants_partial_metadata(request)
+        raw = accept is None and not as_table and not as_metadata
         page = await self.objects.list(
-            rt, target.namespace, accept, limit if limit and limit > 0 else None, q.get("continue"), revision
+            rt, target.namespace, accept, limit if limit and limit > 0 else None, q.get("continue"), revision, raw
         )
         list_meta: dict[str, Any] = {"resourceVersion": str(page.resource_version)}
         if page.continue_token:
             list_meta["continue"] = page.continue_token
-        if codec.wants_table(request):
+        if as_table:
             return codec.json_response(
                 build_table(rt.group, rt.plural, page.items, datetime.now(UTC), include_object(request), list_meta)
             )
-        if codec.wants_partial_metadata(request):
+        if raw:
+            head = orjson.dumps({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": list_meta})
+            body = b'%s,"items":[%s]}' % (head[:-1], b",".join(page.items))
+            return web.Response(body=body, content_type="application/json")
+        if as_metadata:
             return codec.json_response(
                 {
                     "kind": "PartialObjectMetadataList",

@@ -44,14 +44,22 @@ def decode(kv: KeyValue) -> Obj:
 
 
 def encode(obj: Obj) -> bytes:
-    """Stored form: the object without its resourceVersion (the store revision is the source of truth)."""
-    meta = obj["metadata"]
-    rv = meta.pop("resourceVersion", None)
-    try:
-        return orjson.dumps(obj)
-    finally:
-        if rv is not None:
-            meta["resourceVersion"] = rv
+    """Stored form: apiVersion, kind and metadata first (so `raw_with_version` can splice), and no
+    resourceVersion (the store revision is the source of truth)."""
+    meta = {k: v for k, v in obj["metadata"].items() if k != "resourceVersion"}
+    ordered = {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "metadata": meta}
+    ordered.update((k, v) for k, v in obj.items() if k not in ordered)
+    return orjson.dumps(ordered)
+
+
+def raw_with_version(kv: KeyValue) -> bytes:
+    """The stored JSON with its resourceVersion spliced in, without decoding it (the fast list path)."""
+    value = kv.value
+    at = value.find(b'"metadata":{') + len(b'"metadata":{')
+    # encode() puts metadata third and never empty; anything else is decoded the slow way
+    if at < len(b'"metadata":{') or at > 200 or value[at : at + 1] == b"}":
+        return orjson.dumps(decode(kv))
+    return b'%s"resourceVersion":"%d",%s' % (value[:at], kv.mod_revision, value[at:])
 
 
 @dataclass
@@ -93,13 +101,16 @@ class ObjectStore:
         limit: int | None = None,
         continue_token: str | None = None,
         revision: int | None = None,
+        raw: bool = False,
     ) -> ListPage:
-        """A page of matching objects, consistent at one revision; `accept` filters (selectors)."""
+        """A page of matching objects, consistent at one revision; `accept` filters (selectors).
+
+        With `raw` (and no filter) the items are JSON bytes, never decoded: listing is then a byte copy."""
         prefix = rt.key_prefix(namespace if rt.namespaced else None)
         start = None
         if continue_token:
             revision, start = _decode_continue(continue_token, prefix)
-        items: list[Obj] = []
+        items: list[Any] = []
         # with a filter, read ahead in bigger pages: most stored objects may not match
         batch = (limit if accept is None else max(limit, 256)) if limit else None
         while True:
@@ -111,10 +122,13 @@ class ObjectStore:
                 raise errors.expired(f"too old resource version: {exc.requested} ({exc.compacted})") from exc
             revision = page.revision
             for i, kv in enumerate(page.items):
-                obj = decode(kv)
-                if accept is not None and not accept(obj):
-                    continue
-                items.append(obj)
+                if raw and accept is None:
+                    items.append(raw_with_version(kv))
+                else:
+                    obj = decode(kv)
+                    if accept is not None and not accept(obj):
+                        continue
+                    items.append(obj)
                 if limit and len(items) == limit:
                     if page.more or i < len(page.items) - 1:
                         return ListPage(items, revision, _encode_continue(revision, kv.key[len(prefix) :]))
