@@ -21,7 +21,7 @@ from aiohttp.typedefs import Middleware
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
-from shim.apiserver.auth import UserInfo, authentication_middleware, load_token_file
+from shim.apiserver.auth import USER, UserInfo, authentication_middleware, load_token_file
 from shim.kubeconfig import write_kubeconfig
 from shim.pki import ADMIN_GROUP, ADMIN_USER, Pki, ensure_pki
 
@@ -48,7 +48,7 @@ class Server:
 
 async def list_namespaces(request: web.Request) -> web.Response:
     """A stand-in for the real handler: one namespace whose annotations say who asked."""
-    user: UserInfo = request["user"]
+    user: UserInfo = request[USER]
     annotations = {"test/user": user.name, "test/groups": ",".join(user.groups)}
     namespace = {"metadata": {"name": "default", "annotations": annotations}, "status": {"phase": "Active"}}
     body = {
@@ -61,7 +61,7 @@ async def list_namespaces(request: web.Request) -> web.Response:
 
 
 async def public(request: web.Request) -> web.Response:
-    return web.Response(text=f"ok {request['user'].name}")
+    return web.Response(text=f"ok {request[USER].name}")
 
 
 @pytest.fixture

@@ -419,7 +419,10 @@ def test_a_selector_that_misses_the_template_labels_is_invalid() -> None:
 def test_a_deployment_without_a_selector_is_invalid() -> None:
     body = deployment_body()
     del body["spec"]["selector"]
-    assert rejected(create, "apps", "deployments", body) == 'Deployment.apps "web" is invalid: spec.selector: Required value'
+    assert (
+        rejected(create, "apps", "deployments", body)
+        == 'Deployment.apps "web" is invalid: spec.selector: Required value'
+    )
 
 
 def test_an_empty_selector_is_invalid() -> None:

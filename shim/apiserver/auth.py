@@ -1,7 +1,7 @@
 """Authentication: who is calling. A verified client certificate or a bearer token names the user; anything
 else gets 401, except the health and version endpoints, which anonymous callers may read.
 
-Authorization (what that user may do) is a separate, later step that reads `request["user"]`.
+Authorization (what that user may do) is a separate, later step that reads `request[USER]`.
 """
 
 from __future__ import annotations
@@ -31,11 +31,13 @@ class UserInfo:
     uid: str = ""
 
 
+USER: web.RequestKey[UserInfo] = web.RequestKey("user", UserInfo)
+
 ANONYMOUS = UserInfo("system:anonymous", ("system:unauthenticated",))
 
 
 def authentication_middleware(tokens: Mapping[str, UserInfo], ca_verified: bool = True) -> Middleware:
-    """An aiohttp middleware that puts the caller's `UserInfo` on `request["user"]` or answers 401.
+    """An aiohttp middleware that puts the caller's `UserInfo` on `request[USER]` or answers 401.
 
     `tokens` maps bearer tokens to users. `ca_verified` says the TLS context checks client certificates
     against the cluster CA (`Pki.ssl_server_context` does); only then is a certificate's subject trusted.
@@ -48,9 +50,9 @@ def authentication_middleware(tokens: Mapping[str, UserInfo], ca_verified: bool 
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
         user = (_certificate_user(request) if ca_verified else None) or _token_user(request, users_by_digest)
         if user is not None:
-            request["user"] = user
+            request[USER] = user
         elif _is_public(request.path):
-            request["user"] = ANONYMOUS
+            request[USER] = ANONYMOUS
         else:
             return status_response(401, "Unauthorized", "Unauthorized")
         return await handler(request)
