@@ -61,9 +61,7 @@ def make_pod(i: int) -> dict[str, Any]:
     }
     if i % 50 == 0:
         pod["spec"]["initContainers"] = [{"name": "setup", "image": "busybox"}]
-        pod["status"]["initContainerStatuses"] = [
-            {"name": "setup", "restartCount": 0, "state": {"running": {}}}
-        ]
+        pod["status"]["initContainerStatuses"] = [{"name": "setup", "restartCount": 0, "state": {"running": {}}}]
         pod["status"]["conditions"] = [{"type": "Initialized", "status": "False"}]
     return pod
 
@@ -80,9 +78,7 @@ def best_ms(work: Callable[[], object]) -> float:
 def main() -> None:
     pods = [make_pod(i) for i in range(PODS)]
     labels = parse_label_selector("app=web,pod-template-hash")
-    fields = convert_field_selector(
-        "", "pods", parse_field_selector("status.phase=Running,spec.nodeName=node-1")
-    )
+    fields = convert_field_selector("", "pods", parse_field_selector("status.phase=Running,spec.nodeName=node-1"))
     fast = field_matcher("", "pods", fields)
     print(f"listing benchmark: Python {platform.python_version()}, {PODS} pods, best of {RUNS}")
     results = {

@@ -64,6 +64,7 @@ SERVED: tuple[Kind, ...] = (
     Kind("", "v1", "events", "Event"),
     Kind("events.k8s.io", "v1", "events", "Event"),
     Kind("coordination.k8s.io", "v1", "leases", "Lease"),
+    Kind("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"),
     Kind("apps", "v1", "deployments", "Deployment", subresources=("status", "scale")),
     Kind("apps", "v1", "replicasets", "ReplicaSet", subresources=("status", "scale")),
     Kind("scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", namespaced=False),

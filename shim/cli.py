@@ -1,4 +1,8 @@
-"""`kube-shim`: the command line. `kube-shim up` runs the whole cluster in one process."""
+"""`kube-shim`: the command line.
+
+`kube-shim up` runs a whole cluster in one process (API server, controllers, scheduler, node agents);
+`kube-shim node|scheduler|controller-manager` run one component as its own process against any API server.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +15,16 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from shim import __version__
 
 DEFAULT_DATA_DIR = Path("~/.local/share/kube-shim")
 DEFAULT_LISTEN = "127.0.0.1:6443"
+
+log = logging.getLogger("shim")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,61 +32,77 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kube-shim", description="A Kubernetes-compatible control plane.")
     parser.add_argument("--version", action="version", version=f"kube-shim {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    up = commands.add_parser("up", help="run the API server (and, as they land, every other component)")
+
+    up = commands.add_parser("up", help="run a whole cluster in this process")
     up.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="state, PKI (default %(default)s)")
     up.add_argument("--listen", default=DEFAULT_LISTEN, help="HOST:PORT to serve on (default %(default)s)")
-    up.add_argument(
-        "--kubeconfig",
-        type=Path,
-        default=None,
-        help="kubeconfig to write (default: merged into ~/.kube/config as context kube-shim)",
-    )
-    up.add_argument(
-        "--store",
-        default=None,
-        help="store URL: sqlite:///PATH (default: in the data dir), memory://, etcd://HOST:PORT[,HOST:PORT][/PREFIX]",
-    )
-    up.add_argument(
-        "--compaction-interval",
-        type=float,
-        default=300.0,
-        metavar="SECONDS",
-        help="how often the store forgets old history (default %(default)s)",
-    )
-    up.add_argument(
-        "--compaction-keep",
-        type=int,
-        default=10_000,
-        metavar="REVISIONS",
-        help="revisions of history kept for watch resume (default %(default)s)",
-    )
-    up.add_argument("--log-level", default="INFO")
+    up.add_argument("--kubeconfig", type=Path, default=None,
+                    help="kubeconfig to write (default: merged into ~/.kube/config as context kube-shim)")  # fmt: skip
+    up.add_argument("--store", default=None, help="store URL: sqlite:///PATH (default: in the data dir), "
+                    "memory://, etcd://HOST:PORT[,HOST:PORT][/PREFIX]")  # fmt: skip
+    up.add_argument("--compaction-interval", type=float, default=300.0, metavar="SECONDS",
+                    help="how often the store forgets old history (default %(default)s)")  # fmt: skip
+    up.add_argument("--compaction-keep", type=int, default=10_000, metavar="REVISIONS",
+                    help="revisions of history kept for watch resume (default %(default)s)")  # fmt: skip
+    _node_flags(up, default_count=1)
+
+    node = commands.add_parser("node", help="run a node agent against an API server")
+    node.add_argument("--kubeconfig", type=Path, required=True, help="how to reach the API server")
+    node.add_argument("--server", default=None, help="API server URL (default: the kubeconfig's)")
+    node.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR / "node")
+    _node_flags(node, default_count=1)
+
+    for name, what in (("scheduler", "the scheduler"), ("controller-manager", "the controllers")):
+        component = commands.add_parser(name, help=f"run {what} against an API server")
+        component.add_argument("--kubeconfig", type=Path, required=True, help="how to reach the API server")
+        component.add_argument("--server", default=None, help="API server URL (default: the kubeconfig's)")
+
+    for sub in commands.choices.values():
+        sub.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.command == "up":
-        return _run(up_command(args))
-    return 2
+    runners: dict[str, Callable[[argparse.Namespace], Awaitable[int]]] = {
+        "up": up_command,
+        "node": node_command,
+        "scheduler": scheduler_command,
+        "controller-manager": controller_manager_command,
+    }
+    return _run(runners[args.command](args))
 
 
-def _run(coro: object) -> int:
-    try:
-        import uvloop
+def _node_flags(parser: argparse.ArgumentParser, default_count: int) -> None:
+    parser.add_argument("--runtime", choices=("podman", "fake"), default="podman",
+                        help="podman runs real containers; fake only pretends, for simulating many nodes")  # fmt: skip
+    parser.add_argument("--nodes", type=int, default=default_count, metavar="N",
+                        help="node agents to run here (0: control plane only; >1 needs --runtime fake)")  # fmt: skip
+    parser.add_argument("--name", default=None, help="node name (default: this host's name)")
+    parser.add_argument("--podman-socket", default=None,
+                        help="use this Podman service (default: start one in the data dir)")  # fmt: skip
+    parser.add_argument("--node-ip", default=None, help="the node's InternalIP (default: the primary address)")
 
-        return uvloop.run(coro)  # type: ignore[arg-type]
-    except ImportError:  # pragma: no cover - uvloop is a dependency; plain asyncio still works
-        return asyncio.run(coro)  # type: ignore[arg-type]
+
+def _run(coro: Awaitable[int]) -> int:
+    import uvloop
+
+    return uvloop.run(coro)  # type: ignore[arg-type]
+
+
+# -- commands --------------------------------------------------------------------------------------------------
 
 
 async def up_command(args: argparse.Namespace) -> int:
     """Start the cluster, write the kubeconfig, print how to reach it, run until SIGINT/SIGTERM."""
     from shim.apiserver.auth import UserInfo, authentication_middleware
+    from shim.apiserver.proxy import kubelet_client_context
     from shim.apiserver.server import ApiServer, ApiServerConfig, data_store_url
-    from shim.client import ApiClient, ClusterAccess
-    from shim.controllers.manager import ControllerManager
+    from shim.client import ClusterAccess
     from shim.kubeconfig import default_kubeconfig_path, kubectl_hint, write_kubeconfig
     from shim.pki import ADMIN_GROUP, ADMIN_USER, ensure_pki
 
     started = time.monotonic()
+    if (problem := _check_node_flags(args)) is not None:
+        print(f"kube-shim: {problem}", file=sys.stderr)
+        return 2
     data_dir = args.data_dir.expanduser()
     data_dir.mkdir(parents=True, exist_ok=True)
     host, _, port_text = args.listen.rpartition(":")
@@ -99,6 +123,7 @@ async def up_command(args: argparse.Namespace) -> int:
             middlewares=[authentication_middleware(tokens)],
             compaction_interval=args.compaction_interval,
             compaction_keep=args.compaction_keep,
+            kubelet_client_ssl=kubelet_client_context(pki.admin_cert_path, pki.admin_key_path),
         )
     )
     try:
@@ -107,37 +132,151 @@ async def up_command(args: argparse.Namespace) -> int:
         print(f"kube-shim: cannot serve on {args.listen}: {exc.strerror or exc}", file=sys.stderr)
         await server.stop()
         return 1
-    # lists decode thousands of objects at once; the default gen-0 threshold (700) makes the cyclic GC
-    # rescan every live object many times per list. Objects made at start-up never become garbage.
-    gc.freeze()
-    gc.set_threshold(20_000, 50, 100)
+    _tune_gc()
     url_host = host if host not in ("0.0.0.0", "::") else socket.gethostname()
     url = f"https://{'[' + url_host + ']' if ':' in url_host else url_host}:{server.bound_port}"
-    access = ClusterAccess(
-        server=f"https://127.0.0.1:{server.bound_port}" if host in ("0.0.0.0", "::") else url,
-        ca_pem=pki.ca_cert_pem,
-        token=pki.token,
-    )
-    controllers = ControllerManager(ApiClient(access, user_agent="kube-controller-manager"))
-    controllers.start()
+    loopback = f"https://127.0.0.1:{server.bound_port}" if host in ("0.0.0.0", "::") else url
+    access = ClusterAccess(server=loopback, ca_pem=pki.ca_cert_pem, token=pki.token)
+    components = await _start_components(access, args, data_dir / "nodes", control_plane=True)
     default_path = default_kubeconfig_path()
     kubeconfig = (args.kubeconfig or default_path).expanduser()
     write_kubeconfig(kubeconfig, url, pki.ca_cert_pem, pki.token, merge=True)
     print(f"kube-shim {__version__} is serving {url} (ready in {time.monotonic() - started:.2f}s)", flush=True)
     print(f"kubeconfig: {kubeconfig}", flush=True)
     print(f"try: {kubectl_hint(kubeconfig, default_path)}", flush=True)
+    await _wait_for_signal()
+    log.info("shutting down")
+    await _stop_all(components)
+    with contextlib.suppress(Exception):
+        await server.stop()
+    return 0
 
+
+async def node_command(args: argparse.Namespace) -> int:
+    """Run node agent(s) against the API server in the kubeconfig until SIGINT/SIGTERM."""
+    if (problem := _check_node_flags(args)) is not None or args.nodes < 1:
+        print(f"kube-shim: {problem or '--nodes must be at least 1'}", file=sys.stderr)
+        return 2
+    access = _access(args)
+    components = await _start_components(access, args, args.data_dir.expanduser(), control_plane=False)
+    print(f"kube-shim node: {args.nodes} node agent(s) registered with {access.server}", flush=True)
+    await _wait_for_signal()
+    await _stop_all(components)
+    return 0
+
+
+async def scheduler_command(args: argparse.Namespace) -> int:
+    from shim.client import ApiClient
+    from shim.scheduler import Scheduler
+
+    scheduler = Scheduler(ApiClient(_access(args), user_agent="kube-scheduler"))
+    scheduler.start()
+    print("kube-shim scheduler: running", flush=True)
+    await _wait_for_signal()
+    await scheduler.stop()
+    return 0
+
+
+async def controller_manager_command(args: argparse.Namespace) -> int:
+    from shim.client import ApiClient
+    from shim.controllers.manager import ControllerManager
+
+    controllers = ControllerManager(ApiClient(_access(args), user_agent="kube-controller-manager"))
+    controllers.start()
+    print("kube-shim controller-manager: running", flush=True)
+    await _wait_for_signal()
+    await controllers.stop()
+    return 0
+
+
+# -- assembly ----------------------------------------------------------------------------------------------------
+
+
+async def _start_components(access: Any, args: argparse.Namespace, nodes_dir: Path, control_plane: bool) -> list[Any]:
+    """Controllers and scheduler (for `up`), then the node agents; returned in start order."""
+    from shim.client import ApiClient
+    from shim.kubelet.config import KubeletOptions
+    from shim.node import Node, NodeConfig
+    from shim.runtime.fake import node_pod_cidr
+
+    components: list[Any] = []
+    if control_plane:
+        from shim.controllers.manager import ControllerManager
+        from shim.scheduler import Scheduler
+
+        controllers = ControllerManager(ApiClient(access, user_agent="kube-controller-manager"))
+        controllers.start()
+        scheduler = Scheduler(ApiClient(access, user_agent="kube-scheduler"))
+        scheduler.start()
+        components += [controllers, scheduler]
+    if args.nodes:
+        # one client for all agents here: every node's pod watch holds one of its connections
+        client = ApiClient(access, user_agent="kubelet", max_connections=args.nodes * 2 + 64)
+        base = args.name or socket.gethostname()
+        for i in range(args.nodes):
+            name = base if args.nodes == 1 else f"{base}-{i}"
+            fake = args.runtime == "fake"
+            options = KubeletOptions(node_ip=args.node_ip)
+            if fake:
+                # simulated nodes: no host checks, no per-container events flooding the API
+                options.capacity = {"cpu": "8", "memory": "32Gi", "pods": "110", "ephemeral-storage": "100Gi"}
+                options.record_events = args.nodes <= 10
+            node = Node(client, NodeConfig(
+                name=name, data_dir=nodes_dir / name, runtime=args.runtime, podman_socket=args.podman_socket,
+                ca_pem=access.ca_pem, pod_cidr=node_pod_cidr(i) if fake else None, options=options,
+            ))  # fmt: skip
+            await node.start()
+            components.append(node)
+        components.append(_Closer(client))
+    return components
+
+
+class _Closer:
+    """Closes a shared client after the components that use it."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    async def stop(self) -> None:
+        await self.client.close()
+
+
+async def _stop_all(components: list[Any]) -> None:
+    for component in reversed(components):
+        with contextlib.suppress(Exception):
+            await component.stop()
+
+
+def _check_node_flags(args: argparse.Namespace) -> str | None:
+    if args.nodes < 0:
+        return "--nodes cannot be negative"
+    if args.nodes > 1 and args.runtime != "fake":
+        return "more than one node per process needs --runtime fake (each Podman node is its own process)"
+    return None
+
+
+def _access(args: argparse.Namespace) -> Any:
+    from dataclasses import replace
+
+    from shim.client import load_kubeconfig
+
+    access = load_kubeconfig(args.kubeconfig)
+    return replace(access, server=args.server.rstrip("/")) if args.server else access
+
+
+def _tune_gc() -> None:
+    # lists decode thousands of objects at once; the default gen-0 threshold (700) makes the cyclic GC
+    # rescan every live object many times per list. Objects made at start-up never become garbage.
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
+
+
+async def _wait_for_signal() -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    logging.getLogger("shim").info("shutting down")
-    with contextlib.suppress(Exception):
-        await controllers.stop()
-    with contextlib.suppress(Exception):
-        await server.stop()
-    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

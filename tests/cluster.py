@@ -62,13 +62,18 @@ class Cluster:
         return self.process.returncode
 
 
-def start_cluster(data_dir: Path, port: int | None = None, extra: tuple[str, ...] = ()) -> Cluster:
-    """Launch `kube-shim up` and return once it says it is serving (or fail with its output)."""
+def start_cluster(
+    data_dir: Path, port: int | None = None, extra: tuple[str, ...] = (), nodes: tuple[str, ...] = ("--nodes", "0")
+) -> Cluster:
+    """Launch `kube-shim up` and return once it says it is serving (or fail with its output).
+
+    By default the cluster has no node agents (the control plane alone); pass e.g.
+    `nodes=("--runtime", "fake", "--nodes", "3")` for simulated nodes."""
     port = port or free_port()
     kubeconfig = data_dir / "kubeconfig"
     env = dict(os.environ, HOME=str(data_dir), PYTHONUNBUFFERED="1")
     cmd = [sys.executable, "-m", "shim.cli", "up", "--data-dir", str(data_dir / "state"),
-           "--listen", f"127.0.0.1:{port}", "--kubeconfig", str(kubeconfig), *extra]  # fmt: skip
+           "--listen", f"127.0.0.1:{port}", "--kubeconfig", str(kubeconfig), *nodes, *extra]  # fmt: skip
     process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     cluster = Cluster(data_dir, port, kubeconfig, process)
     lines: queue.Queue[str | None] = queue.Queue()

@@ -76,9 +76,7 @@ class RawApi:
     async def watch(self, path: str, params: dict[str, str], headers: dict[str, str] | None = None) -> WatchStream:
         """Open a watch (`watch=true` is added) and return its event stream once the headers arrived."""
         timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
-        resp = await self.session.get(
-            path, params={"watch": "true", **params}, headers=headers or {}, timeout=timeout
-        )
+        resp = await self.session.get(path, params={"watch": "true", **params}, headers=headers or {}, timeout=timeout)
         assert resp.status == 200, f"watch {path}: {resp.status} {await resp.read()!r}"
         return WatchStream(resp)
 

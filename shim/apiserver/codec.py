@@ -9,6 +9,7 @@ import yaml
 from aiohttp import web
 
 from shim.apiserver import errors
+from shim.apiserver.schema import SchemaNode
 
 MAX_BODY_BYTES = 3 * 1024 * 1024  # kube-apiserver's limit for a single object
 
@@ -50,8 +51,11 @@ def _too_large() -> errors.ApiError:
 
 async def read_object(request: web.Request) -> dict[str, Any]:
     """Decode an object body (POST/PUT) by its Content-Type."""
-    body = await read_body(request)
-    kind = media_type(request)
+    return decode_object(media_type(request), await read_body(request))
+
+
+def decode_object(kind: str, body: bytes) -> dict[str, Any]:
+    """Decode an object body of media type `kind`; anything but a JSON object is a 400."""
     if kind == PROTOBUF:
         from shim.apiserver.protobuf import ProtobufDecodeError, decode_object
 
@@ -68,6 +72,35 @@ async def read_object(request: web.Request) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise errors.bad_request("the object provided is unrecognized (must be of type object): " + type(obj).__name__)
     return obj
+
+
+def drop_what_go_drops(value: Any, node: SchemaNode) -> None:
+    """Remove in place what decoding into kube's Go types loses: fields the schema does not have, and
+    nulls (Go's zero value, which the omitempty encoding leaves out). Timestamps stay null, as Go writes
+    them; a null list item or map value becomes the zero value of its type."""
+    if isinstance(value, dict):
+        if node.properties:
+            for key in list(value):
+                field = node.properties.get(key)
+                if field is None or (value[key] is None and field.format != "date-time"):
+                    del value[key]
+                elif value[key] is not None:
+                    drop_what_go_drops(value[key], field)
+        elif node.additional_properties is not None:
+            _zero_nulls(value, value.keys(), node.additional_properties)
+    elif isinstance(value, list) and node.items is not None:
+        _zero_nulls(value, range(len(value)), node.items)
+
+
+def _zero_nulls(container: Any, keys: Any, node: SchemaNode) -> None:
+    for key in keys:
+        if container[key] is None:
+            container[key] = {} if node.type == "object" else [] if node.type == "array" else _ZERO.get(node.type)
+        else:
+            drop_what_go_drops(container[key], node)
+
+
+_ZERO: dict[str | None, Any] = {"string": "", "integer": 0, "number": 0, "boolean": False}
 
 
 def parse_json(body: bytes) -> Any:

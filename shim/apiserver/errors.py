@@ -122,6 +122,19 @@ def expired(message: str) -> ApiError:
     return ApiError(410, "Expired", message)
 
 
+def too_large_resource_version(requested: int, current: int) -> ApiError:
+    """504 for a read at a revision the store has not reached (kube's NewTooLargeResourceVersionError)."""
+    return ApiError(
+        504,
+        "Timeout",
+        f"Timeout: Too large resource version: {requested}, current: {current}",
+        {
+            "causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+            "retryAfterSeconds": 1,
+        },
+    )
+
+
 def cause(reason: str, field: str, message: str) -> dict[str, str]:
     """One `StatusCause` (`FieldValueRequired`, `FieldValueInvalid`, `FieldValueNotSupported`, ...)."""
     return {"reason": reason, "message": message, "field": field}

@@ -17,6 +17,7 @@ from shim.apiserver import codec, errors, query
 from shim.apiserver.errors import ApiError
 from shim.apiserver.objects import DeleteOptions, Obj, ObjectStore
 from shim.apiserver.registry import Registry, ResourceType
+from shim.apiserver.schema import schema_for
 from shim.apiserver.selectors import (
     SelectorError,
     convert_field_selector,
@@ -217,8 +218,10 @@ class ResourceHandlers:
 
     async def create(self, request: web.Request, target: Target) -> web.Response:
         rt = target.rt
-        obj = await codec.read_object(request)
+        body = await codec.read_body(request)
+        obj = codec.decode_object(codec.media_type(request), body)
         check_type_meta(rt, obj)
+        warnings = self.check_fields(request, rt, obj, body)
         if rt.namespaced:
             body_ns = (obj.get("metadata") or {}).get("namespace")
             if body_ns and body_ns != target.namespace:
@@ -231,7 +234,6 @@ class ResourceHandlers:
                 )
             await self.require_active_namespace(rt, target.namespace, obj)
         dry = query.dry_run(request.query)
-        warnings = self.check_fields(request, rt, obj)
         created = await self.objects.create(
             rt, target.namespace, obj, dry, self.subresources.admit_create(rt), field_manager(request)
         )
@@ -239,19 +241,12 @@ class ResourceHandlers:
 
     async def update(self, request: web.Request, target: Target, subresource: str | None = None) -> web.Response:
         rt = target.rt
-        obj = await codec.read_object(request)
+        body = await codec.read_body(request)
+        obj = codec.decode_object(codec.media_type(request), body)
         check_type_meta(rt, obj)
-        meta = obj.get("metadata") or {}
-        if meta.get("name") and meta["name"] != target.name:
-            raise errors.bad_request(
-                f"the name of the object ({meta['name']}) does not match the name on the URL ({target.name})"
-            )
-        if rt.namespaced and meta.get("namespace") and meta["namespace"] != target.namespace:
-            raise errors.bad_request(
-                "the namespace of the provided object does not match the namespace sent on the request"
-            )
-        warnings = self.check_fields(request, rt, obj)
-        wanted_rv = meta.get("resourceVersion")
+        warnings = self.check_fields(request, rt, obj, body)
+        check_name(target, obj)
+        wanted_rv = (obj.get("metadata") or {}).get("resourceVersion")
 
         def replace(old: Obj) -> Obj:
             if wanted_rv and wanted_rv != old["metadata"]["resourceVersion"]:
@@ -287,7 +282,8 @@ class ResourceHandlers:
             wanted_rv = (patch.get("metadata") or {}).get("resourceVersion") if isinstance(patch, dict) else None
             if wanted_rv and wanted_rv != old["metadata"]["resourceVersion"]:
                 raise stale(rt, target.name or "")
-            warnings[:] = self.check_fields(request, rt, new)
+            check_name(target, new)
+            warnings[:] = self.check_fields(request, rt, new, patched=True)
             return new
 
         updated = await self.objects.update(
@@ -356,20 +352,33 @@ class ResourceHandlers:
                 },
             )
 
-    def check_fields(self, request: web.Request, rt: ResourceType, obj: Obj) -> list[str]:
-        """Schema problems per fieldValidation: Strict fails, Warn returns warnings, Ignore drops them."""
-        from shim.apiserver.validation import find_schema_problems
+    def check_fields(
+        self, request: web.Request, rt: ResourceType, obj: Obj, body: bytes | None = None, patched: bool = False
+    ) -> list[str]:
+        """Decode `obj` as kube decodes into its Go types: wrong types fail; unknown fields (and keys repeated
+        in a JSON `body`) fail under fieldValidation=Strict and are returned as warnings under Warn; unknown
+        fields and nulls are then dropped from `obj`, whatever the mode. `patched`: `obj` is a patch result,
+        which kube reports as an invalid `patch` rather than an undecodable body."""
+        from shim.apiserver.validation import duplicate_fields, find_schema_problems, strict_decoding_message
 
         mode = query.field_validation(request.query)
+        schema = schema_for(rt.group, rt.version, rt.kind)
+        if schema is None:
+            return []
         causes, unknown = find_schema_problems(rt.group, rt.version, rt.kind, obj)
         if causes:
-            detail = "; ".join(f"{c['field']}: {c['message']}" for c in causes)
-            raise errors.bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: {detail}')
-        if not unknown or mode == "Ignore":
-            return []
-        if mode == "Strict":
-            raise errors.bad_request("strict decoding error: " + ", ".join(unknown))
-        return unknown
+            raise cannot_be_handled(rt, "; ".join(f"{c['field']}: {c['message']}" for c in causes))
+        problems = [] if mode == "Ignore" else unknown + (duplicate_fields(body) if body else [])
+        if problems and mode == "Strict":
+            message = strict_decoding_message(problems)
+            if patched:
+                value = orjson.dumps(orjson.dumps(obj).decode()).decode()
+                raise errors.invalid(
+                    "", "", "", [errors.cause("FieldValueInvalid", "patch", f"Invalid value: {value}: {message}")]
+                )
+            raise cannot_be_handled(rt, message)
+        codec.drop_what_go_drops(obj, schema)
+        return problems
 
 
 def field_manager(request: web.Request) -> str:
@@ -395,6 +404,25 @@ def include_object(request: web.Request) -> str:
             f"\"{value}\": must be 'Metadata', 'Object', 'None', or empty"
         )
     return value
+
+
+def cannot_be_handled(rt: ResourceType, why: str) -> ApiError:
+    """400 for a body that does not decode into the kind's type, worded as kube's transformDecodeError."""
+    return errors.bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: {why}')
+
+
+def check_name(target: Target, obj: Obj) -> None:
+    """A PUT body or a patch result must name the object of the URL (kube's checkName)."""
+    meta = obj.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}
+    name, namespace = meta.get("name") or "", meta.get("namespace")
+    if name != target.name:
+        raise errors.bad_request(f"the name of the object ({name}) does not match the name on the URL ({target.name})")
+    if target.namespace and namespace and namespace != target.namespace:
+        raise errors.bad_request(
+            f"the namespace of the object ({namespace}) does not match the namespace on the request "
+            f"({target.namespace})"
+        )
 
 
 def check_type_meta(rt: ResourceType, obj: Obj) -> None:
@@ -446,22 +474,61 @@ async def read_delete_options(request: web.Request) -> DeleteOptions:
         if not isinstance(parsed, dict):
             raise errors.bad_request("DeleteOptions must be an object")
         body = parsed
+        _check_delete_option_types(body)
     grace = body.get("gracePeriodSeconds")
     if grace is None:
         grace = query.parse_int(q, "gracePeriodSeconds")
     policy = body.get("propagationPolicy") or q.get("propagationPolicy")
-    if body.get("orphanDependents") is True or query.parse_bool(q, "orphanDependents"):
-        policy = policy or "Orphan"
+    orphan = body.get("orphanDependents")
+    if orphan is None and q.get("orphanDependents"):
+        orphan = query.parse_bool(q, "orphanDependents")
+    if policy is not None and orphan is not None:
+        raise _invalid_delete_options(
+            "FieldValueInvalid",
+            f'Invalid value: "{policy}": orphanDependents and deletionPropagation cannot be both set',
+        )
     if policy not in (None, "Orphan", "Background", "Foreground"):
-        raise errors.bad_request(
-            f'propagationPolicy: Unsupported value: "{policy}": supported values: "Foreground", "Background", "Orphan"'
+        raise _invalid_delete_options(
+            "FieldValueNotSupported",
+            f'Unsupported value: "{policy}": supported values: "Foreground", "Background", "Orphan", "nil"',
         )
     pre = body.get("preconditions") or {}
-    body_dry = body.get("dryRun")
     return DeleteOptions(
-        grace_period_seconds=int(grace) if grace is not None else None,
-        propagation_policy=policy,
+        grace_period_seconds=grace,
+        propagation_policy="Orphan" if orphan else policy,
         precondition_uid=pre.get("uid"),
         precondition_resource_version=pre.get("resourceVersion"),
-        dry_run=query.dry_run(q, body_dry if isinstance(body_dry, list) else None),
+        dry_run=query.dry_run(q, body.get("dryRun")),
     )
+
+
+# DeleteOptions fields: the JSON type each must have, and its Go type (for the decoding error's wording)
+_DELETE_OPTION_TYPES: dict[str, tuple[type, str]] = {
+    "gracePeriodSeconds": (int, "int64"),
+    "propagationPolicy": (str, "v1.DeletionPropagation"),
+    "orphanDependents": (bool, "bool"),
+    "preconditions": (dict, "v1.Preconditions"),
+    "dryRun": (list, "[]string"),
+}
+_JSON_TYPE_NAMES = {str: "string", bool: "bool", int: "number", float: "number", list: "array", dict: "object"}
+
+
+def _check_delete_option_types(body: dict[str, Any]) -> None:
+    """A DeleteOptions body with a value of the wrong type is a 400, as Go's JSON decoding fails it."""
+    fields = [(f"DeleteOptions.{key}", body.get(key), *_DELETE_OPTION_TYPES[key]) for key in _DELETE_OPTION_TYPES]
+    pre = body.get("preconditions")
+    if isinstance(pre, dict):
+        for key, go_type in (("uid", "types.UID"), ("resourceVersion", "string")):
+            fields.append((f"Preconditions.preconditions.{key}", pre.get(key), str, go_type))
+    dry = body.get("dryRun")
+    if isinstance(dry, list):
+        fields += [("DeleteOptions.dryRun", value, str, "string") for value in dry]
+    for where, value, wanted, go_type in fields:
+        # bool is an int in Python, not in JSON
+        if value is not None and (not isinstance(value, wanted) or (wanted is int and isinstance(value, bool))):
+            got = _JSON_TYPE_NAMES.get(type(value), "value")
+            raise errors.bad_request(f"json: cannot unmarshal {got} into Go struct field {where} of type {go_type}")
+
+
+def _invalid_delete_options(reason: str, message: str) -> ApiError:
+    return errors.invalid("meta.k8s.io", "DeleteOptions", "", [errors.cause(reason, "propagationPolicy", message)])

@@ -22,7 +22,15 @@ from shim.apiserver.fieldmanager import update_managed_fields
 from shim.apiserver.kinds.meta import validate_object_meta, validate_object_meta_update
 from shim.apiserver.registry import Registry, ResourceType
 from shim.apiserver.schema import schema_for
-from shim.store import CompactedError, ConflictError, KeyExistsError, KeyNotFoundError, KeyValue, Store
+from shim.store import (
+    CompactedError,
+    ConflictError,
+    FutureRevisionError,
+    KeyExistsError,
+    KeyNotFoundError,
+    KeyValue,
+    Store,
+)
 
 Obj = dict[str, Any]
 Mutation = Callable[[Obj], Awaitable[Obj] | Obj]
@@ -120,6 +128,8 @@ class ObjectStore:
                 if continue_token:
                     raise errors.expired(_CONTINUE_EXPIRED) from exc
                 raise errors.expired(f"too old resource version: {exc.requested} ({exc.compacted})") from exc
+            except FutureRevisionError as exc:
+                raise errors.too_large_resource_version(exc.requested, exc.current) from exc
             revision = page.revision
             for i, kv in enumerate(page.items):
                 if raw and accept is None:
@@ -184,10 +194,13 @@ class ObjectStore:
         rt.strategy.prepare_for_create(obj)
         causes = validate_object_meta(obj, rt.namespaced, rt.strategy.name_rule)
         self.validate(rt, obj, causes + rt.strategy.validate(obj))
+        key = rt.key(namespace, meta["name"])
         if dry_run:
+            if await self.store.get(key) is not None:  # a dry run answers what the real create would
+                raise errors.already_exists(rt.group, rt.plural, meta["name"])
             return obj
         try:
-            kv = await self.store.create(rt.key(namespace, meta["name"]), encode(obj))
+            kv = await self.store.create(key, encode(obj))
         except KeyExistsError:
             raise errors.already_exists(rt.group, rt.plural, meta["name"]) from None
         meta["resourceVersion"] = str(kv.mod_revision)

@@ -11,6 +11,7 @@ from shim.apiserver.kinds.core import (
     NodeStrategy,
     SecretStrategy,
 )
+from shim.apiserver.kinds.discovery import EndpointSliceStrategy
 from shim.apiserver.kinds.other import EventsV1Strategy, LeaseStrategy, PriorityClassStrategy
 from shim.apiserver.kinds.pods import PodStrategy
 from shim.apiserver.kinds.service import ServiceStrategy
@@ -40,6 +41,8 @@ def build_registry() -> Registry:
         R("apps", "v1", "ReplicaSet", "replicasets", "replicaset", True, ReplicaSetStrategy(), ("rs",), ("all",),
           subresources=("status", "scale")),
         R("coordination.k8s.io", "v1", "Lease", "leases", "lease", True, LeaseStrategy()),
+        R("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", True,
+          EndpointSliceStrategy()),
         R("events.k8s.io", "v1", "Event", "events", "event", True, EventsV1Strategy(), ("ev",)),
         R("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", "priorityclass", False,
           PriorityClassStrategy(), ("pc",)),

@@ -15,6 +15,7 @@ from shim.apiserver.app import build_app
 from shim.apiserver.errors import ApiError
 from shim.apiserver.kinds.other import SYSTEM_PRIORITY_CLASSES
 from shim.apiserver.objects import ObjectStore
+from shim.apiserver.proxy import install_kubelet_client, kubelet_client_context
 from shim.apiserver.resources import build_registry
 from shim.store import Store
 from shim.store.compactor import Compactor
@@ -36,6 +37,7 @@ class ApiServerConfig:
     middlewares: list = field(default_factory=list)
     compaction_interval: float = 300.0
     compaction_keep: int = 10_000
+    kubelet_client_ssl: ssl.SSLContext | None = None  # how the API server proves itself to node agents
 
 
 class ApiServer:
@@ -54,6 +56,7 @@ class ApiServer:
         self.store = await open_store(config.store_url)
         registry = build_registry()
         app = build_app(self.store, registry, config.middlewares, ready=lambda: self._ready)
+        install_kubelet_client(app, config.kubelet_client_ssl or kubelet_client_context())
         await bootstrap(app["objects"], config.port)
         self.runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
         await self.runner.setup()

@@ -161,13 +161,12 @@ class Subresources:
             status=201,
         )
 
-    async def node_proxy(self, request: web.Request, target: Target) -> web.Response:
+    async def node_proxy(self, request: web.Request, target: Target) -> web.StreamResponse:
         """Logs, exec, attach and port-forward are served by the pod's node."""
+        from shim.apiserver.proxy import proxy_to_node
+
         pod = await self.objects.get(target.rt, target.namespace, target.name or "")
-        node = pod.get("spec", {}).get("nodeName")
-        if not node:
-            raise errors.bad_request(f"pod {target.name} does not have a host assigned")
-        raise ApiError(503, "ServiceUnavailable", f'no node agent is serving node "{node}"')
+        return await proxy_to_node(request, pod, target.subresource or "", self.objects)
 
     # -- namespaces --------------------------------------------------------------------------------------------
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import random
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +18,8 @@ from shim.apiserver.objects import decode
 from shim.apiserver.registry import ResourceType
 from shim.apiserver.tables import build_table
 from shim.store import CompactedError, Event, EventType, FutureRevisionError, KeyValue, StoreError
+
+log = logging.getLogger("shim.apiserver")
 
 MIN_REQUEST_TIMEOUT = 1800  # kube-apiserver's --min-request-timeout: watches end after 1-2x this
 BOOKMARK_INTERVAL = 60.0
@@ -60,6 +64,12 @@ class Watcher:
             await asyncio.wait_for(self._stream(response, encoder, prefix, start, accept, bookmarks), timeout)
         except (TimeoutError, ConnectionResetError, asyncio.CancelledError):
             pass
+        except Exception as exc:
+            # the 200 is sent: an error response now would land inside the chunked stream, so report it as
+            # kube does, in an ERROR event
+            log.exception("watch %s failed", request.path_qs)
+            with contextlib.suppress(ConnectionResetError):
+                await response.write(encoder.error(_internal_error(exc)))
         finally:
             self.active -= 1
         return response
@@ -100,10 +110,11 @@ class Watcher:
                     await response.write(encoder.error(_too_old(exc)))
                     return
                 except FutureRevisionError as exc:
-                    await response.write(encoder.error(errors.ApiError(504, "Timeout", str(exc)).body()))
+                    too_large = errors.too_large_resource_version(exc.requested, exc.current)
+                    await response.write(encoder.error(too_large.body()))
                     return
                 except StoreError as exc:
-                    await response.write(encoder.error(errors.ApiError(500, "InternalError", str(exc)).body()))
+                    await response.write(encoder.error(_internal_error(exc)))
                     return
                 last = event.revision
                 out = _filtered(event, accept)
@@ -141,6 +152,10 @@ def _at(kv: KeyValue, revision: int) -> dict[str, Any]:
     obj = decode(kv)
     obj["metadata"]["resourceVersion"] = str(revision)
     return obj
+
+
+def _internal_error(exc: Exception) -> dict[str, Any]:
+    return errors.ApiError(500, "InternalError", f"Internal error occurred: {exc}").body()
 
 
 def _too_old(exc: CompactedError) -> dict[str, Any]:

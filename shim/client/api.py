@@ -48,7 +48,8 @@ class Resource:
 class ApiClient:
     """One aiohttp session to one API server. Use as an async context manager or call `close()`."""
 
-    def __init__(self, access: ClusterAccess, user_agent: str = "kube-shim") -> None:
+    def __init__(self, access: ClusterAccess, user_agent: str = "kube-shim", max_connections: int = 64) -> None:
+        """`max_connections` bounds concurrent requests; every open watch holds one (0 = no bound)."""
         self.access = access
         headers = {"User-Agent": user_agent, "Accept": "application/json"}
         if access.token:
@@ -56,7 +57,7 @@ class ApiClient:
         self._session = aiohttp.ClientSession(
             base_url=access.server,
             headers=headers,
-            connector=aiohttp.TCPConnector(ssl=access.ssl_context(), limit=64),
+            connector=aiohttp.TCPConnector(ssl=access.ssl_context(), limit=max_connections),
             json_serialize=lambda o: orjson.dumps(o).decode(),
         )
 

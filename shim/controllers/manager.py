@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from shim.client import ApiClient
+from shim.controllers.deployment import DeploymentController
+from shim.controllers.endpoints import EndpointsController
+from shim.controllers.garbagecollector import GarbageCollector
 from shim.controllers.namespace import NamespaceController
+from shim.controllers.nodelifecycle import NodeLifecycleController
+from shim.controllers.replicaset import ReplicaSetController
+from shim.controllers.serviceaccount import RootCACertPublisher, ServiceAccountsController
 
 
 class ControllerManager:
@@ -11,7 +17,16 @@ class ControllerManager:
 
     def __init__(self, client: ApiClient) -> None:
         self.client = client
-        self.controllers = [NamespaceController(client)]
+        self.controllers = [
+            NamespaceController(client),
+            ReplicaSetController(client),
+            DeploymentController(client),
+            GarbageCollector(client),
+            EndpointsController(client),
+            ServiceAccountsController(client),
+            RootCACertPublisher(client),
+            NodeLifecycleController(client),
+        ]
 
     def start(self) -> None:
         for controller in self.controllers:

@@ -1,0 +1,226 @@
+"""Endpoints and EndpointSlice controller: each Service's Endpoints and EndpointSlices follow its pods.
+
+Follows kube-controller-manager's `endpoint` and `endpointslice` controllers (one loop here, as both read the
+same services and pods): a service with a selector gets an Endpoints object of its name and slices labelled
+`kubernetes.io/service-name` and managed by `endpointslice-controller.k8s.io`, owned by the service (so the
+garbage collector removes them with it). Services without a selector are left to whoever writes their
+endpoints, except `default/kubernetes`, whose endpoints name the API server (kube-apiserver's own endpoint
+reconciler does that upstream): its address is `apiserver_address` and its ports the service's targetPorts.
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+import logging
+from typing import Any
+from urllib.parse import urlsplit
+
+from shim.client import ApiClient, ApiException, Resource
+from shim.controllers.apierrors import missing_ok
+from shim.controllers.reconciler import ObjectIndex, Reconciler, object_key
+from shim.controllers.service_endpoints import (
+    CONTROLLER_NAME,
+    MANAGED_BY_LABEL,
+    SERVICE_NAME_LABEL,
+    endpoint_relevant,
+    endpoint_slices,
+    endpoints_labels,
+    endpoints_subsets,
+    selects,
+)
+
+Obj = dict[str, Any]
+
+SERVICES = Resource("", "v1", "services")
+PODS = Resource("", "v1", "pods")
+ENDPOINTS = Resource("", "v1", "endpoints")
+ENDPOINT_SLICES = Resource("discovery.k8s.io", "v1", "endpointslices")
+APISERVER_SERVICE = "default/kubernetes"
+SKIP_MIRROR_LABEL = "endpointslice.kubernetes.io/skip-mirror"
+
+log = logging.getLogger("shim.controllers.endpoints")
+
+
+class EndpointsController(Reconciler):
+    """Keeps every service's Endpoints and EndpointSlices current; one sync per service key.
+
+    `apiserver_address` is the IP the `kubernetes` service's endpoints name (kube-apiserver's
+    `--advertise-address`). By default it is the host of the API server URL the client uses, when that is
+    an address pods could reach; a loopback or name host leaves those endpoints alone (the Endpoints API
+    refuses loopback addresses, as kube's does).
+    """
+
+    workers = 5  # kube's --concurrent-endpoint-syncs
+
+    def __init__(self, client: ApiClient, apiserver_address: str | None = None) -> None:
+        super().__init__(client, "endpoint-controller")
+        self.apiserver_address = apiserver_address or advertised_address(client.access.server)
+        self.services = ObjectIndex()
+        self.pods = ObjectIndex()
+        self.endpoints = ObjectIndex()
+        self._slices: dict[tuple[str, str], dict[str, Obj]] = {}  # (namespace, service) -> name -> slice
+        self.watch(SERVICES, self._on_service)
+        self.watch(PODS, self._on_pod)
+        self.watch(ENDPOINTS, self._on_endpoints)
+        self.watch(ENDPOINT_SLICES, self._on_slice)
+
+    async def sync(self, key: str) -> None:
+        """Write the Endpoints and EndpointSlices of the service `namespace/name` (or delete its Endpoints)."""
+        namespace, name = key.split("/", 1)
+        service = self.services.get(namespace, name)
+        if service is None:
+            # the slices are owned by the service: the garbage collector removes them
+            with missing_ok():
+                await self.client.delete(ENDPOINTS, name, namespace)
+            return
+        spec = service.get("spec") or {}
+        if spec.get("type") == "ExternalName":
+            return
+        if key == APISERVER_SERVICE and spec.get("selector") is None:
+            await self._sync_apiserver(service)
+            return
+        if spec.get("selector") is None:
+            return  # its endpoints are written by someone else
+        pods = [pod for pod in self.pods.in_namespace(namespace) if selects(service, pod)]
+        await self._write_endpoints(service, endpoints_subsets(service, pods), endpoints_labels(service))
+        await self._write_slices(service, endpoint_slices(service, pods), CONTROLLER_NAME)
+
+    # -- the API server's own service ------------------------------------------------------------------------
+
+    async def _sync_apiserver(self, service: Obj) -> None:
+        if not self.apiserver_address:
+            return
+        ip = self.apiserver_address
+        ports = [
+            {"name": p.get("name", ""), "port": p["targetPort"], "protocol": p.get("protocol", "TCP")}
+            for p in service["spec"].get("ports") or ()
+            if isinstance(p.get("targetPort"), int)
+        ]
+        subset_ports = [{k: v for k, v in p.items() if v != ""} for p in ports]
+        subsets = [{"addresses": [{"ip": ip}], "ports": subset_ports}] if ports else []
+        await self._write_endpoints(service, subsets, {SKIP_MIRROR_LABEL: "true"})
+        apiserver_slice = {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {"name": "kubernetes", "namespace": "default", "labels": {SERVICE_NAME_LABEL: "kubernetes"}},
+            "addressType": "IPv6" if ipaddress.ip_address(ip).version == 6 else "IPv4",
+            "endpoints": [{"addresses": [ip], "conditions": {"ready": True}}],
+            "ports": ports,
+        }
+        await self._write_slices(service, [apiserver_slice], None)
+
+    # -- writing ---------------------------------------------------------------------------------------------
+
+    async def _write_endpoints(self, service: Obj, subsets: list[Obj], labels: dict[str, str]) -> None:
+        namespace, name = service["metadata"]["namespace"], service["metadata"]["name"]
+        current = self.endpoints.get(namespace, name)
+        if current is not None:
+            same_subsets = (current.get("subsets") or []) == subsets
+            if same_subsets and (current["metadata"].get("labels") or {}) == labels:
+                return
+            body = copy.deepcopy(current)
+        else:
+            body = {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": name, "namespace": namespace}}
+        body["metadata"]["labels"] = labels
+        body["subsets"] = subsets
+        try:
+            if current is None:
+                await self.client.create(ENDPOINTS, body, namespace)
+            else:
+                await self.client.replace(ENDPOINTS, body, namespace)
+        except ApiException as exc:
+            if current is None and exc.status == 403:
+                return  # the namespace is terminating: nothing more will be written in it
+            if exc.status != 409:
+                verb = "create" if current is None else "update"
+                reason = "FailedToCreateEndpoint" if current is None else "FailedToUpdateEndpoint"
+                self.events.emit(body, "Warning", reason, f"Failed to {verb} endpoint {namespace}/{name}: {exc}")
+            raise
+
+    async def _write_slices(self, service: Obj, desired: list[Obj], manager: str | None) -> None:
+        """Create, update or delete the service's slices that `manager` labels, so that they equal `desired`."""
+        namespace, name = service["metadata"]["namespace"], service["metadata"]["name"]
+        existing = {
+            slice_name: s
+            for slice_name, s in self._slices.get((namespace, name), {}).items()
+            if (s["metadata"].get("labels") or {}).get(MANAGED_BY_LABEL) == manager
+        }
+        for wanted in desired:
+            current = existing.pop(wanted["metadata"]["name"], None)
+            if current is not None and current.get("addressType") != wanted["addressType"]:
+                # addressType is immutable: replace the slice
+                with missing_ok():
+                    await self.client.delete(ENDPOINT_SLICES, current["metadata"]["name"], namespace)
+                current = None
+            if current is None:
+                await self._create_slice(wanted, namespace)
+            elif _slice_differs(current, wanted):
+                body = copy.deepcopy(current)
+                body["metadata"].update(wanted["metadata"])
+                body.update({k: wanted[k] for k in ("addressType", "endpoints", "ports")})
+                await self.client.replace(ENDPOINT_SLICES, body, namespace)
+        for stale in existing.values():
+            with missing_ok():
+                await self.client.delete(ENDPOINT_SLICES, stale["metadata"]["name"], namespace)
+
+    async def _create_slice(self, wanted: Obj, namespace: str) -> None:
+        try:
+            await self.client.create(ENDPOINT_SLICES, wanted, namespace)
+        except ApiException as exc:
+            if exc.status == 403:
+                return  # the namespace is terminating
+            raise  # AlreadyExists: the cache is behind; the retry compares with the slice written
+
+    # -- informer events -------------------------------------------------------------------------------------
+
+    async def _on_service(self, event: str, service: Obj) -> None:
+        self.services.apply(event, service)
+        self.queue.add(object_key(service))
+
+    async def _on_pod(self, event: str, pod: Obj) -> None:
+        old = self.pods.apply(event, pod)
+        new = None if event == "DELETED" else pod
+        if endpoint_relevant(old) == endpoint_relevant(new):
+            return
+        for service in self.services.in_namespace(pod["metadata"]["namespace"]):
+            if (old is not None and selects(service, old)) or (new is not None and selects(service, new)):
+                self.queue.add(object_key(service))
+
+    async def _on_endpoints(self, event: str, endpoints: Obj) -> None:
+        self.endpoints.apply(event, endpoints)
+        if event == "DELETED":
+            self.queue.add(object_key(endpoints))  # recreated if its service is still there
+
+    async def _on_slice(self, event: str, endpoint_slice: Obj) -> None:
+        meta = endpoint_slice["metadata"]
+        service = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
+        if not service:
+            return
+        slices = self._slices.setdefault((meta["namespace"], service), {})
+        if event == "DELETED":
+            slices.pop(meta["name"], None)
+        else:
+            slices[meta["name"]] = endpoint_slice
+        self.queue.add(f"{meta['namespace']}/{service}")
+
+
+def advertised_address(server_url: str) -> str | None:
+    """The API server URL's host when it is an IP pods could reach (not loopback, unspecified, link-local)."""
+    host = urlsplit(server_url).hostname or ""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if ip.is_loopback or ip.is_unspecified or ip.is_link_local or ip.is_multicast:
+        return None
+    return str(ip)
+
+
+def _slice_differs(current: Obj, wanted: Obj) -> bool:
+    meta, wanted_meta = current["metadata"], wanted["metadata"]
+    return (
+        (meta.get("labels") or {}) != wanted_meta["labels"]
+        or (meta.get("ownerReferences") or []) != wanted_meta.get("ownerReferences", [])
+        or any((current.get(k) or []) != wanted[k] for k in ("endpoints", "ports"))
+    )

@@ -1,0 +1,342 @@
+"""ReplicaSet controller: keeps `spec.replicas` pods matching the selector, like kube-controller-manager's.
+
+Follows `pkg/controller/replicaset/replica_set.go` and `replica_set_utils.go`: pods are claimed by selector
+(orphans adopted, non-matching pods released), missing pods are created from the template in slow-start
+batches (1, 2, 4, ...), extra pods are deleted in kube's order, and expectations keep a burst of informer
+events from creating or deleting the same replicas twice. Status carries replicas, fullyLabeledReplicas,
+readyReplicas, availableReplicas (minReadySeconds), observedGeneration and the ReplicaFailure condition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from shim.apiserver.selectors import SelectorError, label_selector_from_object
+from shim.client import ApiClient, ApiException, Resource
+from shim.controllers.expectations import Expectations
+from shim.controllers.ownership import ControllerRefManager, controller_of, controller_ref, recheck_deletion
+from shim.controllers.podutil import (
+    format_time,
+    is_pod_active,
+    is_pod_available,
+    is_pod_ready,
+    now,
+    pod_key,
+    pods_to_delete,
+)
+from shim.controllers.reconciler import ObjectIndex, Reconciler, namespace_terminating, object_key
+
+Obj = dict[str, Any]
+
+PODS = Resource("", "v1", "pods")
+REPLICASETS = Resource("apps", "v1", "replicasets")
+BURST_REPLICAS = 500  # kube's BurstReplicas: at most this many creates or deletes per sync
+SLOW_START_INITIAL_BATCH = 1  # kube's SlowStartInitialBatchSize
+REPLICA_FAILURE = "ReplicaFailure"
+
+
+class ReplicaSetController(Reconciler):
+    """Watches replica sets and pods; one sync per replica set key (`namespace/name`)."""
+
+    def __init__(self, client: ApiClient) -> None:
+        super().__init__(client, "replicaset-controller")
+        self.replicasets = ObjectIndex()
+        self.pods = ObjectIndex()
+        self.expectations = Expectations()
+        self.watch(REPLICASETS, self._on_replicaset)
+        self.watch(PODS, self._on_pod)
+
+    async def sync(self, key: str) -> None:
+        """One reconcile of one replica set: claim pods, create or delete the difference, write status."""
+        namespace, name = key.split("/", 1)
+        rs = self.replicasets.get(namespace, name)
+        if rs is None:
+            self.expectations.forget(key)
+            return
+        needs_sync = self.expectations.satisfied(key)
+        try:
+            selector = label_selector_from_object(rs["spec"].get("selector"))
+        except SelectorError as exc:
+            self.log.warning("replica set %s has an invalid selector: %s", key, exc)
+            return
+        active = [pod for pod in self.pods.in_namespace(namespace) if is_pod_active(pod)]
+        claimer = ControllerRefManager(
+            self.client,
+            PODS,
+            rs,
+            controller_ref(rs, "apps/v1", "ReplicaSet"),
+            selector,
+            recheck_deletion(self.client, REPLICASETS, rs),
+        )
+        pods = await claimer.claim(active)
+        failure: ApiException | None = None
+        if needs_sync and not rs["metadata"].get("deletionTimestamp"):
+            try:
+                await self._manage_replicas(key, rs, pods)
+            except ApiException as exc:
+                failure = exc
+        updated = await self._update_status(rs, calculate_status(rs, pods, failure))
+        if failure is not None:
+            raise failure
+        spec, status = updated["spec"], updated.get("status") or {}
+        min_ready, replicas = spec.get("minReadySeconds", 0), spec.get("replicas", 1)
+        if min_ready > 0 and status.get("readyReplicas", 0) == replicas != status.get("availableReplicas", 0):
+            self.queue.add_after(key, min_ready)  # ready pods become available without any event
+
+    # -- creating and deleting pods ----------------------------------------------------------------------------
+
+    async def _manage_replicas(self, key: str, rs: Obj, pods: list[Obj]) -> None:
+        diff = len(pods) - rs["spec"].get("replicas", 1)
+        if diff < 0:
+            count = min(-diff, BURST_REPLICAS)
+            self.expectations.expect_creations(key, count)
+            ref = controller_ref(rs, "apps/v1", "ReplicaSet")
+            pod = pod_from_template(rs["spec"].get("template") or {}, rs["metadata"]["name"], ref)
+            created, error = await slow_start_batch(count, SLOW_START_INITIAL_BATCH, lambda: self._create_pod(rs, pod))
+            for _ in range(count - created):  # never coming: stop waiting for them
+                self.expectations.creation_observed(key)
+            if error is not None:
+                raise error
+        elif diff > 0:
+            count = min(diff, BURST_REPLICAS)
+            victims = pods_to_delete(pods, self._related_pods(rs), count, now())
+            self.expectations.expect_deletions(key, [pod_key(pod) for pod in victims])
+            results = await asyncio.gather(*(self._delete_pod(rs, pod) for pod in victims), return_exceptions=True)
+            errors = []
+            for pod, result in zip(victims, results, strict=True):
+                if isinstance(result, BaseException):
+                    self.expectations.deletion_observed(key, pod_key(pod))
+                    if not (isinstance(result, ApiException) and result.status == 404):
+                        errors.append(result)
+            if errors:
+                raise errors[0]
+
+    async def _create_pod(self, rs: Obj, pod: Obj) -> None:
+        try:
+            created = await self.client.create(PODS, pod, rs["metadata"]["namespace"])
+        except ApiException as exc:
+            if namespace_terminating(exc):
+                return  # everything here is about to go: not a failure worth an event
+            self.events.emit(rs, "Warning", "FailedCreate", f"Error creating: {_message(exc)}")
+            raise
+        self.events.emit(rs, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}")
+
+    async def _delete_pod(self, rs: Obj, pod: Obj) -> None:
+        name = pod["metadata"]["name"]
+        try:
+            await self.client.delete(PODS, name, pod["metadata"]["namespace"])
+        except ApiException as exc:
+            if exc.status != 404:
+                self.events.emit(rs, "Warning", "FailedDelete", f"Error deleting: {_message(exc)}")
+            raise
+        self.events.emit(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {name}")
+
+    def _related_pods(self, rs: Obj) -> list[Obj]:
+        """Pods of this replica set and of its siblings (same controlling deployment): scaling down prefers
+        pods sharing a node with many of them (kube's getIndirectlyRelatedPods)."""
+        owner = controller_of(rs)
+        namespace = rs["metadata"]["namespace"]
+        if owner is None:
+            owners = {rs["metadata"]["uid"]}
+        else:
+            owners = {
+                sibling["metadata"]["uid"]
+                for sibling in self.replicasets.in_namespace(namespace)
+                if (ref := controller_of(sibling)) is not None and ref.get("uid") == owner.get("uid")
+            } | {rs["metadata"]["uid"]}
+        return [
+            pod
+            for pod in self.pods.in_namespace(namespace)
+            if (ref := controller_of(pod)) is not None and ref.get("uid") in owners
+        ]
+
+    # -- status ------------------------------------------------------------------------------------------------
+
+    async def _update_status(self, rs: Obj, status: Obj) -> Obj:
+        """Write `status` unless it (and observedGeneration) is already current; one retry on a stale copy."""
+        generation = rs["metadata"].get("generation", 0)
+        current = rs.get("status") or {}
+        if _same_status(current, status) and current.get("observedGeneration", 0) == generation:
+            return rs
+        status["observedGeneration"] = generation
+        namespace = rs["metadata"]["namespace"]
+        body = copy.copy(rs)
+        body["status"] = status
+        try:
+            updated = await self.client.replace(REPLICASETS, body, namespace, "status")
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            fresh = await self.client.get(REPLICASETS, rs["metadata"]["name"], namespace)
+            fresh["status"] = status
+            updated = await self.client.replace(REPLICASETS, fresh, namespace, "status")
+        # the next sync may start before the watch brings this write back: let it see it already
+        self.replicasets.apply("MODIFIED", updated)
+        return updated
+
+    # -- informer events ---------------------------------------------------------------------------------------
+
+    async def _on_replicaset(self, event: str, rs: Obj) -> None:
+        self.replicasets.apply(event, rs)
+        key = object_key(rs)
+        if event == "DELETED":
+            self.expectations.forget(key)
+        self.queue.add(key)
+
+    async def _on_pod(self, event: str, pod: Obj) -> None:
+        old = self.pods.apply(event, pod)
+        if event == "DELETED":
+            self._pod_gone(pod)
+            return
+        if pod["metadata"].get("deletionTimestamp"):
+            # a terminating pod no longer counts: that is when kube observes the deletion
+            self._pod_gone(pod)
+            if old is not None and _labels(old) != _labels(pod):
+                self._pod_gone(old)
+            return
+        ref = controller_of(pod)
+        if old is None:
+            if ref is not None:
+                rs = self._resolve(pod, ref)
+                if rs is not None:
+                    self.expectations.creation_observed(object_key(rs))
+                    self.queue.add(object_key(rs))
+                return
+            self._enqueue_matching(pod)  # an orphan: whoever selects it may adopt it
+            return
+        old_ref = controller_of(old)
+        ref_changed = (old_ref or {}).get("uid") != (ref or {}).get("uid")
+        if ref_changed and old_ref is not None and (rs := self._resolve(old, old_ref)) is not None:
+            self.queue.add(object_key(rs))
+        if ref is not None:
+            rs = self._resolve(pod, ref)
+            if rs is None:
+                return
+            self.queue.add(object_key(rs))
+            min_ready = rs["spec"].get("minReadySeconds", 0)
+            if min_ready > 0 and not is_pod_ready(old) and is_pod_ready(pod):
+                self.queue.add_after(object_key(rs), min_ready + 1)  # check availability once it can hold
+            return
+        if ref_changed or _labels(old) != _labels(pod):
+            self._enqueue_matching(pod)
+
+    def _pod_gone(self, pod: Obj) -> None:
+        ref = controller_of(pod)
+        if ref is None:
+            return
+        rs = self._resolve(pod, ref)
+        if rs is not None:
+            self.expectations.deletion_observed(object_key(rs), pod_key(pod))
+            self.queue.add(object_key(rs))
+
+    def _resolve(self, pod: Obj, ref: Obj) -> Obj | None:
+        """The replica set a controller reference points at, if it is one of ours and still the same."""
+        if ref.get("kind") != "ReplicaSet":
+            return None
+        rs = self.replicasets.get(pod["metadata"].get("namespace", ""), ref.get("name", ""))
+        if rs is None or rs["metadata"].get("uid") != ref.get("uid"):
+            return None
+        return rs
+
+    def _enqueue_matching(self, pod: Obj) -> None:
+        labels = _labels(pod)
+        for rs in self.replicasets.in_namespace(pod["metadata"].get("namespace", "")):
+            try:
+                if label_selector_from_object(rs["spec"].get("selector")).matches(labels):
+                    self.queue.add(object_key(rs))
+            except SelectorError:
+                continue
+
+
+def pod_from_template(template: Obj, owner_name: str, owner_ref: Obj) -> Obj:
+    """kube's GetPodFromTemplate: the template's labels, annotations, finalizers and spec, named after the owner
+    with a random suffix, controlled by `owner_ref`."""
+    template_meta = template.get("metadata") or {}
+    meta: Obj = {
+        # kube uses "<owner>-" unless that is no longer a valid name prefix
+        "generateName": f"{owner_name}-" if len(owner_name) < 253 else owner_name,
+        "ownerReferences": [owner_ref],
+    }
+    for field in ("labels", "annotations", "finalizers"):
+        if template_meta.get(field):
+            meta[field] = copy.deepcopy(template_meta[field])
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": copy.deepcopy(template.get("spec") or {})}
+
+
+def calculate_status(rs: Obj, pods: list[Obj], failure: ApiException | None) -> Obj:
+    """The replica set's new status from its active pods (kube's calculateStatus); zero counts are omitted."""
+    template_labels = (((rs["spec"].get("template") or {}).get("metadata") or {}).get("labels") or {}).items()
+    min_ready = rs["spec"].get("minReadySeconds", 0)
+    at = now()
+    labeled = ready = available = 0
+    for pod in pods:
+        if template_labels <= _labels(pod).items():
+            labeled += 1
+        if is_pod_ready(pod):
+            ready += 1
+            if min_ready == 0 or is_pod_available(pod, min_ready, at):
+                available += 1
+    previous = rs.get("status") or {}
+    conditions = [dict(c) for c in previous.get("conditions") or ()]
+    has_failure = any(c.get("type") == REPLICA_FAILURE for c in conditions)
+    if failure is not None and not has_failure:
+        diff = len(pods) - rs["spec"].get("replicas", 1)
+        conditions.append(
+            {
+                "type": REPLICA_FAILURE,
+                "status": "True",
+                "lastTransitionTime": format_time(at),
+                "reason": "FailedCreate" if diff < 0 else "FailedDelete" if diff > 0 else "",
+                "message": _message(failure),
+            }
+        )
+    elif failure is None and has_failure:
+        conditions = [c for c in conditions if c.get("type") != REPLICA_FAILURE]
+    status: Obj = {"replicas": len(pods)}
+    for field, value in (("fullyLabeledReplicas", labeled), ("readyReplicas", ready), ("availableReplicas", available)):
+        if value:
+            status[field] = value
+    if previous.get("observedGeneration"):
+        status["observedGeneration"] = previous["observedGeneration"]
+    if conditions:
+        status["conditions"] = conditions
+    return status
+
+
+async def slow_start_batch(
+    count: int, initial: int, action: Callable[[], Awaitable[None]]
+) -> tuple[int, Exception | None]:
+    """Run `action` `count` times in growing concurrent batches (initial, 2x, 4x, ...), stopping after the first
+    batch with a failure: a quota or admission error costs one call, not hundreds. (successes, first error)."""
+    remaining, successes = count, 0
+    batch = min(remaining, initial)
+    while batch > 0:
+        results = await asyncio.gather(*(action() for _ in range(batch)), return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        successes += batch - len(failures)
+        if failures:
+            first = failures[0]
+            if not isinstance(first, Exception):
+                raise first  # cancellation
+            return successes, first
+        remaining -= batch
+        batch = min(2 * batch, remaining)
+    return successes, None
+
+
+def _same_status(current: Obj, new: Obj) -> bool:
+    fields = ("replicas", "fullyLabeledReplicas", "readyReplicas", "availableReplicas")
+    return all(current.get(f, 0) == new.get(f, 0) for f in fields) and (current.get("conditions") or []) == (
+        new.get("conditions") or []
+    )
+
+
+def _labels(obj: Obj) -> dict[str, str]:
+    return obj["metadata"].get("labels") or {}
+
+
+def _message(exc: ApiException) -> str:
+    return str(exc.body.get("message") or exc)

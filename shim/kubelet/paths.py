@@ -1,0 +1,35 @@
+"""Where the node agent keeps each pod's files under its data dir (kubelet's /var/lib/kubelet/pods/<uid>):
+volumes, termination-message files and the containers' CRI-format logs (the layout the streaming server
+reads them from, `logs.container_log_path`)."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from shim.kubelet.logs import container_log_path
+
+
+@dataclass(frozen=True)
+class PodPaths:
+    data_dir: Path
+    uid: str
+
+    @property
+    def root(self) -> Path:
+        return self.data_dir / "pods" / self.uid
+
+    def volume(self, name: str) -> Path:
+        return self.root / "volumes" / name
+
+    def termination_log(self, container: str, attempt: int) -> Path:
+        return self.root / "containers" / container / f"{attempt}.termination-log"
+
+    def container_log(self, container: str, attempt: int) -> Path:
+        """The log of one run of a container; `attempt` is its restartCount when it ran (kubelet's N.log)."""
+        return container_log_path(self.data_dir, self.uid, container, attempt)
+
+    def remove(self) -> None:
+        """Drop everything the pod left on the node (its API object is gone)."""
+        shutil.rmtree(self.root, ignore_errors=True)

@@ -1,0 +1,67 @@
+"""The API objects a pod refers to (ConfigMaps, Secrets, Services), fetched at most once per sync."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from shim.client import ApiClient, ApiException, Resource
+
+Obj = dict[str, Any]
+
+CONFIGMAPS = Resource("", "v1", "configmaps")
+SECRETS = Resource("", "v1", "secrets")
+SERVICES = Resource("", "v1", "services")
+
+
+class ReferencedObjects:
+    """A per-sync memo over GETs: a pod naming one ConfigMap in five places costs one request."""
+
+    def __init__(self, client: ApiClient, namespace: str) -> None:
+        self.client = client
+        self.namespace = namespace
+        self._objects: dict[tuple[str, str, str], Obj | None] = {}
+        self._services: dict[str, list[Obj]] = {}
+
+    async def config_map_data(self, name: str) -> dict[str, str] | None:
+        """A ConfigMap's `data` plus its decoded `binaryData`; None when it does not exist."""
+        cm = await self._get(CONFIGMAPS, self.namespace, name)
+        if cm is None:
+            return None
+        binary = {k: base64.b64decode(v).decode(errors="replace") for k, v in (cm.get("binaryData") or {}).items()}
+        return {**(cm.get("data") or {}), **binary}
+
+    async def config_map_files(self, name: str) -> dict[str, bytes] | None:
+        """A ConfigMap's keys as file contents (binaryData kept as bytes); None when it does not exist."""
+        cm = await self._get(CONFIGMAPS, self.namespace, name)
+        if cm is None:
+            return None
+        files = {k: v.encode() for k, v in (cm.get("data") or {}).items()}
+        files.update({k: base64.b64decode(v) for k, v in (cm.get("binaryData") or {}).items()})
+        return files
+
+    async def secret_files(self, name: str) -> dict[str, bytes] | None:
+        """A Secret's decoded `data` (and `stringData`, should a server leave it); None when it does not exist."""
+        secret = await self._get(SECRETS, self.namespace, name)
+        if secret is None:
+            return None
+        files = {k: v.encode() for k, v in (secret.get("stringData") or {}).items()}
+        files.update({k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()})
+        return files
+
+    async def services(self, namespace: str) -> list[Obj]:
+        if namespace not in self._services:
+            listed = await self.client.list(SERVICES, namespace)
+            self._services[namespace] = listed.get("items", [])
+        return self._services[namespace]
+
+    async def _get(self, resource: Resource, namespace: str, name: str) -> Obj | None:
+        key = (resource.plural, namespace, name)
+        if key not in self._objects:
+            try:
+                self._objects[key] = await self.client.get(resource, name, namespace)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+                self._objects[key] = None
+        return self._objects[key]

@@ -1,0 +1,254 @@
+"""The scheduler: an API client that watches nodes and pods, assigns each pending pod of its scheduler name
+to a node, and binds it through `POST pods/NAME/binding`.
+
+One loop takes pods from the queue one at a time and decides synchronously (filters, scores, preemption's
+dry run); the binding and every other write happen in the background while the next pod is decided. The
+pod is *assumed* onto its node in the cache at once, so later decisions already count it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from shim.client import ApiClient, ApiException, Informer, Resource
+from shim.client.events import EventRecorder
+from shim.scheduler.algorithm import NodePicker
+from shim.scheduler.cache import Cache
+from shim.scheduler.framework import (
+    ASSIGNED_POD_ADD,
+    ASSIGNED_POD_DELETE,
+    ASSIGNED_POD_UPDATE,
+    NODE_ADD,
+    NODE_UPDATE,
+    CycleState,
+    FitError,
+    Framework,
+    Plugin,
+)
+from shim.scheduler.info import PodInfo, pod_key
+from shim.scheduler.plugins import DEFAULT_WEIGHTS, default_plugins
+from shim.scheduler.preemption import Candidate, Preemptor
+from shim.scheduler.queue import Nominator, QueuedPod, SchedulingQueue
+from shim.scheduler.writer import PodWriter
+
+log = logging.getLogger("shim.scheduler")
+
+NODES = Resource("", "v1", "nodes", namespaced=False)
+PODS = Resource("", "v1", "pods")
+NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
+# kube-scheduler's pod informer: terminal pods hold no resources and are never scheduled
+NON_TERMINAL_PODS = "status.phase!=Succeeded,status.phase!=Failed"
+STOP_GRACE = 10.0  # seconds stop() waits for bindings and events under way
+
+Obj = dict[str, Any]
+
+
+@dataclass
+class SchedulerStats:
+    """Counters since start (for benchmarks and logs)."""
+
+    attempts: int = 0
+    bound: int = 0
+    unschedulable: int = 0
+    preemptions: int = 0
+    bind_errors: int = 0
+
+
+class Scheduler:
+    """`Scheduler(client).start()`, later `await stop()`: schedules the pods whose schedulerName is `name`.
+
+    The scheduler owns `client` and closes it on stop. `percentage_of_nodes_to_score` 0 means kube's
+    adaptive default; `plugins`/`weights` replace the default profile.
+    """
+
+    def __init__(
+        self,
+        client: ApiClient,
+        name: str = "default-scheduler",
+        *,
+        percentage_of_nodes_to_score: int = 0,
+        bind_concurrency: int = 64,
+        plugins: Sequence[Plugin] | None = None,
+        weights: dict[str, int] | None = None,
+    ) -> None:
+        self.client = client
+        self.name = name
+        self.stats = SchedulerStats()
+        self.cache = Cache()
+        self.framework = Framework(plugins or default_plugins(self.cache), weights or DEFAULT_WEIGHTS)
+        self.queue = SchedulingQueue(self.framework.interested_plugins)
+        self.nominator = Nominator()
+        self.picker = NodePicker(self.framework, self.cache, self.nominator, percentage_of_nodes_to_score)
+        self.preemptor = Preemptor(self.picker)
+        self.writer = PodWriter(client, EventRecorder(client, name), name, bind_concurrency)
+        self.namespace_labels: dict[str, dict[str, str]] = {}
+        self._pods = Informer(client, PODS, self._on_pod, fieldSelector=NON_TERMINAL_PODS)
+        self._informers = [
+            Informer(client, NODES, self._on_node),
+            self._pods,
+            Informer(client, NAMESPACES, self._on_namespace),
+        ]
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        """Start watching and scheduling (in the running event loop)."""
+        for informer in self._informers:
+            informer.start()
+        self._tasks = [asyncio.create_task(self._run()), asyncio.create_task(self.queue.run())]
+
+    async def synced(self) -> None:
+        """Wait until the first list of nodes, pods and namespaces is in the cache."""
+        await asyncio.gather(*(informer.synced.wait() for informer in self._informers))
+
+    async def stop(self) -> None:
+        """Stop scheduling, let the writes under way finish, close the client."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for informer in self._informers:
+            await informer.stop()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.writer.drain(), STOP_GRACE)
+        await self.writer.close()
+        await self.client.close()
+
+    # -- the scheduling loop ------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        await self.synced()
+        while True:
+            queued = await self.queue.pop()
+            try:
+                await self._schedule_one(queued)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("scheduling %s failed", queued.info.key)
+                self.queue.add_backoff(queued)
+            await asyncio.sleep(0)  # let bindings and watch events through between pods
+
+    async def _schedule_one(self, queued: QueuedPod) -> None:
+        pod = queued.info
+        self.stats.attempts += 1
+        state = CycleState(self.cache.node_list(), self.namespace_labels)
+        filters = self.framework.pre_filter(state, pod)
+        result = self.picker.schedule(state, pod, filters)
+        if isinstance(result, str):
+            self.cache.assume(pod, result)
+            self.nominator.remove(pod.key)
+            self.writer.submit(pod.key, lambda: self._bind(queued, result))
+            return
+        candidate = None
+        if state.nodes:
+            outcome = self.preemptor.find(state, pod, filters, result)
+            if isinstance(outcome, Candidate):
+                candidate = outcome
+                await self._preempt(pod, candidate)
+            else:
+                result.post_filter_message = f"preemption: {outcome}"
+        self._unschedulable(queued, result, candidate.node.name if candidate else None)
+
+    async def _bind(self, queued: QueuedPod, node: str) -> None:
+        pod = queued.info
+        try:
+            await self.writer.bind(pod, node)
+        except (ApiException, aiohttp.ClientError, TimeoutError) as exc:
+            self.stats.bind_errors += 1
+            self.cache.forget(pod.key)
+            self.queue.move_all(ASSIGNED_POD_DELETE)  # the room it held is free again
+            latest = self._pods.cache.get(pod.key)  # updates that came while it was assumed were held back
+            if latest is None or (isinstance(exc, ApiException) and exc.status == 409):
+                self.queue.done(pod.key)  # deleted, or bound by someone else: the watch tells the rest
+            else:
+                queued.info = PodInfo(latest)
+                self.queue.add_backoff(queued)
+            log.info("binding %s to %s failed: %s", pod.key, node, exc)
+            return
+        self.queue.done(pod.key)
+        self.stats.bound += 1
+        self.writer.scheduled(pod, node)
+
+    def _unschedulable(self, queued: QueuedPod, fit: FitError, nominated_node: str | None) -> None:
+        pod = queued.info
+        self.stats.unschedulable += 1
+        message = fit.message()
+        self.queue.add_unschedulable(queued, fit.rejected_by)
+        if nominated_node:
+            self.nominator.set(pod, nominated_node)
+        self.writer.submit(pod.key, lambda: self.writer.unschedulable(pod, message, nominated_node))
+
+    async def _preempt(self, pod: PodInfo, candidate: Candidate) -> None:
+        """Evict the victims and drop lower-priority nominations to the node, as kube does before it
+        nominates the preemptor (synchronously: the next decision must see the victims terminating)."""
+        node = candidate.node.name
+        self.stats.preemptions += 1
+        await asyncio.gather(*(self.writer.evict(victim, pod, node) for victim in candidate.victims))
+        for other in list(self.nominator.pods_on(node)):
+            if other.priority < pod.priority:
+                self.nominator.remove(other.key)
+                self.writer.submit(other.key, lambda other=other: self.writer.clear_nomination(other))
+
+    # -- watch events -------------------------------------------------------------------------------------
+
+    async def _on_node(self, kind: str, node: Obj) -> None:
+        name = node["metadata"]["name"]
+        if kind == "DELETED":
+            self.cache.remove_node(name)
+            return
+        known = self.cache.nodes.get(name)
+        is_new = known is None or known.node is None
+        if self.cache.set_node(node):
+            self.queue.move_all(NODE_ADD if is_new else NODE_UPDATE)
+
+    async def _on_pod(self, kind: str, obj: Obj) -> None:
+        key = pod_key(obj)
+        if kind == "DELETED":
+            self.nominator.remove(key)
+            self.queue.delete(key)
+            if self.cache.remove_pod(key) is not None:
+                self.queue.move_all(ASSIGNED_POD_DELETE)
+            return
+        pod = PodInfo(obj)
+        if pod.node_name:
+            self._on_assigned_pod(pod)
+        elif pod.scheduler_name == self.name and not pod.terminating:
+            if self.cache.is_assumed(key):
+                return  # its binding is under way
+            if pod.nominated_node:
+                self.nominator.set(pod, pod.nominated_node)
+            if pod.scheduling_gated:  # waits in the queue until an update removes the gates
+                self.writer.submit(key, lambda: self.writer.gated(pod))
+            self.queue.add(pod)
+        else:
+            self.queue.delete(key)
+
+    def _on_assigned_pod(self, pod: PodInfo) -> None:
+        self.queue.delete(pod.key)
+        self.nominator.remove(pod.key)
+        confirms_assumption = self.cache.is_assumed(pod.key)
+        previous = self.cache.pod(pod.key)
+        self.cache.set_pod(pod)
+        if confirms_assumption:
+            return  # already counted where it is: nothing new for waiting pods
+        if previous is None:
+            self.queue.move_all(ASSIGNED_POD_ADD)
+        elif (
+            previous.labels != pod.labels
+            or previous.requests != pod.requests
+            or previous.terminating != pod.terminating
+        ):
+            self.queue.move_all(ASSIGNED_POD_UPDATE)
+
+    async def _on_namespace(self, kind: str, namespace: Obj) -> None:
+        name = namespace["metadata"]["name"]
+        if kind == "DELETED":
+            self.namespace_labels.pop(name, None)
+        else:
+            self.namespace_labels[name] = namespace["metadata"].get("labels") or {}
