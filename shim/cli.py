@@ -216,14 +216,18 @@ async def _start_components(access: Any, args: argparse.Namespace, nodes_dir: Pa
         for i in range(args.nodes):
             name = base if args.nodes == 1 else f"{base}-{i}"
             fake = args.runtime == "fake"
-            options = KubeletOptions(node_ip=args.node_ip)
+            # in-process nodes are this host, reached on loopback; a separate node advertises its primary
+            # address (or --node-ip) and listens on all interfaces for the API server's streaming requests
+            node_ip = args.node_ip or ("127.0.0.1" if control_plane else None)
+            options = KubeletOptions(node_ip=node_ip)
             if fake:
                 # simulated nodes: no host checks, no per-container events flooding the API
                 options.capacity = {"cpu": "8", "memory": "32Gi", "pods": "110", "ephemeral-storage": "100Gi"}
                 options.record_events = args.nodes <= 10
             node = Node(client, NodeConfig(
                 name=name, data_dir=nodes_dir / name, runtime=args.runtime, podman_socket=args.podman_socket,
-                ca_pem=access.ca_pem, pod_cidr=node_pod_cidr(i) if fake else None, options=options,
+                ca_pem=access.ca_pem, listen_host=node_ip or "0.0.0.0", pod_cidr=node_pod_cidr(i) if fake else None,
+                options=options,
             ))  # fmt: skip
             await node.start()
             components.append(node)

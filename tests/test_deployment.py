@@ -1,7 +1,8 @@
 """The Deployment controller in a real `kube-shim up`, driven by the real kubectl (1.33 and 1.27).
 
-Pods run on a simulated node (tests/podsim.py): bound, Running and Ready at once, no containers. kubectl runs
-in a thread so that the simulator keeps serving pods while `kubectl rollout status` waits.
+The cluster has simulated nodes (tests/workloads.py): the real scheduler binds the pods and the node agents run
+them on the fake runtime, so they turn Ready at once. kubectl runs in a thread, so that the test's own watches
+keep up while `kubectl rollout status` waits.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import pytest
 
 from shim.client import ApiClient, Informer, Resource, load_kubeconfig
 from shim.controllers import deploymentutil as du
+from shim.controllers.podutil import is_pod_ready
 from tests.cluster import Cluster
-from tests.objectwatch import watch_until
-from tests.podsim import NEVER_READY, PodSimulator
+from tests.workloads import cluster_with_fake_nodes, never_ready, watch_until
 
 Obj = dict[str, Any]
 PODS = Resource("", "v1", "pods")
@@ -26,23 +27,15 @@ REPLICASETS = Resource("apps", "v1", "replicasets")
 EVENTS = Resource("", "v1", "events")
 IMAGE = "registry.example/web:1"
 KUBECTL_VERSIONS = ("1.33", "1.27")
-# kube's deployments/status keeps metadata changes but spec and labels: the controller records the revision
-# annotation that way, and `kubectl rollout undo` JSON-patches `replace /metadata/annotations`, which needs it
-NEEDS_STATUS_ANNOTATIONS = pytest.mark.xfail(
-    strict=True, reason="the API server drops metadata changes made through deployments/status; kube keeps them"
-)
+
+
+cluster = cluster_with_fake_nodes()
 
 
 @pytest.fixture
 async def api(cluster: Cluster) -> AsyncIterator[ApiClient]:
     async with ApiClient(load_kubeconfig(cluster.kubeconfig)) as client:
         yield client
-
-
-@pytest.fixture
-async def simulated(api: ApiClient, namespace: str) -> AsyncIterator[PodSimulator]:
-    async with PodSimulator(api, namespace) as simulator:
-        yield simulator
 
 
 async def kubectl(
@@ -85,7 +78,7 @@ def condition(obj: Obj, type_: str) -> Obj:
 
 @pytest.mark.parametrize("version", KUBECTL_VERSIONS)
 async def test_create_deployment_rolls_out_one_replica_set(
-    api: ApiClient, cluster: Cluster, namespace: str, simulated: PodSimulator, version: str
+    api: ApiClient, cluster: Cluster, namespace: str, version: str
 ):
     await kubectl(
         cluster, namespace, "create", "deployment", "web", f"--image={IMAGE}", "--replicas=3", version=version
@@ -133,9 +126,7 @@ async def test_create_deployment_rolls_out_one_replica_set(
     assert scaled["involvedObject"]["kind"] == "Deployment"
 
 
-async def test_set_image_rolls_within_max_surge_and_max_unavailable(
-    api: ApiClient, cluster: Cluster, namespace: str, simulated: PodSimulator
-):
+async def test_set_image_rolls_within_max_surge_and_max_unavailable(api: ApiClient, cluster: Cluster, namespace: str):
     strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
     await api.create(DEPLOYMENTS, deployment("web", 4, strategy=strategy), namespace)
     await rolled_out(cluster, namespace, "web")
@@ -147,7 +138,7 @@ async def test_set_image_rolls_within_max_surge_and_max_unavailable(
             return  # the initial list arrives one pod at a time
         running = [p for p in pods.cache.values() if not p["metadata"].get("deletionTimestamp")]
         most_pods = max(most_pods, len(running))
-        fewest_ready = min(fewest_ready, sum(p["status"].get("phase") == "Running" for p in running))
+        fewest_ready = min(fewest_ready, sum(is_pod_ready(p) for p in running))
 
     pods = Informer(api, PODS, track, namespace=namespace)
     pods.start()
@@ -158,7 +149,7 @@ async def test_set_image_rolls_within_max_surge_and_max_unavailable(
     finally:
         await pods.stop()
     assert most_pods <= 5, "never more than replicas + maxSurge pods"
-    assert fewest_ready >= 4, "never fewer than replicas - maxUnavailable running pods"
+    assert fewest_ready >= 4, "never fewer than replicas - maxUnavailable ready pods"
     rss = await replica_sets(api, namespace)
     assert (rss[1]["spec"]["replicas"], rss[2]["spec"]["replicas"]) == (0, 4)
     assert rss[2]["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/web:2"
@@ -169,10 +160,9 @@ async def test_set_image_rolls_within_max_surge_and_max_unavailable(
     assert f"Scaled down replica set {old_name} to 3 from 4" in messages
 
 
-@NEEDS_STATUS_ANNOTATIONS
 @pytest.mark.parametrize("version", KUBECTL_VERSIONS)
 async def test_rollout_history_and_undo_return_to_the_first_template(
-    api: ApiClient, cluster: Cluster, namespace: str, simulated: PodSimulator, version: str
+    api: ApiClient, cluster: Cluster, namespace: str, version: str
 ):
     await api.create(DEPLOYMENTS, deployment("web", 2), namespace)
     await rolled_out(cluster, namespace, "web", version)
@@ -197,9 +187,7 @@ async def test_rollout_history_and_undo_return_to_the_first_template(
     assert [line.split()[0] for line in history.splitlines()[2:] if line.strip()] == ["2", "3"]
 
 
-async def test_rollout_restart_replaces_every_pod(
-    api: ApiClient, cluster: Cluster, namespace: str, simulated: PodSimulator
-):
+async def test_rollout_restart_replaces_every_pod(api: ApiClient, cluster: Cluster, namespace: str):
     await api.create(DEPLOYMENTS, deployment("web", 2), namespace)
     await rolled_out(cluster, namespace, "web")
     before = {p["metadata"]["name"] for p in (await api.list(PODS, namespace))["items"]}
@@ -217,9 +205,7 @@ async def test_rollout_restart_replaces_every_pod(
     assert all(name.startswith(rss[2]["metadata"]["name"]) for name in after)
 
 
-async def test_a_paused_deployment_starts_no_rollout_until_resumed(
-    api: ApiClient, cluster: Cluster, namespace: str, simulated: PodSimulator
-):
+async def test_a_paused_deployment_starts_no_rollout_until_resumed(api: ApiClient, cluster: Cluster, namespace: str):
     await api.create(DEPLOYMENTS, deployment("web", 2), namespace)
     await rolled_out(cluster, namespace, "web")
     await kubectl(cluster, namespace, "rollout", "pause", "deployment/web")
@@ -244,9 +230,7 @@ async def test_a_paused_deployment_starts_no_rollout_until_resumed(
     assert (rss[1]["spec"]["replicas"], rss[2]["spec"]["replicas"]) == (0, 2)
 
 
-async def test_recreate_stops_every_old_pod_before_starting_new_ones(
-    api: ApiClient, cluster: Cluster, namespace: str, simulated: PodSimulator
-):
+async def test_recreate_stops_every_old_pod_before_starting_new_ones(api: ApiClient, cluster: Cluster, namespace: str):
     await api.create(DEPLOYMENTS, deployment("web", 3, strategy={"type": "Recreate"}), namespace)
     await rolled_out(cluster, namespace, "web")
     overlaps: list[set[str]] = []
@@ -271,11 +255,9 @@ async def test_recreate_stops_every_old_pod_before_starting_new_ones(
     assert (rss[1]["spec"]["replicas"], rss[2]["spec"]["replicas"]) == (0, 3)
 
 
-async def test_a_rollout_without_progress_exceeds_its_deadline(
-    api: ApiClient, cluster: Cluster, namespace: str, simulated: PodSimulator
-):
+async def test_a_rollout_without_progress_exceeds_its_deadline(api: ApiClient, cluster: Cluster, namespace: str):
     stuck = deployment("stuck", 2, progressDeadlineSeconds=2)
-    stuck["spec"]["template"]["metadata"]["labels"][NEVER_READY] = "true"
+    stuck["spec"]["template"] = never_ready(stuck["spec"]["template"])
     await api.create(DEPLOYMENTS, stuck, namespace)
     result = await kubectl(cluster, namespace, "rollout", "status", "deployment/stuck", "--timeout=60s", check=False)
     assert result.returncode == 1
@@ -290,7 +272,7 @@ async def test_a_rollout_without_progress_exceeds_its_deadline(
 
 
 async def test_old_replica_sets_beyond_the_revision_history_limit_are_deleted(
-    api: ApiClient, cluster: Cluster, namespace: str, simulated: PodSimulator
+    api: ApiClient, cluster: Cluster, namespace: str
 ):
     await api.create(DEPLOYMENTS, deployment("web", 1, revisionHistoryLimit=1), namespace)
     await rolled_out(cluster, namespace, "web")
@@ -309,7 +291,7 @@ async def test_old_replica_sets_beyond_the_revision_history_limit_are_deleted(
 
 @pytest.mark.parametrize("version", KUBECTL_VERSIONS)
 async def test_kubectl_scale_goes_through_the_scale_subresource(
-    api: ApiClient, cluster: Cluster, namespace: str, simulated: PodSimulator, version: str
+    api: ApiClient, cluster: Cluster, namespace: str, version: str
 ):
     await api.create(DEPLOYMENTS, deployment("web", 2), namespace)
     await rolled_out(cluster, namespace, "web", version)
@@ -329,18 +311,13 @@ async def test_kubectl_scale_goes_through_the_scale_subresource(
         assert rs["metadata"]["annotations"][du.DESIRED_REPLICAS] == str(replicas)
 
 
-async def test_scaling_mid_rollout_is_proportional(
-    api: ApiClient, cluster: Cluster, namespace: str, simulated: PodSimulator
-):
+async def test_scaling_mid_rollout_is_proportional(api: ApiClient, cluster: Cluster, namespace: str):
     """kube's documented example: 10 replicas, maxSurge 3, maxUnavailable 2, a new template that never becomes
     ready leaves 8 old + 5 new; scaling to 15 adds 3 to the old and 2 to the new replica set."""
     strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 3, "maxUnavailable": 2}}
     await api.create(DEPLOYMENTS, deployment("web", 10, strategy=strategy), namespace)
     await rolled_out(cluster, namespace, "web")
-    broken = {
-        "metadata": {"labels": {"app": "web", NEVER_READY: "true"}},
-        "spec": {"containers": [{"name": "app", "image": "bad"}]},
-    }
+    broken = never_ready({"spec": {"containers": [{"name": "app", "image": "registry.example/web:2"}]}})
     await api.patch(DEPLOYMENTS, "web", {"spec": {"template": broken}}, namespace)
 
     def sizes(rss: list[Obj]) -> tuple[int, ...]:
@@ -351,10 +328,7 @@ async def test_scaling_mid_rollout_is_proportional(
     await watch_until(api, REPLICASETS, namespace, lambda rss: sizes(rss) == (11, 7), what="11 old and 7 new replicas")
 
 
-@NEEDS_STATUS_ANNOTATIONS
-async def test_the_deployment_carries_its_revision(
-    api: ApiClient, cluster: Cluster, namespace: str, simulated: PodSimulator
-):
+async def test_the_deployment_carries_its_revision(api: ApiClient, cluster: Cluster, namespace: str):
     await api.create(DEPLOYMENTS, deployment("web", 1), namespace)
     await rolled_out(cluster, namespace, "web")
     d = await api.get(DEPLOYMENTS, "web", namespace)

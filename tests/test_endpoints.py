@@ -15,8 +15,8 @@ from shim.client import ApiClient, ApiException, Resource, load_kubeconfig
 from shim.controllers.endpoints import EndpointsController
 from shim.controllers.garbagecollector import GarbageCollector
 from tests.cluster import Cluster
-from tests.controllerkit import listed_until, running
-from tests.objectwatch import watch_until
+from tests.controllerkit import running
+from tests.workloads import watch_until
 
 Obj = dict[str, Any]
 PODS = Resource("", "v1", "pods")
@@ -205,8 +205,8 @@ async def test_a_deleted_service_takes_its_endpoints_along(api: ApiClient, names
     await slices_where(api, namespace, "gone", lambda s: by_pod(s), "a slice")
     async with running(GarbageCollector(api)):  # the slices are owned by the service: the collector removes them
         await api.delete(SERVICES, "gone", namespace)
-        await listed_until(api, ENDPOINTS, namespace, lambda eps: not eps, what="the endpoints to be deleted")
-        await listed_until(api, SLICES, namespace, lambda items: not items, what="the slices to be collected")
+        await watch_until(api, ENDPOINTS, namespace, lambda eps: not eps, what="the endpoints to be deleted")
+        await watch_until(api, SLICES, namespace, lambda items: not items, what="the slices to be collected")
 
 
 async def test_deleted_endpoints_are_written_again(api: ApiClient, namespace: str):

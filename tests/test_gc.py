@@ -15,8 +15,8 @@ import pytest
 from shim.client import ApiClient, Resource, load_kubeconfig
 from shim.controllers.garbagecollector import GarbageCollector
 from tests.cluster import Cluster
-from tests.controllerkit import listed_until, running
-from tests.objectwatch import watch_until
+from tests.controllerkit import running
+from tests.workloads import watch_until
 
 Obj = dict[str, Any]
 CONFIG_MAPS = Resource("", "v1", "configmaps")
@@ -50,7 +50,7 @@ async def config_map(api: ApiClient, namespace: str, name: str, owners: list[Obj
 
 
 async def until_gone(api: ApiClient, resource: Resource, namespace: str, *names: str) -> None:
-    await listed_until(
+    await watch_until(
         api,
         resource,
         namespace,
@@ -106,7 +106,7 @@ async def test_foreground_deletion_waits_for_blocking_dependents(api: ApiClient,
             return None
         return by_name
 
-    waiting = await listed_until(api, CONFIG_MAPS, namespace, state, what="the dependents to be deleted first")
+    waiting = await watch_until(api, CONFIG_MAPS, namespace, state, what="the dependents to be deleted first")
     assert waiting["owner"]["metadata"]["finalizers"] == ["foregroundDeletion"]
     assert waiting["owner"]["metadata"].get("deletionTimestamp")
 

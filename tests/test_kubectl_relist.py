@@ -27,11 +27,16 @@ def raw_get(cluster: Cluster, path: str) -> bytes:
         return response.read()
 
 
-def open_watches(cluster: Cluster) -> int:
-    metrics = raw_get(cluster, "/metrics").decode()
-    found = re.search(r"^apiserver_registered_watchers (\d+)", metrics, re.M)
-    assert found is not None
-    return int(found.group(1))
+def wait_for_watch_request(process: subprocess.Popen[str], timeout: float = 30) -> None:
+    """Read kubectl's -v=6 log until it reports its watch request answered (kubectl logs each request)."""
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    for line in process.stdout:
+        if "watch=true" in line and "200 OK" in line:
+            return
+        if time.monotonic() > deadline:
+            break
+    raise AssertionError("kubectl wait never started its watch")
 
 
 def wait_until(predicate, timeout: float = 30, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
@@ -48,16 +53,15 @@ def test_kubectl_wait_relists_after_its_resource_version_was_compacted(tmp_path:
     object gone and succeeds."""
     cluster = start_cluster(tmp_path, extra=FAST_COMPACTION)
     cluster.kubectl("create", "configmap", "target", "--from-literal=a=b")
-    watchers_before = open_watches(cluster)  # the in-process controllers watch too
     cache = tmp_path / "kubecache-wait"
     waiter = subprocess.Popen(
         ["/usr/lib/google-cloud-sdk/bin/kubectl.1.33", "--kubeconfig", str(cluster.kubeconfig), "wait",
-         "--for=delete", "configmap/target", "--timeout=90s"],
+         "--for=delete", "configmap/target", "--timeout=90s", "-v=6"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={"KUBECACHEDIR": str(cache), "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
     )  # fmt: skip
     try:
-        wait_until(lambda: open_watches(cluster) > watchers_before, what="kubectl's watch")
+        wait_for_watch_request(waiter)
         listed = json.loads(raw_get(cluster, "/api/v1/namespaces/default/configmaps"))
         seen_by_kubectl = int(listed["metadata"]["resourceVersion"])
         assert cluster.stop() == 0

@@ -18,8 +18,8 @@ import pytest
 from shim.client import ApiClient, ApiException, Resource, load_kubeconfig
 from shim.controllers.nodelifecycle import NodeLifecycleController
 from tests.cluster import Cluster
-from tests.controllerkit import listed_until, running
-from tests.objectwatch import watch_until
+from tests.controllerkit import running
+from tests.workloads import watch_until
 
 Obj = dict[str, Any]
 NODES = Resource("", "v1", "nodes", namespaced=False)
@@ -140,7 +140,7 @@ async def test_pods_on_an_unreachable_node_go_unready_and_are_evicted_after_thei
     await bound_pod(api, namespace, "forever", node, forever)
     await bound_pod(api, namespace, "default", node)  # the API server adds the 300 s default tolerations
 
-    pods = await listed_until(
+    pods = await watch_until(
         api,
         PODS,
         namespace,
@@ -171,7 +171,7 @@ async def test_a_pod_not_tolerating_a_no_execute_taint_is_evicted_at_once(api: A
     await bound_pod(api, namespace, "intolerant", node)
     drain = {"key": "example.com/drain", "value": "now", "effect": "NoExecute"}
     await api.patch(NODES, node, {"spec": {"taints": [drain]}})
-    pods = await listed_until(
+    pods = await watch_until(
         api,
         PODS,
         namespace,
@@ -224,7 +224,7 @@ async def test_pods_of_a_deleted_node_are_removed(api: ApiClient, node: str, nam
         await bound_pod(api, namespace, "stranded", node)
         await bound_pod(api, namespace, "elsewhere", other)
         await api.delete(NODES, node)
-        await listed_until(
+        await watch_until(
             api,
             PODS,
             namespace,

@@ -24,8 +24,13 @@ def core(cluster: Cluster) -> Iterator[client.CoreV1Api]:
     api.close()
 
 
+MINE = {"test": "python-client"}
+SELECT = "test=python-client"
+
+
 def configmap(name: str, value: str = "1") -> dict:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"v": value}}
+    # labelled: every namespace also holds the cluster's kube-root-ca.crt configmap
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": MINE}, "data": {"v": value}}
 
 
 def test_crud_and_errors_as_api_exceptions(core: client.CoreV1Api, namespace: str) -> None:
@@ -36,7 +41,7 @@ def test_crud_and_errors_as_api_exceptions(core: client.CoreV1Api, namespace: st
     assert exists.value.status == 409 and '"reason":"AlreadyExists"' in exists.value.body.replace(" ", "")
     patched = core.patch_namespaced_config_map("a", namespace, {"data": {"w": "2"}})
     assert patched.data == {"v": "1", "w": "2"}
-    listed = core.list_namespaced_config_map(namespace, label_selector="")
+    listed = core.list_namespaced_config_map(namespace, label_selector=SELECT)
     assert [c.metadata.name for c in listed.items] == ["a"]
     core.delete_namespaced_config_map("a", namespace)
     with pytest.raises(ApiException) as missing:
@@ -68,12 +73,14 @@ def test_two_updates_from_one_resource_version_exactly_one_conflicts(core: clien
 
 
 def test_watch_resumes_after_reconnect_with_every_event_once(core: client.CoreV1Api, namespace: str) -> None:
-    start = core.list_namespaced_config_map(namespace).metadata.resource_version
+    start = core.list_namespaced_config_map(namespace, label_selector=SELECT).metadata.resource_version
     for i in range(5):
         core.create_namespaced_config_map(namespace, configmap(f"w{i}"))
     seen: list[str] = []
     w = watch.Watch()
-    for event in w.stream(core.list_namespaced_config_map, namespace, resource_version=start, timeout_seconds=5):
+    for event in w.stream(
+        core.list_namespaced_config_map, namespace, resource_version=start, timeout_seconds=5, label_selector=SELECT
+    ):
         seen.append(f"{event['type']} {event['object'].metadata.name}")
         if len(seen) == 3:
             w.stop()
@@ -81,7 +88,9 @@ def test_watch_resumes_after_reconnect_with_every_event_once(core: client.CoreV1
     for i in range(5, 8):
         core.create_namespaced_config_map(namespace, configmap(f"w{i}"))
     w = watch.Watch()
-    for event in w.stream(core.list_namespaced_config_map, namespace, resource_version=resume, timeout_seconds=5):
+    for event in w.stream(
+        core.list_namespaced_config_map, namespace, resource_version=resume, timeout_seconds=5, label_selector=SELECT
+    ):
         seen.append(f"{event['type']} {event['object'].metadata.name}")
         if len(seen) == 8:
             w.stop()
@@ -110,7 +119,7 @@ def test_compacted_watch_gets_410_and_relist_recovers(tmp_path: Path) -> None:
         assert expired is not None and expired.status == 410
         raw = cluster.kubectl("get", "--raw", f"/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={old}")
         assert '"code":410' in raw.stdout and "Expired" in raw.stdout
-        relisted = core.list_namespaced_config_map("default")
+        relisted = core.list_namespaced_config_map("default", label_selector=SELECT)
         assert sorted(c.metadata.name for c in relisted.items)[:5] == [f"c{i}" for i in range(5)]
         core.create_namespaced_config_map("default", configmap("after"))
         names = [
@@ -134,14 +143,14 @@ def test_restart_keeps_every_object_and_the_revision(tmp_path: Path) -> None:
     core = client.CoreV1Api(api)
     for i in range(20):
         core.create_namespaced_config_map("default", configmap(f"keep{i}", str(i)))
-    before = core.list_namespaced_config_map("default")
+    before = core.list_namespaced_config_map("default", label_selector=SELECT)
     api.close()
     assert cluster.stop() == 0
     cluster = start_cluster(tmp_path, port=cluster.port)
     try:
         api = api_for(cluster.kubeconfig)
         core = client.CoreV1Api(api)
-        after = core.list_namespaced_config_map("default")
+        after = core.list_namespaced_config_map("default", label_selector=SELECT)
         assert [(c.metadata.name, c.data, c.metadata.resource_version) for c in after.items] == [
             (c.metadata.name, c.data, c.metadata.resource_version) for c in before.items
         ]

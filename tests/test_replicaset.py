@@ -1,6 +1,7 @@
 """The ReplicaSet controller in a real `kube-shim up`: replicas are kept, healed, scaled, adopted and released.
 
-Pods run on a simulated node (tests/podsim.py): bound, Running and Ready at once, no containers.
+The cluster has simulated nodes (tests/workloads.py): the real scheduler binds the pods and the node agents run
+them on the fake runtime, so they turn Ready at once.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ import pytest
 from shim.client import ApiClient, ApiException, Informer, Resource, load_kubeconfig
 from shim.controllers.podutil import pods_to_delete
 from tests.cluster import Cluster
-from tests.objectwatch import watch_until
-from tests.podsim import PodSimulator
+from tests.workloads import cluster_with_fake_nodes, watch_until
 
 Obj = dict[str, Any]
 PODS = Resource("", "v1", "pods")
@@ -23,16 +23,13 @@ REPLICASETS = Resource("apps", "v1", "replicasets")
 EVENTS = Resource("", "v1", "events")
 
 
+cluster = cluster_with_fake_nodes()
+
+
 @pytest.fixture
 async def api(cluster: Cluster) -> AsyncIterator[ApiClient]:
     async with ApiClient(load_kubeconfig(cluster.kubeconfig)) as client:
         yield client
-
-
-@pytest.fixture
-async def simulated(api: ApiClient, namespace: str) -> AsyncIterator[PodSimulator]:
-    async with PodSimulator(api, namespace) as simulator:
-        yield simulator
 
 
 def replica_set(name: str, replicas: int, **spec: Any) -> Obj:
@@ -82,7 +79,7 @@ async def wait_ready(api: ApiClient, namespace: str, name: str, replicas: int) -
     )
 
 
-async def test_a_replica_set_creates_its_pods_owned_by_it(api: ApiClient, namespace: str, simulated: PodSimulator):
+async def test_a_replica_set_creates_its_pods_owned_by_it(api: ApiClient, namespace: str):
     rs = await api.create(REPLICASETS, replica_set("web", 3), namespace)
     status = (await wait_ready(api, namespace, "web", 3))["status"]
     assert status["fullyLabeledReplicas"] == 3
@@ -114,7 +111,7 @@ async def test_a_replica_set_creates_its_pods_owned_by_it(api: ApiClient, namesp
     assert created == {f"Created pod: {p['metadata']['name']}" for p in pods}
 
 
-async def test_a_deleted_pod_is_replaced(api: ApiClient, namespace: str, simulated: PodSimulator):
+async def test_a_deleted_pod_is_replaced(api: ApiClient, namespace: str):
     await api.create(REPLICASETS, replica_set("heal", 2), namespace)
     await wait_ready(api, namespace, "heal", 2)
     victim = active_pods((await api.list(PODS, namespace))["items"], "heal")[0]["metadata"]["name"]
@@ -134,9 +131,7 @@ async def test_a_deleted_pod_is_replaced(api: ApiClient, namespace: str, simulat
     await wait_ready(api, namespace, "heal", 2)
 
 
-async def test_scale_up_and_down_through_the_scale_subresource(
-    api: ApiClient, namespace: str, cluster: Cluster, simulated: PodSimulator
-):
+async def test_scale_up_and_down_through_the_scale_subresource(api: ApiClient, namespace: str, cluster: Cluster):
     await api.create(REPLICASETS, replica_set("scaled", 1), namespace)
     await wait_ready(api, namespace, "scaled", 1)
     cluster.kubectl("scale", "-n", namespace, "replicaset/scaled", "--replicas=4")
@@ -153,9 +148,7 @@ async def test_scale_up_and_down_through_the_scale_subresource(
     assert all(e["message"].startswith("Deleted pod: scaled-") for e in deleted)
 
 
-async def test_orphans_are_adopted_and_relabelled_pods_released(
-    api: ApiClient, namespace: str, simulated: PodSimulator
-):
+async def test_orphans_are_adopted_and_relabelled_pods_released(api: ApiClient, namespace: str):
     orphan = {
         "metadata": {"name": "orphan", "labels": {"app": "adopt"}},
         "spec": {"containers": [{"name": "c", "image": "busybox"}]},
@@ -224,7 +217,7 @@ async def test_a_burst_of_events_never_creates_a_pod_twice(api: ApiClient, names
     assert {p["metadata"]["name"] for p in pods} == created
 
 
-async def test_available_replicas_wait_for_min_ready_seconds(api: ApiClient, namespace: str, simulated: PodSimulator):
+async def test_available_replicas_wait_for_min_ready_seconds(api: ApiClient, namespace: str):
     await api.create(REPLICASETS, replica_set("patient", 2, minReadySeconds=3), namespace)
     states: list[tuple[int, int]] = []
 

@@ -18,8 +18,8 @@ from shim.apiserver.kinds.quantity import parse_quantity
 from shim.client import ApiClient, Resource, load_kubeconfig
 from shim.scheduler import Scheduler
 from tests.cluster import Cluster, start_cluster
-from tests.objectwatch import watch_until
 from tests.scheduler_objects import create_all, new_pod, node
+from tests.workloads import watch_until
 
 NODES = Resource("", "v1", "nodes", namespaced=False)
 PODS = Resource("", "v1", "pods")

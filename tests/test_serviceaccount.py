@@ -11,7 +11,7 @@ from shim.client import ApiClient, Resource, load_kubeconfig
 from shim.controllers.serviceaccount import RootCACertPublisher, ServiceAccountsController
 from tests.cluster import Cluster
 from tests.controllerkit import running
-from tests.objectwatch import watch_until
+from tests.workloads import watch_until
 
 Obj = dict[str, Any]
 SERVICE_ACCOUNTS = Resource("", "v1", "serviceaccounts")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -24,6 +25,9 @@ from shim.store import Store
 log = logging.getLogger("shim.apiserver")
 
 KUBE_MAJOR, KUBE_MINOR, KUBE_PATCH = "1", "33", "1"
+
+OBJECTS = web.AppKey("objects", ObjectStore)
+RESOURCE = web.RequestKey("resource", str)  # for metrics: which resource a request addressed
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -62,13 +66,12 @@ def build_app(
         middlewares=[_observe(metrics), _errors, *(middlewares or [])],
         client_max_size=codec.MAX_BODY_BYTES + 1,
     )
-    app["objects"] = objects
-    app["handlers"] = handlers
+    app[OBJECTS] = objects
 
     async def resource(request: web.Request) -> web.StreamResponse:
         info = request.match_info
         target = resolve(registry, info.get("group", ""), info.get("version", "v1"), info["rest"])
-        request["resource"] = target.rt.plural + (f"/{target.subresource}" if target.subresource else "")
+        request[RESOURCE] = target.rt.plural + (f"/{target.subresource}" if target.subresource else "")
         return await handlers.handle(request, target)
 
     async def health(request: web.Request) -> web.Response:
@@ -132,12 +135,17 @@ async def openapi_v3_document(request: web.Request) -> web.Response:
 
 async def openapi_v2(request: web.Request) -> web.Response:
     """Only the gnostic protobuf form: kubectl cannot parse JSON here (kubectl-wire.md G3)."""
-    from shim.apiserver.openapi_v2 import CONTENT_TYPE, encode_swagger_v2
+    from shim.apiserver.openapi_v2 import CONTENT_TYPE
 
-    cache = request.app.get("openapi_v2_pb")
-    if cache is None:
-        cache = request.app["openapi_v2_pb"] = encode_swagger_v2(openapi.swagger_v2())
-    return web.Response(body=cache, content_type=CONTENT_TYPE, headers={"Cache-Control": "no-cache, private"})
+    body = _swagger_v2_protobuf()
+    return web.Response(body=body, content_type=CONTENT_TYPE, headers={"Cache-Control": "no-cache, private"})
+
+
+@functools.cache
+def _swagger_v2_protobuf() -> bytes:
+    from shim.apiserver.openapi_v2 import encode_swagger_v2
+
+    return encode_swagger_v2(openapi.swagger_v2())
 
 
 # -- middlewares -------------------------------------------------------------------------------------------------
@@ -172,7 +180,7 @@ def _observe(metrics: Metrics) -> Any:
     async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.monotonic()
         response = await handler(request)
-        resource = request.get("resource")
+        resource = request.get(RESOURCE)
         if resource:
             verb = "WATCH" if "watch" in request.query or "/watch/" in request.path else request.method
             metrics.observe(verb, resource, response.status, time.monotonic() - started)

@@ -230,8 +230,8 @@ class ObjectStore:
         An update that changes nothing writes nothing and keeps the resourceVersion, as kube does.
         """
         key = rt.key(namespace, name)
+        kv = await self.store.get(key)
         for _ in range(_MAX_UPDATE_RETRIES):
-            kv = await self.store.get(key)
             if kv is None:
                 raise errors.not_found(rt.group, rt.plural, name)
             old = decode(kv)
@@ -255,20 +255,24 @@ class ObjectStore:
             if dry_run:
                 return new
             meta = new["metadata"]
+            # kube's ShouldDeleteDuringUpdate: the last finalizer gone and no grace period still running
+            # (a terminating pod stays until its node's final DELETE, whatever its status says)
             if (
                 meta.get("deletionTimestamp")
                 and not meta.get("finalizers")
                 and not rt.strategy.deletion_blocked(new)
-                and _deletion_ready(rt, new)
+                and not old["metadata"].get("deletionGracePeriodSeconds")
             ):
                 try:
                     await self.store.delete(key, kv.mod_revision)
-                except ConflictError:
+                except ConflictError as exc:
+                    kv = exc.actual  # retry on top of the version that won (it may still be committing)
                     continue
                 return new
             try:
                 written = await self.store.update(key, encode(new), kv.mod_revision)
-            except ConflictError:
+            except ConflictError as exc:
+                kv = exc.actual
                 continue
             except KeyNotFoundError:
                 raise errors.not_found(rt.group, rt.plural, name) from None
@@ -322,8 +326,8 @@ class ObjectStore:
     ) -> tuple[Obj, bool]:
         """Delete now, or mark for deletion (finalizers, graceful pods). Returns (object, deleted now)."""
         key = rt.key(namespace, name)
+        kv = await self.store.get(key)
         for _ in range(_MAX_UPDATE_RETRIES):
-            kv = await self.store.get(key)
             if kv is None:
                 raise errors.not_found(rt.group, rt.plural, name)
             obj = decode(kv)
@@ -346,7 +350,8 @@ class ObjectStore:
                     return obj, False
                 try:
                     written = await self.store.update(key, encode(obj), kv.mod_revision)
-                except ConflictError:
+                except ConflictError as exc:
+                    kv = exc.actual  # retry on top of the version that won (it may still be committing)
                     continue
                 meta["resourceVersion"] = str(written.mod_revision)
                 return obj, False
@@ -354,7 +359,8 @@ class ObjectStore:
                 return obj, True
             try:
                 gone = await self.store.delete(key, kv.mod_revision)
-            except ConflictError:
+            except ConflictError as exc:
+                kv = exc.actual
                 continue
             except KeyNotFoundError:
                 raise errors.not_found(rt.group, rt.plural, name) from None
@@ -432,11 +438,6 @@ def _deletion_pending(rt: ResourceType, obj: Obj) -> bool:
         "Succeeded",
         "Failed",
     )
-
-
-def _deletion_ready(rt: ResourceType, obj: Obj) -> bool:
-    """After its finalizers are gone, an object marked for deletion goes, unless a node still has to stop it."""
-    return not (_deletion_pending(rt, obj) and obj["metadata"].get("deletionGracePeriodSeconds"))
 
 
 def _mark_for_deletion(obj: Obj, finalizers: list[str], grace: int) -> None:

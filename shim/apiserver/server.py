@@ -11,7 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from shim.apiserver.app import build_app
+from shim.apiserver.app import OBJECTS, build_app
 from shim.apiserver.errors import ApiError
 from shim.apiserver.kinds.other import SYSTEM_PRIORITY_CLASSES
 from shim.apiserver.objects import ObjectStore
@@ -57,7 +57,7 @@ class ApiServer:
         registry = build_registry()
         app = build_app(self.store, registry, config.middlewares, ready=lambda: self._ready)
         install_kubelet_client(app, config.kubelet_client_ssl or kubelet_client_context())
-        await bootstrap(app["objects"], config.port)
+        await bootstrap(app[OBJECTS], config.port)
         self.runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
         await self.runner.setup()
         site = web.TCPSite(

@@ -142,10 +142,12 @@ class NodeLifecycleController(Reconciler):
             return
         if self._silent(node, time.monotonic()) and not _all_unknown(node):
             node = await self._mark_unknown(node)
+        if (_condition(node, "Ready") or {}).get("status") == "Unknown":
+            await self._mark_pods_not_ready(name)  # again after a failure: pods already unready are skipped
         await self._reconcile_taints(node)
 
     async def _mark_unknown(self, node: Obj) -> Obj:
-        """Set the health conditions Unknown (tryUpdateNodeHealth); pods on a node that was Ready go unready."""
+        """Set the health conditions Unknown (tryUpdateNodeHealth); the written node."""
         was_ready = (_condition(node, "Ready") or {}).get("status") == "True"
         updated = copy.deepcopy(node)
         conditions = updated.setdefault("status", {}).setdefault("conditions", [])
@@ -174,11 +176,11 @@ class NodeLifecycleController(Reconciler):
         if was_ready:
             name = node["metadata"]["name"]
             self.events.emit(written, "Normal", "NodeNotReady", f"Node {name} status is now: NodeNotReady")
-            await self._mark_pods_not_ready(name, stamp)
         return written
 
-    async def _mark_pods_not_ready(self, node_name: str, stamp: str) -> None:
+    async def _mark_pods_not_ready(self, node_name: str) -> None:
         """MarkPodsNotReady: the Ready condition of every pod on the node goes False."""
+        stamp = format_time(now())
         for key in list(self._pods_on.get(node_name, ())):
             namespace, name = key.split("/", 1)
             pod = self.pods.get(namespace, name)

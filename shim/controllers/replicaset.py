@@ -26,6 +26,7 @@ from shim.controllers.podutil import (
     now,
     pod_key,
     pods_to_delete,
+    ready_condition,
 )
 from shim.controllers.reconciler import ObjectIndex, Reconciler, namespace_terminating, object_key
 
@@ -213,8 +214,8 @@ class ReplicaSetController(Reconciler):
             self.queue.add(object_key(rs))
         if ref is not None:
             rs = self._resolve(pod, ref)
-            if rs is None:
-                return
+            if rs is None or not (ref_changed or _replica_facts(old) != _replica_facts(pod)):
+                return  # e.g. its binding: nothing the replica set counts changed
             self.queue.add(object_key(rs))
             min_ready = rs["spec"].get("minReadySeconds", 0)
             if min_ready > 0 and not is_pod_ready(old) and is_pod_ready(pod):
@@ -332,6 +333,13 @@ def _same_status(current: Obj, new: Obj) -> bool:
     return all(current.get(f, 0) == new.get(f, 0) for f in fields) and (current.get("conditions") or []) == (
         new.get("conditions") or []
     )
+
+
+def _replica_facts(pod: Obj) -> tuple[Any, ...]:
+    """What a replica set's claim and status read from one of its pods."""
+    ready = ready_condition(pod) or {}
+    phase = (pod.get("status") or {}).get("phase")
+    return pod["metadata"].get("labels"), phase, ready.get("status"), ready.get("lastTransitionTime")
 
 
 def _labels(obj: Obj) -> dict[str, str]:

@@ -11,6 +11,8 @@ import hashlib
 import ipaddress
 from typing import Any
 
+from shim.controllers.podutil import is_pod_ready
+
 Obj = dict[str, Any]
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
@@ -23,12 +25,6 @@ _MAX_GENERATED_PREFIX = 58
 
 
 # -- pods ------------------------------------------------------------------------------------------------------
-
-
-def is_pod_ready(pod: Obj) -> bool:
-    """The pod's Ready condition is True."""
-    conditions = (pod.get("status") or {}).get("conditions") or ()
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
 def should_pod_be_in_endpoints(pod: Obj, include_terminating: bool) -> bool:
@@ -81,7 +77,7 @@ def endpoint_relevant(pod: Obj | None) -> object:
         spec.get("nodeName"),
         spec.get("hostname"),
         spec.get("subdomain"),
-        [c.get("ports") for c in spec.get("containers") or ()],
+        [c.get("ports") for c in (*(spec.get("containers") or ()), *(spec.get("initContainers") or ()))],
     )
 
 

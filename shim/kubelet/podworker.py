@@ -11,7 +11,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -73,6 +73,7 @@ class NodeContext:
     host_ip: str
     allocatable: dict[str, str]
     runtime_scheme: str  # the containerID prefix, from the runtime's version ("podman")
+    events_in_flight: set[asyncio.Task[None]] = field(default_factory=set)  # held until written
 
 
 class PodWorker:
@@ -86,7 +87,9 @@ class PodWorker:
         self.gone = False  # the API object was deleted
         self.sandbox_id = sandbox.id if sandbox else None
         self.pod_ip = sandbox.ip if sandbox else None
-        self.newest: dict[str, str] = {}  # container name -> id of its newest run
+        # container name -> id of its newest run; an adopted sandbox's are known at once, so that exec and
+        # logs reach its containers before the first sync
+        self.newest: dict[str, str] = _newest(runs_by_container(sandbox))
         self._volumes: dict[str, PreparedVolume] | None = None
         self._waiting: dict[str, tuple[str, str]] = {}  # container -> (reason, message) until it runs
         self._ready: dict[str, bool] = {}  # container id -> readiness result
@@ -199,7 +202,7 @@ class PodWorker:
         started = await self._start_next(runs, refs)
         if killed or started:
             runs = await self._runs()
-        self.newest = {name: history[0].id for name, history in runs.items() if history}
+        self.newest = _newest(runs)
         self._sync_probes(runs)
         status = self._status(runs)
         await self._report(status)
@@ -631,12 +634,21 @@ class PodWorker:
         return f"{meta['name']}_{meta['namespace']}({self.uid})"
 
     async def _event(self, type_: str, reason: str, message: str, field_path: str | None = None) -> None:
+        """Record an event in the background, as kubelet's broadcaster does: a write never delays the sync."""
         if self.node.options.record_events:
             ref = {"kind": "Pod", "apiVersion": "v1", "metadata": self.pod["metadata"]}
-            await self.node.recorder.event(ref, type_, reason, message, field_path)
+            write = self.node.recorder.event(ref, type_, reason, message, field_path)
+            task = asyncio.get_running_loop().create_task(write)
+            self.node.events_in_flight.add(task)
+            task.add_done_callback(self.node.events_in_flight.discard)
 
     async def _warn(self, reason: str, message: str) -> None:
         await self._event("Warning", reason, message)
+
+
+def _newest(runs: Runs) -> dict[str, str]:
+    """Container name -> id of its newest run."""
+    return {name: history[0].id for name, history in runs.items() if history}
 
 
 def _rv(pod: Obj) -> int:

@@ -77,6 +77,7 @@ class _Sandbox:
     name: str
     labels: dict[str, str]
     infra_id: str
+    address: tuple[int, str | None] | None = None  # (infra PID, its IP): an address lasts as long as that run
 
 
 class PodmanRuntime(Runtime):
@@ -205,7 +206,11 @@ class PodmanRuntime(Runtime):
     async def sandbox_ip(self, sandbox_id: str) -> str | None:
         """The infra container's address (None with host networking or before the network is up)."""
         sandbox = await self._sandbox(sandbox_id)
-        return _address(await self._call(self._inspect_container, sandbox.infra_id))
+        infra = await self._call(self._inspect_container, sandbox.infra_id)
+        ip = _address(infra)
+        if infra is not None:
+            sandbox.address = ((infra.get("State") or {}).get("Pid", 0), ip)
+        return ip
 
     async def remove_sandbox(self, sandbox_id: str) -> None:
         """SIGKILL everything in the pod, then remove it (a missing pod is fine)."""
@@ -431,7 +436,7 @@ class PodmanRuntime(Runtime):
     ) -> SandboxStatus:
         infra = next((c for c in containers if c.get("IsInfra")), None)
         ready = infra is not None and infra.get("State") == "running"
-        ip = _address(await self._call(self._inspect_container, infra["Id"])) if ready and infra else None
+        ip = await self._infra_address(sandbox_id, infra) if ready and infra else None
         return SandboxStatus(
             id=sandbox_id,
             uid=labels.get(LABEL_POD_UID, ""),
@@ -442,6 +447,18 @@ class PodmanRuntime(Runtime):
             containers=[self._container_status(c) for c in containers if not c.get("IsInfra")],
             labels=labels,
         )
+
+    async def _infra_address(self, sandbox_id: str, infra: dict[str, Any]) -> str | None:
+        """The running infra container's IP (from a `containers.list` item), inspected once per run of it:
+        every sync asks, and an inspect costs as much as the list."""
+        sandbox = self._sandboxes.get(sandbox_id)
+        pid = infra.get("Pid", 0)
+        if sandbox is not None and sandbox.address is not None and sandbox.address[0] == pid:
+            return sandbox.address[1]
+        ip = _address(await self._call(self._inspect_container, infra["Id"]))
+        if sandbox is not None:
+            sandbox.address = (pid, ip)
+        return ip
 
     def _container_status(self, item: dict[str, Any]) -> ContainerStatus:
         """A ContainerStatus from a `containers.list` item (State there is a string)."""

@@ -108,10 +108,13 @@ class _Worker:
         self._conn = await self._run(_connect, path, prepare)
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn(connection, *args)` on the worker thread."""
+        """Run `fn(connection, *args)` on the worker thread; SQLite's errors leave as `StoreError`."""
         if self._conn is None:
             raise StoreError("the SQLite log is not open")
-        return await self._run(fn, self._conn, *args)
+        try:
+            return await self._run(fn, self._conn, *args)
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite: {exc}") from exc
 
     async def close(self) -> None:
         if self._conn is not None:

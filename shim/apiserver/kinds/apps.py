@@ -76,6 +76,15 @@ class DeploymentStrategy(Strategy):
         if (meta.get("annotations") or {}) != (old_meta.get("annotations") or {}):
             meta["generation"] = old_meta.get("generation", 0) + 1
 
+    def prepare_for_status_update(self, new: Obj, old: Obj) -> None:
+        """kube's deploymentStatusStrategy: spec and labels stay, other metadata changes are kept (the
+        controller records the revision annotation this way; `kubectl rollout undo` then replaces it)."""
+        meta = {key: value for key, value in new["metadata"].items() if key != "labels"}
+        super().prepare_for_status_update(new, old)
+        if labels := old["metadata"].get("labels"):
+            meta["labels"] = labels
+        new["metadata"] = meta
+
     def validate(self, obj: Obj) -> list[Cause]:
         spec = obj.get("spec") or {}
         causes = _validate_replica_set_spec(spec)

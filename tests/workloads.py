@@ -1,15 +1,45 @@
-"""Waiting on the cluster without sleeping: watch a namespace's objects until a predicate holds."""
+"""Helpers for workload controller tests: a cluster of simulated nodes, and waiting without sleeping.
+
+The cluster is the real `kube-shim up` with the real scheduler and node agents on the fake runtime
+(`--runtime fake`): pods are bound, "run" and turn Ready at once, with no containers anywhere.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import copy
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+import pytest
+
 from shim.client import ApiClient, Informer, Resource
+from tests.cluster import Cluster, start_cluster
 
 Obj = dict[str, Any]
 T = TypeVar("T")
+
+
+def cluster_with_fake_nodes(nodes: int = 3) -> Any:
+    """A module-scoped `cluster` fixture (it replaces the shared control-plane-only one in that module)."""
+
+    @pytest.fixture(scope="module")
+    def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+        running = start_cluster(
+            tmp_path_factory.mktemp("fake-nodes"), nodes=("--runtime", "fake", "--nodes", str(nodes))
+        )
+        yield running
+        running.stop()
+
+    return cluster
+
+
+def never_ready(template: Obj) -> Obj:
+    """The pod template with a readiness probe that always fails: its pods run but never turn Ready."""
+    template = copy.deepcopy(template)
+    for container in template["spec"]["containers"]:
+        container["readinessProbe"] = {"exec": {"command": ["false"]}, "periodSeconds": 1}
+    return template
 
 
 async def watch_until(
