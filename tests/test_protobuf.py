@@ -83,10 +83,18 @@ async def test_a_deployment_decodes_with_replicas_selector_and_container_ports(c
     [container] = spec["template"]["spec"]["containers"]
     assert container["name"] == "nginx"
     assert container["image"] == "nginx"
-    assert container["ports"] == [{"containerPort": 80, "hostPort": 0}]  # non-pointer zeros come through
+    assert container["ports"] == [{"containerPort": 80}]  # gogo wrote hostPort 0: omitempty drops it
+    assert not {"stdin", "tty", "stdinOnce"} & set(container)  # non-pointer false: dropped too
+    assert "paused" not in spec and "minReadySeconds" not in spec
     assert container["resources"] == {}
     assert "imagePullPolicy" not in container  # gogo wrote "", a JSON client leaves it out
     assert spec["strategy"] == {}
+
+
+async def test_a_pointer_zero_survives_where_non_pointer_zeros_are_dropped(creator: Creator) -> None:
+    recorded = await creator.create("deployment", "none", "--image=nginx", "--replicas=0")
+    spec = assert_protobuf_create(recorded, "/apis/apps/v1/namespaces/default/deployments")["spec"]
+    assert spec["replicas"] == 0  # *int32: zero means zero replicas, not "unset"
 
 
 async def test_a_service_keeps_an_int_target_port(creator: Creator) -> None:
@@ -124,7 +132,7 @@ async def test_cluster_scoped_and_small_kinds_decode(creator: Creator) -> None:
     pc = assert_protobuf_create(recorded, "/apis/scheduling.k8s.io/v1/priorityclasses")
     assert (pc["apiVersion"], pc["kind"]) == ("scheduling.k8s.io/v1", "PriorityClass")
     assert pc["value"] == 10
-    assert pc["globalDefault"] is False
+    assert "globalDefault" not in pc  # a non-pointer false, as JSON would omit it
     assert pc["preemptionPolicy"] == "PreemptLowerPriority"
 
     recorded = await creator.create("serviceaccount", "sa")

@@ -8,8 +8,10 @@ contentEncoding, contentType. The typed message is decoded by hand from the fiel
 The result is what a JSON client would have sent: Kubernetes JSON names, inline structs flattened, times as
 RFC3339 strings, IntOrString as int or str, Quantity as str, []byte as base64, embedded JSON parsed. gogo
 protobuf writes non-pointer fields even when empty, so singular empty strings, empty bytes and zero times
-are dropped (as `omitempty` would); false and 0 are kept, since a pointer field set to 0 (replicas: 0)
-looks the same on the wire as a non-pointer zero and dropping it would change the object.
+are dropped (as `omitempty` would). A false or 0 is dropped too unless the field is required (no
+`omitempty`: PriorityClass.value) or one of the pointer fields where zero means something (replicas: 0,
+runAsUser: 0): on the wire a pointer set to 0 looks like a non-pointer zero, and keeping every zero
+(`stdin: false`, `hostPort: 0`) makes a template differ from the same one sent as JSON.
 """
 
 from __future__ import annotations
@@ -97,7 +99,41 @@ def _read_fields(data: memoryview, message: str) -> dict[str, Any]:
     converter = _CONVERTERS.get(message)
     if converter is not None:
         return converter(out)
-    return {name: value for name, value in out.items() if value not in ("", None)}
+    unset_when_zero = _omitempty_scalars(message)
+    return {
+        name: value
+        for name, value in out.items()
+        if value not in ("", None)
+        and not (name in unset_when_zero and (value is False or (type(value) is int and value == 0)))
+    }
+
+
+# Pointer fields of the decoded kinds whose zero value is meaningful (Go `*int32`, `*bool`, `*IntOrString`)
+_POINTER_SCALARS = frozenset({
+    "replicas", "revisionHistoryLimit", "progressDeadlineSeconds", "terminationGracePeriodSeconds",
+    "activeDeadlineSeconds", "runAsUser", "runAsGroup", "fsGroup", "runAsNonRoot", "privileged",
+    "readOnlyRootFilesystem", "allowPrivilegeEscalation", "automountServiceAccountToken", "enableServiceLinks",
+    "shareProcessNamespace", "hostUsers", "setHostnameAsFQDN", "defaultMode", "mode", "optional", "immutable",
+    "backoffLimit", "backoffLimitPerIndex", "maxFailedIndexes", "completions", "parallelism",
+    "ttlSecondsAfterFinished", "suspend", "startingDeadlineSeconds", "successfulJobsHistoryLimit",
+    "failedJobsHistoryLimit", "priority", "deletionGracePeriodSeconds", "expirationSeconds", "tolerationSeconds",
+    "allocateLoadBalancerNodePorts", "maxUnavailable", "maxSurge", "minAvailable", "minDomains",
+    "manualSelector", "podFailurePolicy", "sizeLimit",
+})  # fmt: skip
+
+
+@functools.cache
+def _omitempty_scalars(message: str) -> frozenset[str]:
+    """Fields of `message` whose zero value JSON would omit: optional, not a pointer, not required."""
+    from shim.apiserver.schema import schema_named
+
+    node = schema_named("io.k8s." + message.removeprefix("k8s.io."))
+    required = node.required if node is not None else frozenset()
+    return frozenset(
+        f.name
+        for f in _schema().messages[message].values()
+        if f.cardinality == "one" and f.type in _VARINT and f.name not in required and f.name not in _POINTER_SCALARS
+    )
 
 
 def _read_map_entry(raw: Any, wire_type: int, field: _Field) -> tuple[str, Any]:

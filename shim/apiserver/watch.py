@@ -33,6 +33,7 @@ class Watcher:
         self.store = handlers.objects.store
         self.bookmark_interval = bookmark_interval
         self.active = 0  # open watches, for /metrics
+        self.shared = SharedDecodes()
 
     async def serve(self, request: web.Request, target: Target) -> web.StreamResponse:
         rt = target.rt
@@ -117,9 +118,9 @@ class Watcher:
                     await response.write(encoder.error(_internal_error(exc)))
                     return
                 last = event.revision
-                out = _filtered(event, accept)
+                out = _filtered(event, accept, self.shared)
                 if out is not None:
-                    await response.write(encoder.encode(*out))
+                    await response.write(encoder.encode(*out, shared=self.shared))
         finally:
             if pending is not None:
                 # the generator cannot be closed while a step of it is still running
@@ -128,30 +129,64 @@ class Watcher:
             await events.aclose()
 
 
-def _filtered(event: Event, accept: Any) -> tuple[str, dict[str, Any]] | None:
+def _filtered(event: Event, accept: Any, shared: SharedDecodes) -> tuple[str, dict[str, Any]] | None:
     """The event this watcher sees: an object leaving its selector is DELETED for it (kube's cacher)."""
     if event.type is EventType.DELETE:
         if event.prev_kv is None:
             return None
-        old = _at(event.prev_kv, event.revision)
+        old = shared.obj(event.prev_kv, event.revision)
         return ("DELETED", old) if accept is None or accept(old) else None
-    new = decode(event.kv)
+    new = shared.obj(event.kv)
     if accept is None:
         return ("ADDED" if event.prev_kv is None else "MODIFIED"), new
     now_in = accept(new)
-    was_in = event.prev_kv is not None and accept(decode(event.prev_kv))
+    was_in = event.prev_kv is not None and accept(shared.obj(event.prev_kv))
     if now_in:
         return ("MODIFIED" if was_in else "ADDED"), new
     if was_in:
         assert event.prev_kv is not None
-        return "DELETED", _at(event.prev_kv, event.revision)
+        return "DELETED", shared.obj(event.prev_kv, event.revision)
     return None
 
 
-def _at(kv: KeyValue, revision: int) -> dict[str, Any]:
-    obj = decode(kv)
-    obj["metadata"]["resourceVersion"] = str(revision)
-    return obj
+class SharedDecodes:
+    """Decoded objects and encoded event lines shared by every watcher that sees the same event.
+
+    Each event used to be decoded and encoded once per watcher; with a dozen controllers watching pods
+    that was most of the server's work. Shared objects are read-only by contract.
+    """
+
+    def __init__(self, size: int = 2048) -> None:
+        self._objects: dict[tuple[str, int, int], dict[str, Any]] = {}
+        self._lines: dict[tuple[str, int, str], bytes] = {}
+        self._size = size
+
+    def obj(self, kv: KeyValue, shown_revision: int = 0) -> dict[str, Any]:
+        """`kv` decoded, showing `shown_revision` as its resourceVersion (a DELETED event's revision)."""
+        key = (kv.key, kv.mod_revision, shown_revision)
+        found = self._objects.get(key)
+        if found is None:
+            found = decode(kv)
+            if shown_revision:
+                found["metadata"]["resourceVersion"] = str(shown_revision)
+            _remember(self._objects, key, found, self._size)
+        return found
+
+    def line(self, kind: str, obj: dict[str, Any]) -> bytes:
+        """The JSON watch line for `obj` (an object this cache handed out)."""
+        meta = obj["metadata"]
+        key = (kind, int(meta.get("resourceVersion") or 0), meta.get("uid") or meta.get("name", ""))
+        found = self._lines.get(key)
+        if found is None:
+            found = orjson.dumps({"type": kind, "object": obj}) + b"\n"
+            _remember(self._lines, key, found, self._size)
+        return found
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any, size: int) -> None:
+    cache[key] = value
+    if len(cache) > size:
+        del cache[next(iter(cache))]  # dicts keep insertion order: the oldest entry goes
 
 
 def _internal_error(exc: Exception) -> dict[str, Any]:
@@ -171,7 +206,9 @@ class _EventEncoder:
         self.include = include
         self.columns_sent = False
 
-    def encode(self, kind: str, obj: dict[str, Any]) -> bytes:
+    def encode(self, kind: str, obj: dict[str, Any], shared: SharedDecodes | None = None) -> bytes:
+        if shared is not None and not self.as_table:
+            return shared.line(kind, obj)
         if self.as_table:
             rv = obj["metadata"].get("resourceVersion", "")
             obj = build_table(

@@ -26,6 +26,7 @@ from shim.kubelet.images import ImagePuller
 from shim.kubelet.node import NodeReporter
 from shim.kubelet.paths import PodPaths
 from shim.kubelet.podworker import PODS, NodeContext, PodWorker
+from shim.kubelet.refs import SERVICES
 from shim.runtime.base import Runtime, SandboxStatus
 
 Obj = dict[str, Any]
@@ -60,6 +61,7 @@ class Kubelet:
         self.node: NodeReporter | None = None
         self._context: NodeContext | None = None
         self._informer = Informer(client, PODS, self._on_pod_event, fieldSelector=f"spec.nodeName={node_name}")
+        self._services = Informer(client, SERVICES, _ignore)  # a lister: pods' service env vars read its cache
         self._workers: dict[str, PodWorker] = {}  # by pod uid
         self._uids: dict[str, str] = {}  # "namespace/name" -> uid of the pod of that name
         self._unclaimed: dict[str, list[SandboxStatus]] = {}  # sandboxes found at start, by pod uid
@@ -90,10 +92,13 @@ class Kubelet:
             host_ip=host_ip,
             allocatable=self.node.allocatable,
             runtime_scheme=version.split("://", 1)[0] if "://" in version else version,
+            services=self._services_in,
         )
         for sandbox in await self.runtime.list_sandboxes():
             self._unclaimed.setdefault(sandbox.uid, []).append(sandbox)
         self._spawn(self._runtime_events())
+        self._services.start()
+        await self._services.synced.wait()  # as kubelet: no pod starts before service env vars are known
         self._informer.start()
         await self._informer.synced.wait()
         await self._remove_orphans()
@@ -104,6 +109,7 @@ class Kubelet:
     async def stop(self) -> None:
         """Stop the agent; pods keep running (a restarted agent adopts them)."""
         await self._informer.stop()
+        await self._services.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -112,6 +118,9 @@ class Kubelet:
         if self._http is not None:
             await self._http.close()
         await self.runtime.close()
+
+    def _services_in(self, namespace: str) -> list[Obj]:
+        return [s for s in self._services.cache.values() if s["metadata"].get("namespace") == namespace]
 
     def pod_lookup(self, namespace: str, name: str) -> tuple[Obj, str | None, dict[str, str]] | None:
         """For the streaming server: (pod, sandbox id, container name -> newest run id) of a pod on this node."""
@@ -220,3 +229,7 @@ async def run_node(
         finally:
             with contextlib.suppress(Exception):
                 await kubelet.stop()
+
+
+async def _ignore(kind: str, obj: Obj) -> None:
+    """Informer handler for caches that are only read."""

@@ -38,7 +38,7 @@ from shim.kubelet.podstatus import (
     should_restart,
 )
 from shim.kubelet.prober import ActionTarget, ProbeWorker, Verdict, run_action
-from shim.kubelet.refs import ReferencedObjects
+from shim.kubelet.refs import ReferencedObjects, ServiceLister
 from shim.kubelet.specs import DEFAULT_GRACE_SECONDS, container_spec, sandbox_spec
 from shim.kubelet.volumes import MountError, PreparedVolume, container_mounts, prepare_volumes
 from shim.runtime.base import ContainerStatus, Runtime, RuntimeFailure, SandboxStatus
@@ -73,6 +73,7 @@ class NodeContext:
     host_ip: str
     allocatable: dict[str, str]
     runtime_scheme: str  # the containerID prefix, from the runtime's version ("podman")
+    services: ServiceLister  # the namespace's services, for the service environment variables
     events_in_flight: set[asyncio.Task[None]] = field(default_factory=set)  # held until written
 
 
@@ -183,7 +184,7 @@ class PodWorker:
         if (pod.get("status") or {}).get("phase") in TERMINAL_PHASES:
             await self._release()  # it finished before (maybe before an agent restart): never run it again
             return False
-        refs = ReferencedObjects(self.node.client, pod["metadata"]["namespace"])
+        refs = ReferencedObjects(self.node.client, pod["metadata"]["namespace"], self.node.services)
         if not await self._ensure_volumes(refs) or not await self._ensure_sandbox():
             return False
         assert self.sandbox_id is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from typing import Any
 
 from shim.client import ApiClient, ApiException, Resource
@@ -13,15 +14,17 @@ CONFIGMAPS = Resource("", "v1", "configmaps")
 SECRETS = Resource("", "v1", "secrets")
 SERVICES = Resource("", "v1", "services")
 
+ServiceLister = Callable[[str], list[Obj]]
+
 
 class ReferencedObjects:
     """A per-sync memo over GETs: a pod naming one ConfigMap in five places costs one request."""
 
-    def __init__(self, client: ApiClient, namespace: str) -> None:
+    def __init__(self, client: ApiClient, namespace: str, services: ServiceLister) -> None:
         self.client = client
         self.namespace = namespace
         self._objects: dict[tuple[str, str, str], Obj | None] = {}
-        self._services: dict[str, list[Obj]] = {}
+        self._services = services
 
     async def config_map_data(self, name: str) -> dict[str, str] | None:
         """A ConfigMap's `data` plus its decoded `binaryData`; None when it does not exist."""
@@ -50,10 +53,8 @@ class ReferencedObjects:
         return files
 
     async def services(self, namespace: str) -> list[Obj]:
-        if namespace not in self._services:
-            listed = await self.client.list(SERVICES, namespace)
-            self._services[namespace] = listed.get("items", [])
-        return self._services[namespace]
+        """The namespace's services, from the node's service informer (kubelet's service lister)."""
+        return self._services(namespace)
 
     async def _get(self, resource: Resource, namespace: str, name: str) -> Obj | None:
         key = (resource.plural, namespace, name)
