@@ -45,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--compaction-keep", type=int, default=10_000, metavar="REVISIONS",
                     help="revisions of history kept for watch resume (default %(default)s)")  # fmt: skip
     _node_flags(up, default_count=1)
+    up.add_argument("--no-scheduler", action="store_true",
+                    help="leave scheduling to a separate `kube-shim scheduler`")  # fmt: skip
+    up.add_argument("--no-controllers", action="store_true",
+                    help="leave the controllers to a separate `kube-shim controller-manager`")  # fmt: skip
 
     node = commands.add_parser("node", help="run a node agent against an API server")
     node.add_argument("--kubeconfig", type=Path, required=True, help="how to reach the API server")
@@ -137,7 +141,14 @@ async def up_command(args: argparse.Namespace) -> int:
     url = f"https://{'[' + url_host + ']' if ':' in url_host else url_host}:{server.bound_port}"
     loopback = f"https://127.0.0.1:{server.bound_port}" if host in ("0.0.0.0", "::") else url
     access = ClusterAccess(server=loopback, ca_pem=pki.ca_cert_pem, token=pki.token)
-    components = await _start_components(access, args, data_dir / "nodes", control_plane=True)
+    components = await _start_components(
+        access,
+        args,
+        data_dir / "nodes",
+        controllers=not args.no_controllers,
+        scheduler=not args.no_scheduler,
+        local_nodes=True,
+    )
     default_path = default_kubeconfig_path()
     kubeconfig = (args.kubeconfig or default_path).expanduser()
     write_kubeconfig(kubeconfig, url, pki.ca_cert_pem, pki.token, merge=True)
@@ -158,7 +169,7 @@ async def node_command(args: argparse.Namespace) -> int:
         print(f"kube-shim: {problem or '--nodes must be at least 1'}", file=sys.stderr)
         return 2
     access = _access(args)
-    components = await _start_components(access, args, args.data_dir.expanduser(), control_plane=False)
+    components = await _start_components(access, args, args.data_dir.expanduser())
     print(f"kube-shim node: {args.nodes} node agent(s) registered with {access.server}", flush=True)
     await _wait_for_signal()
     await _stop_all(components)
@@ -192,23 +203,33 @@ async def controller_manager_command(args: argparse.Namespace) -> int:
 # -- assembly ----------------------------------------------------------------------------------------------------
 
 
-async def _start_components(access: Any, args: argparse.Namespace, nodes_dir: Path, control_plane: bool) -> list[Any]:
-    """Controllers and scheduler (for `up`), then the node agents; returned in start order."""
+async def _start_components(
+    access: Any,
+    args: argparse.Namespace,
+    nodes_dir: Path,
+    controllers: bool = False,
+    scheduler: bool = False,
+    local_nodes: bool = False,
+) -> list[Any]:
+    """Controllers and scheduler (as asked), then the node agents; returned in start order."""
     from shim.client import ApiClient
     from shim.kubelet.config import KubeletOptions
     from shim.node import Node, NodeConfig
     from shim.runtime.fake import node_pod_cidr
 
     components: list[Any] = []
-    if control_plane:
+    if controllers:
         from shim.controllers.manager import ControllerManager
+
+        manager = ControllerManager(ApiClient(access, user_agent="kube-controller-manager"))
+        manager.start()
+        components.append(manager)
+    if scheduler:
         from shim.scheduler import Scheduler
 
-        controllers = ControllerManager(ApiClient(access, user_agent="kube-controller-manager"))
-        controllers.start()
-        scheduler = Scheduler(ApiClient(access, user_agent="kube-scheduler"))
-        scheduler.start()
-        components += [controllers, scheduler]
+        running = Scheduler(ApiClient(access, user_agent="kube-scheduler"))
+        running.start()
+        components.append(running)
     if args.nodes:
         # one client for all agents here: every node's pod watch holds one of its connections
         client = ApiClient(access, user_agent="kubelet", max_connections=args.nodes * 2 + 64)
@@ -218,7 +239,7 @@ async def _start_components(access: Any, args: argparse.Namespace, nodes_dir: Pa
             fake = args.runtime == "fake"
             # in-process nodes are this host, reached on loopback; a separate node advertises its primary
             # address (or --node-ip) and listens on all interfaces for the API server's streaming requests
-            node_ip = args.node_ip or ("127.0.0.1" if control_plane else None)
+            node_ip = args.node_ip or ("127.0.0.1" if local_nodes else None)
             options = KubeletOptions(node_ip=node_ip)
             if fake:
                 # simulated nodes: no host checks, no per-container events flooding the API

@@ -1,0 +1,82 @@
+"""Every component is an API client: the scheduler, the controllers and node agents run as their own
+processes against an API server that runs alone, and the cluster still works."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cluster import Cluster, start_cluster
+
+
+def launch(cluster: Cluster, *args: str) -> subprocess.Popen[str]:
+    env = dict(os.environ, HOME=str(cluster.data_dir))
+    command = [sys.executable, "-m", "shim.cli", *args, "--kubeconfig", str(cluster.kubeconfig)]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+
+@pytest.fixture
+def separate_processes(tmp_path: Path) -> Iterator[Cluster]:
+    cluster = start_cluster(tmp_path, nodes=("--nodes", "0", "--no-scheduler", "--no-controllers"))
+    processes = [
+        launch(cluster, "controller-manager"),
+        launch(cluster, "scheduler"),
+        launch(cluster, "node", "--runtime", "fake", "--nodes", "2", "--name", "remote", "--node-ip", "127.0.0.1",
+               "--data-dir", str(tmp_path / "node")),
+    ]  # fmt: skip
+    yield cluster
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            assert process.wait(20) == 0, process.stdout.read() if process.stdout else ""
+        finally:
+            if process.poll() is None:
+                process.kill()
+    cluster.stop()
+
+
+def wait_for(predicate, timeout: float = 60, what: str = "condition"):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def test_a_deployment_runs_with_each_component_in_its_own_process(separate_processes: Cluster) -> None:
+    cluster = separate_processes
+
+    def ready_nodes() -> list[str]:
+        items = json.loads(cluster.kubectl("get", "nodes", "-o", "json").stdout)["items"]
+        return [
+            n["metadata"]["name"]
+            for n in items
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))
+        ]
+
+    assert sorted(wait_for(lambda: len(ready_nodes()) == 2 and ready_nodes(), what="two Ready nodes")) == [
+        "remote-0",
+        "remote-1",
+    ]
+    cluster.kubectl("create", "deployment", "web", "--image=busybox", "--replicas=4")
+    cluster.kubectl("rollout", "status", "deployment/web", "--timeout=60s")
+    pods = json.loads(cluster.kubectl("get", "pods", "-l", "app=web", "-o", "json").stdout)["items"]
+    assert len(pods) == 4
+    assert {p["spec"]["nodeName"] for p in pods} <= {"remote-0", "remote-1"}
+    assert all(p["status"]["phase"] == "Running" for p in pods)
+    cluster.kubectl("delete", "deployment", "web")
+    wait_for(
+        lambda: not json.loads(cluster.kubectl("get", "pods,rs", "-l", "app=web", "-o", "json").stdout)["items"],
+        what="the garbage collector to remove the replicaset and pods",
+    )
