@@ -220,7 +220,9 @@ async def start_timed(directory: Path, extra: tuple[str, ...]) -> tuple[Cluster,
     """Start `kube-shim up` on `directory` and the seconds from process start to the first `/readyz` 200."""
     port = free_port()
     started = time.perf_counter()
-    launch = asyncio.create_task(asyncio.to_thread(start_cluster, directory, port, extra))
+    # the API server alone: the in-process controllers and scheduler would watch and write pods too
+    alone = ("--nodes", "0", "--no-scheduler", "--no-controllers")
+    launch = asyncio.create_task(asyncio.to_thread(start_cluster, directory, port, extra, alone))
     # /readyz is public, and on the first start the CA does not exist yet: poll without verifying TLS
     connector = aiohttp.TCPConnector(ssl=False, force_close=True)
     async with aiohttp.ClientSession(connector=connector) as probe:

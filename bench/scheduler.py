@@ -72,7 +72,10 @@ async def run(node_count: int, pod_count: int, store: str | None) -> dict[str, f
     the seconds, and the CPU seconds the server and this process used meanwhile."""
     with tempfile.TemporaryDirectory(prefix="bench-scheduler-") as directory:
         extra = ("--store", store) if store else ()
-        cluster = start_cluster(Path(directory), extra=extra)
+        # the API server alone: this process's scheduler is the only one, and no controller adds load
+        cluster = start_cluster(
+            Path(directory), extra=extra, nodes=("--nodes", "0", "--no-scheduler", "--no-controllers")
+        )
         try:
             access = load_kubeconfig(cluster.kubeconfig)
             async with ApiClient(access) as api:

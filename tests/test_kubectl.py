@@ -132,7 +132,7 @@ def test_pod_lifecycle_with_every_kubectl(cluster: Cluster, namespace: str, vers
     assert k("get", "pod", "app", check=False).returncode != 0
 
 
-@pytest.mark.parametrize("version", ["1.27", "1.31", "1.32", "1.33"])
+@pytest.mark.parametrize("version", KUBECTL_VERSIONS)
 def test_typed_creates_run_expose_scale(cluster: Cluster, namespace: str, version: str) -> None:
     """`create deployment|configmap|secret|namespace` (protobuf bodies from 1.32), run, expose, scale."""
     k = lambda *a, **kw: cluster.kubectl("-n", namespace, *a, version=version, **kw)  # noqa: E731
@@ -161,7 +161,7 @@ def test_api_resources_and_explain(cluster: Cluster) -> None:
     resources = cluster.kubectl("api-resources").stdout
     for name in ("pods", "deployments", "leases", "priorityclasses", "namespaces"):
         assert name in resources
-    for version in ("1.27", "1.28", "1.33"):
+    for version in KUBECTL_VERSIONS:
         explained = cluster.kubectl("explain", "pod.spec.containers", version=version).stdout
         assert "image" in explained and "FIELDS" in explained.upper()
 

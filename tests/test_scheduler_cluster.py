@@ -1,5 +1,6 @@
-"""The scheduler against a real `kube-shim up`: Node objects created through the API (no kubelet needed, the
-scheduler only reads them), pods bound through pods/binding, conditions and events as kubectl shows them.
+"""The scheduler against a real `kube-shim up`: simulated node agents (the burst) or Node objects created
+through the API (the scheduler only reads them), pods bound through pods/binding, conditions and events as
+kubectl shows them.
 
 The scheduler runs in the test's event loop under its own scheduler name, so it never competes with a
 default-scheduler that `kube-shim up` may run itself.
@@ -7,6 +8,7 @@ default-scheduler that `kube-shim up` may run itself.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -16,6 +18,9 @@ import pytest
 
 from shim.apiserver.kinds.quantity import parse_quantity
 from shim.client import ApiClient, Resource, load_kubeconfig
+from shim.kubelet.config import KubeletOptions
+from shim.kubelet.kubelet import Kubelet
+from shim.runtime.fake import FakeRuntime, node_pod_cidr
 from shim.scheduler import Scheduler
 from tests.cluster import Cluster, start_cluster
 from tests.scheduler_objects import create_all, new_pod, node
@@ -108,16 +113,36 @@ def requests_of(p: Obj) -> tuple[int, int]:
     return cpu, memory
 
 
-async def test_a_burst_of_2000_pods_on_100_mixed_nodes_never_overcommits_a_node(
-    api: ApiClient, scheduler: Scheduler
-) -> None:
-    nodes = []
+@pytest.fixture
+async def simulated_nodes(fresh_cluster: Cluster, tmp_path: Path) -> AsyncIterator[list[Kubelet]]:
+    """100 node agents on the simulated runtime, in this process: mixed sizes, zones, disks and taints."""
+    client = ApiClient(load_kubeconfig(fresh_cluster.kubeconfig), user_agent="kubelet", max_connections=300)
+    kubelets = []
     for i in range(100):
-        labels = {"topology.kubernetes.io/zone": "abc"[i % 3], "disk": "ssd" if i % 3 == 0 else "hdd"}
         sizes = [("4", "8Gi"), ("6", "12Gi"), ("8", "16Gi")][i % 3]
-        taints = [GPU_TAINT] if i % 10 == 5 else None
-        nodes.append(node(f"node-{i:03}", *sizes, labels=labels, taints=taints, unschedulable=i % 20 == 0))
-    await create_all(api, NODES, nodes)
+        options = KubeletOptions(
+            node_ip="127.0.0.1",
+            capacity={"cpu": sizes[0], "memory": sizes[1], "pods": "110", "ephemeral-storage": "100Gi"},
+            node_labels={"topology.kubernetes.io/zone": "abc"[i % 3], "disk": "ssd" if i % 3 == 0 else "hdd"},
+            node_taints=[GPU_TAINT] if i % 10 == 5 else [],
+            record_events=False,
+        )
+        runtime = FakeRuntime(pod_cidr=node_pod_cidr(i))
+        kubelets.append(Kubelet(client, runtime, f"node-{i:03}", tmp_path / f"node-{i:03}", options))
+    await asyncio.gather(*(k.start() for k in kubelets))
+    yield kubelets
+    await asyncio.gather(*(k.stop() for k in kubelets), return_exceptions=True)
+    await client.close()
+
+
+async def test_a_burst_of_2000_pods_on_100_mixed_nodes_never_overcommits_a_node(
+    api: ApiClient, scheduler: Scheduler, simulated_nodes: list[Kubelet]
+) -> None:
+    for i in range(0, 100, 20):  # cordon every 20th node, as `kubectl cordon` does
+        await api.patch(NODES, f"node-{i:03}", {"spec": {"unschedulable": True}})
+    await watch_until(
+        api, NODES, "", lambda ns: sum(bool(n["spec"].get("unschedulable")) for n in ns) == 5, what="cordons"
+    )
     rng = random.Random(7)
     pods = []
     for i in range(2000):  # ~450 cpus asked of the 510 the 85 untainted, uncordoned nodes offer
@@ -130,6 +155,15 @@ async def test_a_burst_of_2000_pods_on_100_mixed_nodes_never_overcommits_a_node(
     await create_all(api, PODS, pods, "default")
 
     bound = await watch_until(api, PODS, "default", all_bound(2000), DEADLINE, "2000 pods bound")
+    running = await watch_until(
+        api,
+        PODS,
+        "default",
+        lambda ps: len(ps) == 2000 and all(p.get("status", {}).get("phase") == "Running" for p in ps),
+        DEADLINE,
+        "2000 pods running on the simulated nodes",
+    )
+    assert running
 
     by_name = {n["metadata"]["name"]: n for n in (await api.list(NODES))["items"]}
     used: dict[str, list[int]] = {name: [0, 0, 0] for name in by_name}
