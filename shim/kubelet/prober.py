@@ -159,7 +159,7 @@ async def _http_get(action: Obj, target: ActionTarget, timeout: float) -> tuple[
     except TimeoutError:
         return (
             Verdict.FAILURE,
-            f'Get "{url}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)'[:],
+            f'Get "{url}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)',
         )
     except (aiohttp.ClientError, OSError) as exc:
         return Verdict.FAILURE, f'Get "{url}": {_dial_error(host, port, exc)}'
