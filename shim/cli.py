@@ -102,6 +102,7 @@ async def up_command(args: argparse.Namespace) -> int:
     from shim.client import ClusterAccess
     from shim.kubeconfig import default_kubeconfig_path, kubectl_hint, write_kubeconfig
     from shim.pki import ADMIN_GROUP, ADMIN_USER, ensure_pki
+    from shim.store import StoreError
 
     started = time.monotonic()
     if (problem := _check_node_flags(args)) is not None:
@@ -134,6 +135,10 @@ async def up_command(args: argparse.Namespace) -> int:
         await server.start()
     except OSError as exc:
         print(f"kube-shim: cannot serve on {args.listen}: {exc.strerror or exc}", file=sys.stderr)
+        await server.stop()
+        return 1
+    except StoreError as exc:
+        print(f"kube-shim: cannot open the store: {exc}", file=sys.stderr)
         await server.stop()
         return 1
     _tune_gc()

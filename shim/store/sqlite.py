@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import functools
 import os
 import sqlite3
@@ -58,10 +59,12 @@ class SqliteLog(Log):
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self._path = os.fspath(path)
+        self._lock: int | None = None
         self._writer = _Worker("sqlite-writer")
         self._reader = _Worker("sqlite-reader")
 
     async def open(self) -> LogState:
+        self._lock = _exclusive_lock(self._path)
         try:
             # the writer first: it switches the file to WAL mode and creates the schema the reader loads
             await self._writer.connect(self._path, _prepare_writer)
@@ -90,6 +93,21 @@ class SqliteLog(Log):
         # the writer last: the final connection to close checkpoints and removes the -wal file
         await self._reader.close()
         await self._writer.close()
+        if self._lock is not None:
+            os.close(self._lock)  # closing the descriptor releases the lock
+            self._lock = None
+
+
+def _exclusive_lock(path: str) -> int:
+    """Hold `<path>.lock` for as long as the store is open: the in-memory index assumes it is the only
+    writer, so a second process on the same file must be refused, not allowed to interleave revisions."""
+    fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StoreError(f"the SQLite store {path!r} is in use by another process") from None
+    return fd
 
 
 async def open_sqlite_store(path: str | os.PathLike[str], **kwargs: int) -> LogStore:
