@@ -122,7 +122,7 @@ class ResourceHandlers:
         limit = query.parse_int(q, "limit")
         revision = self.list_revision(q, limit)
         as_table, as_metadata = codec.wants_table(request), codec.wants_partial_metadata(request)
-        raw = accept is None and not as_table and not as_metadata
+        raw = accept is None and not as_table and not as_metadata and rt.conversion is None
         page = await self.objects.list(
             rt, target.namespace, accept, limit if limit and limit > 0 else None, q.get("continue"), revision, raw
         )

@@ -60,6 +60,17 @@ def encode(obj: Obj) -> bytes:
     return orjson.dumps(ordered)
 
 
+def decode_as(rt: ResourceType, kv: KeyValue) -> Obj:
+    """A stored object as `rt` serves it (converted when `rt` shares another resource's storage)."""
+    obj = decode(kv)
+    return rt.conversion.from_storage(obj) if rt.conversion is not None else obj
+
+
+def encode_as(rt: ResourceType, obj: Obj) -> bytes:
+    """The stored form of an object of `rt`."""
+    return encode(rt.conversion.to_storage(obj) if rt.conversion is not None else obj)
+
+
 def raw_with_version(kv: KeyValue) -> bytes:
     """The stored JSON with its resourceVersion spliced in, without decoding it (the fast list path)."""
     value = kv.value
@@ -99,7 +110,7 @@ class ObjectStore:
         kv = await self.store.get(rt.key(namespace, name))
         if kv is None:
             raise errors.not_found(rt.group, rt.plural, name)
-        return decode(kv)
+        return decode_as(rt, kv)
 
     async def list(
         self,
@@ -113,7 +124,8 @@ class ObjectStore:
     ) -> ListPage:
         """A page of matching objects, consistent at one revision; `accept` filters (selectors).
 
-        With `raw` (and no filter) the items are JSON bytes, never decoded: listing is then a byte copy."""
+        With `raw` (and no filter) the items are stored JSON bytes, never decoded: listing is then a byte
+        copy. Only for resources served in their stored form (no conversion)."""
         prefix = rt.key_prefix(namespace if rt.namespaced else None)
         start = None
         if continue_token:
@@ -135,7 +147,7 @@ class ObjectStore:
                 if raw and accept is None:
                     items.append(raw_with_version(kv))
                 else:
-                    obj = decode(kv)
+                    obj = decode_as(rt, kv)
                     if accept is not None and not accept(obj):
                         continue
                     items.append(obj)
@@ -200,7 +212,7 @@ class ObjectStore:
                 raise errors.already_exists(rt.group, rt.plural, meta["name"])
             return obj
         try:
-            kv = await self.store.create(key, encode(obj))
+            kv = await self.store.create(key, encode_as(rt, obj))
         except KeyExistsError:
             raise errors.already_exists(rt.group, rt.plural, meta["name"]) from None
         meta["resourceVersion"] = str(kv.mod_revision)
@@ -234,7 +246,7 @@ class ObjectStore:
         for _ in range(_MAX_UPDATE_RETRIES):
             if kv is None:
                 raise errors.not_found(rt.group, rt.plural, name)
-            old = decode(kv)
+            old = decode_as(rt, kv)
             new = mutate(orjson.loads(orjson.dumps(old)))
             if not isinstance(new, dict):
                 new = await new
@@ -270,7 +282,7 @@ class ObjectStore:
                     continue
                 return new
             try:
-                written = await self.store.update(key, encode(new), kv.mod_revision)
+                written = await self.store.update(key, encode_as(rt, new), kv.mod_revision)
             except ConflictError as exc:
                 kv = exc.actual
                 continue
@@ -330,7 +342,7 @@ class ObjectStore:
         for _ in range(_MAX_UPDATE_RETRIES):
             if kv is None:
                 raise errors.not_found(rt.group, rt.plural, name)
-            obj = decode(kv)
+            obj = decode_as(rt, kv)
             meta = obj["metadata"]
             _check_preconditions(rt, obj, options)
             finalizers = list(meta.get("finalizers") or [])
@@ -341,15 +353,15 @@ class ObjectStore:
             grace = _grace_period(rt, obj, options)
             pending_grace = grace > 0 and _deletion_pending(rt, obj)
             if finalizers or pending_grace or rt.strategy.deletion_blocked(obj):
-                before = encode(obj)
+                before = encode_as(rt, obj)
                 rt.strategy.prepare_for_deletion(obj)
                 _mark_for_deletion(obj, finalizers, grace if pending_grace else 0)
-                if encode(obj) == before:
+                if encode_as(rt, obj) == before:
                     return obj, False
                 if options.dry_run:
                     return obj, False
                 try:
-                    written = await self.store.update(key, encode(obj), kv.mod_revision)
+                    written = await self.store.update(key, encode_as(rt, obj), kv.mod_revision)
                 except ConflictError as exc:
                     kv = exc.actual  # retry on top of the version that won (it may still be committing)
                     continue

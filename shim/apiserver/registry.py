@@ -63,6 +63,19 @@ class Strategy:
         return self.validate(new)
 
 
+class Conversion:
+    """How a resource served from another resource's storage maps to and from that stored form
+    (events.k8s.io/v1 Events are core/v1 Events in the store, as in kube)."""
+
+    def to_storage(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """The stored form of an object of this resource."""
+        raise NotImplementedError
+
+    def from_storage(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """This resource's form of a stored object."""
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
 class ResourceType:
     """One served resource (a row of the discovery documents)."""
@@ -78,6 +91,9 @@ class ResourceType:
     categories: tuple[str, ...] = ()
     verbs: tuple[str, ...] = ALL_VERBS
     subresources: tuple[str, ...] = ()
+    #: (group, plural) whose storage this resource shares, through `conversion`
+    stored_as: tuple[str, str] | None = None
+    conversion: Conversion | None = None
 
     @property
     def api_version(self) -> str:
@@ -99,7 +115,8 @@ class ResourceType:
 
     def key_prefix(self, namespace: str | None = None) -> str:
         """The store prefix of this resource (kube's `/registry/<group>/<plural>/<namespace>/`)."""
-        base = f"/registry/{self.group}/{self.plural}/" if self.group else f"/registry/{self.plural}/"
+        group, plural = self.stored_as or (self.group, self.plural)
+        base = f"/registry/{group}/{plural}/" if group else f"/registry/{plural}/"
         return base + f"{namespace}/" if namespace else base
 
     def key(self, namespace: str | None, name: str) -> str:

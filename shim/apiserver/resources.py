@@ -12,7 +12,7 @@ from shim.apiserver.kinds.core import (
     SecretStrategy,
 )
 from shim.apiserver.kinds.discovery import EndpointSliceStrategy
-from shim.apiserver.kinds.other import EventsV1Strategy, LeaseStrategy, PriorityClassStrategy
+from shim.apiserver.kinds.other import EventsV1Conversion, EventsV1Strategy, LeaseStrategy, PriorityClassStrategy
 from shim.apiserver.kinds.pods import PodStrategy
 from shim.apiserver.kinds.service import ServiceStrategy
 from shim.apiserver.registry import ALL_VERBS, Registry, ResourceType, Strategy
@@ -43,7 +43,8 @@ def build_registry() -> Registry:
         R("coordination.k8s.io", "v1", "Lease", "leases", "lease", True, LeaseStrategy()),
         R("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", True,
           EndpointSliceStrategy()),
-        R("events.k8s.io", "v1", "Event", "events", "event", True, EventsV1Strategy(), ("ev",)),
+        R("events.k8s.io", "v1", "Event", "events", "event", True, EventsV1Strategy(), ("ev",),
+          stored_as=("", "events"), conversion=EventsV1Conversion()),
         R("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", "priorityclass", False,
           PriorityClassStrategy(), ("pc",)),
     ])  # fmt: skip

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from shim.apiserver import codec, errors, query
 from shim.apiserver.handlers import ResourceHandlers, Target, include_object
-from shim.apiserver.objects import decode
+from shim.apiserver.objects import decode_as
 from shim.apiserver.registry import ResourceType
 from shim.apiserver.tables import build_table
 from shim.store import CompactedError, Event, EventType, FutureRevisionError, KeyValue, StoreError
@@ -88,7 +88,7 @@ class Watcher:
             # "0" or unset: the current state as synthetic ADDED events, then changes after it
             page = await self.store.list(prefix)
             for kv in page.items:
-                obj = decode(kv)
+                obj = decode_as(encoder.rt, kv)
                 if accept is None or accept(obj):
                     await response.write(encoder.encode("ADDED", obj))
             start = page.revision
@@ -118,7 +118,7 @@ class Watcher:
                     await response.write(encoder.error(_internal_error(exc)))
                     return
                 last = event.revision
-                out = _filtered(event, accept, self.shared)
+                out = _filtered(event, accept, self.shared, encoder.rt)
                 if out is not None:
                     await response.write(encoder.encode(*out, shared=self.shared))
         finally:
@@ -129,23 +129,23 @@ class Watcher:
             await events.aclose()
 
 
-def _filtered(event: Event, accept: Any, shared: SharedDecodes) -> tuple[str, dict[str, Any]] | None:
+def _filtered(event: Event, accept: Any, shared: SharedDecodes, rt: ResourceType) -> tuple[str, dict[str, Any]] | None:
     """The event this watcher sees: an object leaving its selector is DELETED for it (kube's cacher)."""
     if event.type is EventType.DELETE:
         if event.prev_kv is None:
             return None
-        old = shared.obj(event.prev_kv, event.revision)
+        old = shared.obj(rt, event.prev_kv, event.revision)
         return ("DELETED", old) if accept is None or accept(old) else None
-    new = shared.obj(event.kv)
+    new = shared.obj(rt, event.kv)
     if accept is None:
         return ("ADDED" if event.prev_kv is None else "MODIFIED"), new
     now_in = accept(new)
-    was_in = event.prev_kv is not None and accept(shared.obj(event.prev_kv))
+    was_in = event.prev_kv is not None and accept(shared.obj(rt, event.prev_kv))
     if now_in:
         return ("MODIFIED" if was_in else "ADDED"), new
     if was_in:
         assert event.prev_kv is not None
-        return "DELETED", shared.obj(event.prev_kv, event.revision)
+        return "DELETED", shared.obj(rt, event.prev_kv, event.revision)
     return None
 
 
@@ -157,16 +157,17 @@ class SharedDecodes:
     """
 
     def __init__(self, size: int = 2048) -> None:
-        self._objects: dict[tuple[str, int, int], dict[str, Any]] = {}
-        self._lines: dict[tuple[str, int, str], bytes] = {}
+        self._objects: dict[tuple[str, str, int, int], dict[str, Any]] = {}
+        self._lines: dict[tuple[str, str, int, str], bytes] = {}  # (apiVersion, type, rv, uid)
         self._size = size
 
-    def obj(self, kv: KeyValue, shown_revision: int = 0) -> dict[str, Any]:
-        """`kv` decoded, showing `shown_revision` as its resourceVersion (a DELETED event's revision)."""
-        key = (kv.key, kv.mod_revision, shown_revision)
+    def obj(self, rt: ResourceType, kv: KeyValue, shown_revision: int = 0) -> dict[str, Any]:
+        """`kv` decoded as `rt` serves it, showing `shown_revision` as its resourceVersion (a DELETED
+        event's revision)."""
+        key = (rt.api_version, kv.key, kv.mod_revision, shown_revision)
         found = self._objects.get(key)
         if found is None:
-            found = decode(kv)
+            found = decode_as(rt, kv)
             if shown_revision:
                 found["metadata"]["resourceVersion"] = str(shown_revision)
             _remember(self._objects, key, found, self._size)
@@ -175,7 +176,12 @@ class SharedDecodes:
     def line(self, kind: str, obj: dict[str, Any]) -> bytes:
         """The JSON watch line for `obj` (an object this cache handed out)."""
         meta = obj["metadata"]
-        key = (kind, int(meta.get("resourceVersion") or 0), meta.get("uid") or meta.get("name", ""))
+        key = (
+            obj.get("apiVersion", ""),
+            kind,
+            int(meta.get("resourceVersion") or 0),
+            meta.get("uid") or meta.get("name", ""),
+        )
         found = self._lines.get(key)
         if found is None:
             found = orjson.dumps({"type": kind, "object": obj}) + b"\n"

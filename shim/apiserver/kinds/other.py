@@ -10,7 +10,7 @@ from shim.apiserver import errors
 from shim.apiserver.kinds.causes import Cause, forbidden, invalid, required, unsupported
 from shim.apiserver.kinds.core import validate_legacy_event
 from shim.apiserver.kinds.meta import FIELD_IMMUTABLE, NEGATIVE, is_qualified_name
-from shim.apiserver.registry import Strategy
+from shim.apiserver.registry import Conversion, Strategy
 
 Obj = dict[str, Any]
 
@@ -227,3 +227,39 @@ def _validate_series(obj: Obj) -> list[Cause]:
     if not series.get("lastObservedTime"):
         causes.append(required("series.lastObservedTime"))
     return causes
+
+
+class EventsV1Conversion(Conversion):
+    """events.k8s.io/v1 Events are stored as core/v1 Events (kube's pkg/apis/events/v1 conversion): one set
+    of events, read and written through either API."""
+
+    # events.k8s.io/v1 name -> core/v1 name, for the fields that differ
+    _RENAMED = (
+        ("regarding", "involvedObject"),
+        ("note", "message"),
+        ("reportingController", "reportingComponent"),
+        ("deprecatedSource", "source"),
+        ("deprecatedFirstTimestamp", "firstTimestamp"),
+        ("deprecatedLastTimestamp", "lastTimestamp"),
+        ("deprecatedCount", "count"),
+    )
+
+    def to_storage(self, obj: Obj) -> Obj:
+        core = {k: v for k, v in obj.items() if k not in _V1_NAMES}
+        for new, old in self._RENAMED:
+            if new in obj:
+                core[old] = obj[new]
+        core["apiVersion"], core["kind"] = "v1", "Event"
+        return core
+
+    def from_storage(self, obj: Obj) -> Obj:
+        v1 = {k: v for k, v in obj.items() if k not in _CORE_NAMES}
+        for new, old in self._RENAMED:
+            if old in obj:
+                v1[new] = obj[old]
+        v1["apiVersion"], v1["kind"] = "events.k8s.io/v1", "Event"
+        return v1
+
+
+_V1_NAMES = frozenset(new for new, _ in EventsV1Conversion._RENAMED)
+_CORE_NAMES = frozenset(old for _, old in EventsV1Conversion._RENAMED)
