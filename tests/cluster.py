@@ -9,12 +9,26 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 KUBECTL_DIR = Path("/usr/lib/google-cloud-sdk/bin")
 KUBECTL_VERSIONS = ("1.27", "1.28", "1.29", "1.30", "1.31", "1.32", "1.33")
 READY_TIMEOUT = 30.0
+
+T = TypeVar("T")
+
+
+def wait_until(predicate: Callable[[], T], timeout: float = 60, what: str = "the condition") -> T:
+    """Poll `predicate` until it returns something truthy (returned), or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (result := predicate()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+    return result
 
 
 def free_port() -> int:
@@ -31,7 +45,7 @@ class Cluster:
     port: int
     kubeconfig: Path
     process: subprocess.Popen[str]
-    output: list[str] = field(default_factory=list)
+    reader: LineReader  # its output
 
     @property
     def server(self) -> str:
@@ -75,25 +89,40 @@ def start_cluster(
     cmd = [sys.executable, "-m", "shim.cli", "up", "--data-dir", str(data_dir / "state"),
            "--listen", f"127.0.0.1:{port}", "--kubeconfig", str(kubeconfig), *nodes, *extra]  # fmt: skip
     process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    cluster = Cluster(data_dir, port, kubeconfig, process)
-    lines: queue.Queue[str | None] = queue.Queue()
+    cluster = Cluster(data_dir, port, kubeconfig, process, LineReader(process))
+    try:
+        cluster.reader.wait_for(" is serving ", READY_TIMEOUT)
+    except AssertionError:
+        cluster.stop()
+        raise AssertionError("kube-shim up did not become ready:\n" + "".join(cluster.reader.seen)) from None
+    return cluster
 
-    def pump() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            cluster.output.append(line)
-            lines.put(line)
-        lines.put(None)
 
-    threading.Thread(target=pump, daemon=True).start()
-    deadline = time.monotonic() + READY_TIMEOUT
-    while True:
-        try:
-            line = lines.get(timeout=max(deadline - time.monotonic(), 0.01))
-        except queue.Empty:
-            cluster.stop()
-            raise AssertionError("kube-shim up did not become ready:\n" + "".join(cluster.output)) from None
-        if line is None:
-            raise AssertionError("kube-shim up exited:\n" + "".join(cluster.output))
-        if " is serving " in line:
-            return cluster
+class LineReader:
+    """Lines of a running process, readable with a deadline (no sleeps)."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def wait_for(self, text: str, timeout: float = 20) -> str:
+        """The first line (not read before) containing `text`; AssertionError when the deadline or EOF comes."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+            except queue.Empty:
+                raise AssertionError(f"no line with {text!r} in {self.seen}") from None
+            if line is None:
+                raise AssertionError(f"process ended before {text!r}: {self.seen}")
+            self.seen.append(line)
+            if text in line:
+                return line

@@ -7,13 +7,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.cluster import Cluster, start_cluster
+from tests.cluster import Cluster, start_cluster, wait_until
 
 
 def launch(cluster: Cluster, *args: str) -> subprocess.Popen[str]:
@@ -43,17 +42,6 @@ def separate_processes(tmp_path: Path) -> Iterator[Cluster]:
     cluster.stop()
 
 
-def wait_for(predicate, timeout: float = 60, what: str = "condition"):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
 def test_a_deployment_runs_with_each_component_in_its_own_process(separate_processes: Cluster) -> None:
     cluster = separate_processes
 
@@ -65,7 +53,7 @@ def test_a_deployment_runs_with_each_component_in_its_own_process(separate_proce
             if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))
         ]
 
-    assert sorted(wait_for(lambda: len(ready_nodes()) == 2 and ready_nodes(), what="two Ready nodes")) == [
+    assert sorted(wait_until(lambda: len(ready_nodes()) == 2 and ready_nodes(), what="two Ready nodes")) == [
         "remote-0",
         "remote-1",
     ]
@@ -76,7 +64,7 @@ def test_a_deployment_runs_with_each_component_in_its_own_process(separate_proce
     assert {p["spec"]["nodeName"] for p in pods} <= {"remote-0", "remote-1"}
     assert all(p["status"]["phase"] == "Running" for p in pods)
     cluster.kubectl("delete", "deployment", "web")
-    wait_for(
+    wait_until(
         lambda: not json.loads(cluster.kubectl("get", "pods,rs", "-l", "app=web", "-o", "json").stdout)["items"],
         what="the garbage collector to remove the replicaset and pods",
     )

@@ -392,7 +392,7 @@ def restart(cluster: Cluster, env: PodmanEnv) -> None:
     stands for the new process (so the fixture's teardown stops it)."""
     assert cluster.stop() == 0
     again = start_cluster(cluster.data_dir, port=cluster.port, nodes=podman_node_flags(env))
-    cluster.process, cluster.output = again.process, again.output
+    cluster.process, cluster.reader = again.process, again.reader
 
 
 # -- helpers --------------------------------------------------------------------------------------------------

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import queue
 import subprocess
-import threading
-import time
 
 import pytest
 
-from tests.cluster import KUBECTL_VERSIONS, Cluster
+from tests.cluster import KUBECTL_VERSIONS, Cluster, LineReader
 
 POD = """
 apiVersion: v1
@@ -25,35 +22,6 @@ spec:
     ports:
     - containerPort: 80
 """
-
-
-class LineReader:
-    """Lines of a running process, readable with a deadline (no sleeps)."""
-
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        self.process = process
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.seen: list[str] = []
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(line)
-        self.lines.put(None)
-
-    def wait_for(self, text: str, timeout: float = 20) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self.lines.get(timeout=max(deadline - time.monotonic(), 0.01))
-            except queue.Empty:
-                raise AssertionError(f"no line with {text!r} in {self.seen}") from None
-            if line is None:
-                raise AssertionError(f"process ended before {text!r}: {self.seen}")
-            self.seen.append(line)
-            if text in line:
-                return line
 
 
 def kubectl_watch(cluster: Cluster, version: str, *args: str) -> tuple[subprocess.Popen[str], LineReader]:

@@ -3,28 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
-import ssl
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
-from tests.cluster import Cluster, free_port, start_cluster
+from tests.cluster import free_port, start_cluster, wait_until
 
 FAST_COMPACTION = ("--compaction-interval", "0.2", "--compaction-keep", "1")
-
-
-def raw_get(cluster: Cluster, path: str) -> bytes:
-    """GET with the kubeconfig's token and CA (urllib: no client library in between)."""
-    config = cluster.kubeconfig.read_text()
-    token = re.search(r"token: (\S+)", config)
-    assert token is not None
-    ca = cluster.data_dir / "state" / "pki" / "ca.crt"
-    context = ssl.create_default_context(cafile=str(ca))
-    request = urllib.request.Request(cluster.server + path, headers={"Authorization": f"Bearer {token.group(1)}"})
-    with urllib.request.urlopen(request, context=context, timeout=10) as response:
-        return response.read()
 
 
 def wait_for_watch_request(process: subprocess.Popen[str], timeout: float = 30) -> None:
@@ -37,14 +22,6 @@ def wait_for_watch_request(process: subprocess.Popen[str], timeout: float = 30) 
         if time.monotonic() > deadline:
             break
     raise AssertionError("kubectl wait never started its watch")
-
-
-def wait_until(predicate, timeout: float = 30, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def test_kubectl_wait_relists_after_its_resource_version_was_compacted(tmp_path: Path) -> None:
@@ -62,7 +39,7 @@ def test_kubectl_wait_relists_after_its_resource_version_was_compacted(tmp_path:
     )  # fmt: skip
     try:
         wait_for_watch_request(waiter)
-        listed = json.loads(raw_get(cluster, "/api/v1/namespaces/default/configmaps"))
+        listed = json.loads(cluster.kubectl("get", "--raw", "/api/v1/namespaces/default/configmaps").stdout)
         seen_by_kubectl = int(listed["metadata"]["resourceVersion"])
         assert cluster.stop() == 0
 
@@ -72,7 +49,7 @@ def test_kubectl_wait_relists_after_its_resource_version_was_compacted(tmp_path:
         for i in range(3):
             elsewhere.kubectl("create", "configmap", f"filler{i}")
         old_watch = f"/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={seen_by_kubectl}"
-        wait_until(lambda: b'"code":410' in raw_get(elsewhere, old_watch + "&timeoutSeconds=1"),
+        wait_until(lambda: '"code":410' in elsewhere.kubectl("get", "--raw", old_watch + "&timeoutSeconds=1").stdout,
                    what="compaction past kubectl's revision")  # fmt: skip
         assert elsewhere.stop() == 0
 
