@@ -100,6 +100,7 @@ async def up_command(args: argparse.Namespace) -> int:
     from shim.apiserver.proxy import kubelet_client_context
     from shim.apiserver.server import ApiServer, ApiServerConfig, data_store_url
     from shim.client import ClusterAccess
+    from shim.datadir import prepare_data_dir
     from shim.kubeconfig import default_kubeconfig_path, kubectl_hint, write_kubeconfig
     from shim.pki import ADMIN_GROUP, ADMIN_USER, ensure_pki
     from shim.store import StoreError
@@ -109,7 +110,7 @@ async def up_command(args: argparse.Namespace) -> int:
         print(f"kube-shim: {problem}", file=sys.stderr)
         return 2
     data_dir = args.data_dir.expanduser()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    prepare_data_dir(data_dir, database=args.store is None)
     host, _, port_text = args.listen.rpartition(":")
     host = host.strip("[]") or "127.0.0.1"
     try:

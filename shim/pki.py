@@ -2,8 +2,9 @@
 admin bearer token, generated once into `<data_dir>/pki/` and reused on every restart.
 
 Files (kubeadm's names): `ca.crt`/`ca.key`, `apiserver.crt`/`apiserver.key`, `admin.crt`/`admin.key`, `token`.
-Keys and the token are mode 0600. Leaf certificates are reissued when they no longer fit (SANs, issuer) or are
-close to expiry; the CA and the token are never replaced, so kubeconfigs and joined nodes keep working.
+Every file is mode 0600 (the CA certificate travels in kubeconfigs anyway). Leaf certificates are reissued
+when they no longer fit (SANs, issuer) or are close to expiry; the CA and the token are never replaced, so
+kubeconfigs and joined nodes keep working.
 """
 
 from __future__ import annotations
@@ -279,7 +280,7 @@ def _load_pair(directory: Path, stem: str) -> tuple[x509.Certificate, PrivateKey
 def _write_pair(directory: Path, stem: str, cert: x509.Certificate, key: PrivateKey) -> None:
     # a crash between the two writes leaves a mismatched pair, which _load_pair treats as missing
     write_atomically(directory / f"{stem}.key", _key_pem(key), 0o600)
-    write_atomically(directory / f"{stem}.crt", _cert_pem(cert), 0o644)
+    write_atomically(directory / f"{stem}.crt", _cert_pem(cert), 0o600)
 
 
 def _load_or_create_token(path: Path) -> str:
