@@ -8,7 +8,7 @@ import orjson
 import yaml
 from aiohttp import web
 
-from shim.apiserver import errors
+from shim.apiserver import bodylimits, errors
 from shim.apiserver.schema import SchemaNode
 
 MAX_BODY_BYTES = 3 * 1024 * 1024  # kube-apiserver's limit for a single object
@@ -63,6 +63,7 @@ def decode_object(kind: str, body: bytes) -> dict[str, Any]:
             obj: Any = decode_object(body)
         except ProtobufDecodeError as exc:
             raise errors.bad_request(f"unable to decode protobuf body: {exc}") from None
+        bodylimits.check_json_value(obj, "protobuf")
     elif kind in (JSON, "*/*", "application/x-www-form-urlencoded"):
         obj = parse_json(body)
     elif kind in (YAML, "application/x-yaml", "text/yaml"):
@@ -111,25 +112,29 @@ def parse_json(body: bytes) -> Any:
             "application/json, application/yaml, application/vnd.kubernetes.protobuf"
         )
     try:
-        return orjson.loads(body)
+        value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise errors.bad_request(f"json: cannot parse request body: {exc}") from None
+    bodylimits.check_json_value(value, "json")
+    return value
 
 
 def parse_yaml(body: bytes) -> Any:
-    """YAML (JSON is YAML too); one document only."""
+    """YAML (JSON is YAML too); one document only, within the nesting and alias bounds."""
     try:
-        return yaml.load(body, Loader=_Loader)
-    except yaml.YAMLError as exc:
+        return bodylimits.load_yaml(body)
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: an integer too long to convert, bad UTF-8
         raise errors.bad_request(f"yaml: cannot parse request body: {exc}") from None
 
 
 def parse_json_or_yaml(body: bytes) -> Any:
     """Apply bodies: kubectl sends JSON under the `+yaml` type, users may send YAML."""
     try:
-        return orjson.loads(body)
+        value = orjson.loads(body)
     except orjson.JSONDecodeError:
         return parse_yaml(body)
+    bodylimits.check_json_value(value, "json")
+    return value
 
 
 def unsupported_media_type(kind: str, supported: tuple[str, ...]) -> errors.ApiError:
@@ -140,9 +145,6 @@ def unsupported_media_type(kind: str, supported: tuple[str, ...]) -> errors.ApiE
         if kind
         else "missing content type",
     )
-
-
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 # -- responses --------------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shim.apiserver import codec, errors
+from shim.apiserver import bodylimits, codec, errors
 from shim.apiserver.patch import PatchError, json_merge_patch, json_patch, strategic_merge_patch
 from shim.apiserver.registry import ResourceType
 from shim.apiserver.schema import schema_for
@@ -39,4 +39,8 @@ def apply_patch(rt: ResourceType, kind: str, old: dict[str, Any], patch: Any) ->
         raise errors.ApiError(exc.code, None, str(exc)) from None
     if not isinstance(new, dict) or not isinstance(new.get("metadata"), dict):
         raise errors.ApiError(422, "Invalid", "the patched object must be an object with metadata")
+    # each patch is within bounds, but patches add up (a JSON patch can add a subtree below another)
+    problem = bodylimits.bounds_problem(new, bodylimits.MAX_EXPANDED_SIZE)
+    if problem is not None:
+        raise errors.ApiError(422, "Invalid", f"the patched object {problem}")
     return new
