@@ -6,7 +6,9 @@ status/spec split, finalizers, graceful deletion. HTTP lives in `handlers.py`; t
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable
@@ -103,6 +105,20 @@ class ObjectStore:
     def __init__(self, store: Store, registry: Registry) -> None:
         self.store = store
         self.registry = registry
+        self._write_locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    def _write_lock(self, rt: ResourceType) -> contextlib.AbstractAsyncContextManager[Any]:
+        """The lock that serialises writes of a kind whose strategy asks for it, else a no-op."""
+        if not rt.strategy.serialize_writes:
+            return contextlib.nullcontext()
+        return self._write_locks.setdefault((rt.group, rt.plural), asyncio.Lock())
+
+    async def list_all(self, group: str, version: str, plural: str) -> list[Obj]:
+        """Every stored object of a resource (for admission)."""
+        rt = self.registry.lookup(group, version, plural)
+        if rt is None:
+            raise errors.not_found(group, plural, "")
+        return (await self.list(rt, None)).items
 
     # -- reads -----------------------------------------------------------------------------------------------
 
@@ -204,17 +220,19 @@ class ObjectStore:
         if prepare is not None:
             await prepare(obj)
         rt.strategy.prepare_for_create(obj)
-        causes = validate_object_meta(obj, rt.namespaced, rt.strategy.name_rule)
-        self.validate(rt, obj, causes + rt.strategy.validate(obj))
         key = rt.key(namespace, meta["name"])
-        if dry_run:
-            if await self.store.get(key) is not None:  # a dry run answers what the real create would
-                raise errors.already_exists(rt.group, rt.plural, meta["name"])
-            return obj
-        try:
-            kv = await self.store.create(key, encode_as(rt, obj))
-        except KeyExistsError:
-            raise errors.already_exists(rt.group, rt.plural, meta["name"]) from None
+        async with self._write_lock(rt):
+            await rt.strategy.admit(obj, None, self)
+            causes = validate_object_meta(obj, rt.namespaced, rt.strategy.name_rule)
+            self.validate(rt, obj, causes + rt.strategy.validate(obj))
+            if dry_run:
+                if await self.store.get(key) is not None:  # a dry run answers what the real create would
+                    raise errors.already_exists(rt.group, rt.plural, meta["name"])
+                return obj
+            try:
+                kv = await self.store.create(key, encode_as(rt, obj))
+            except KeyExistsError:
+                raise errors.already_exists(rt.group, rt.plural, meta["name"]) from None
         meta["resourceVersion"] = str(kv.mod_revision)
         return obj
 
@@ -242,57 +260,58 @@ class ObjectStore:
         An update that changes nothing writes nothing and keeps the resourceVersion, as kube does.
         """
         key = rt.key(namespace, name)
-        kv = await self.store.get(key)
-        for _ in range(_MAX_UPDATE_RETRIES):
-            if kv is None:
-                raise errors.not_found(rt.group, rt.plural, name)
-            old = decode_as(rt, kv)
-            new = mutate(orjson.loads(orjson.dumps(old)))
-            if not isinstance(new, dict):
-                new = await new
-            self._prepare_update(rt, new, old, subresource)
-            if manager is not None:
-                update_managed_fields(
-                    old,
-                    new,
-                    manager,
-                    "Update",
-                    subresource,
-                    schema=schema_for(rt.group, rt.version, rt.kind),
-                    now=now_rfc3339(),
-                    api_version=rt.api_version,
-                )
-            if _same_content(new, old):
-                return old
-            if dry_run:
-                return new
-            meta = new["metadata"]
-            # kube's ShouldDeleteDuringUpdate: the last finalizer gone and no grace period still running
-            # (a terminating pod stays until its node's final DELETE, whatever its status says)
-            if (
-                meta.get("deletionTimestamp")
-                and not meta.get("finalizers")
-                and not rt.strategy.deletion_blocked(new)
-                and not old["metadata"].get("deletionGracePeriodSeconds")
-            ):
+        async with self._write_lock(rt):
+            kv = await self.store.get(key)
+            for _ in range(_MAX_UPDATE_RETRIES):
+                if kv is None:
+                    raise errors.not_found(rt.group, rt.plural, name)
+                old = decode_as(rt, kv)
+                new = mutate(orjson.loads(orjson.dumps(old)))
+                if not isinstance(new, dict):
+                    new = await new
+                await self._prepare_update(rt, new, old, subresource)
+                if manager is not None:
+                    update_managed_fields(
+                        old,
+                        new,
+                        manager,
+                        "Update",
+                        subresource,
+                        schema=schema_for(rt.group, rt.version, rt.kind),
+                        now=now_rfc3339(),
+                        api_version=rt.api_version,
+                    )
+                if _same_content(new, old):
+                    return old
+                if dry_run:
+                    return new
+                meta = new["metadata"]
+                # kube's ShouldDeleteDuringUpdate: the last finalizer gone and no grace period still running
+                # (a terminating pod stays until its node's final DELETE, whatever its status says)
+                if (
+                    meta.get("deletionTimestamp")
+                    and not meta.get("finalizers")
+                    and not rt.strategy.deletion_blocked(new)
+                    and not old["metadata"].get("deletionGracePeriodSeconds")
+                ):
+                    try:
+                        await self.store.delete(key, kv.mod_revision)
+                    except ConflictError as exc:
+                        kv = exc.actual  # retry on top of the version that won (it may still be committing)
+                        continue
+                    return new
                 try:
-                    await self.store.delete(key, kv.mod_revision)
+                    written = await self.store.update(key, encode_as(rt, new), kv.mod_revision)
                 except ConflictError as exc:
-                    kv = exc.actual  # retry on top of the version that won (it may still be committing)
+                    kv = exc.actual
                     continue
+                except KeyNotFoundError:
+                    raise errors.not_found(rt.group, rt.plural, name) from None
+                meta["resourceVersion"] = str(written.mod_revision)
                 return new
-            try:
-                written = await self.store.update(key, encode_as(rt, new), kv.mod_revision)
-            except ConflictError as exc:
-                kv = exc.actual
-                continue
-            except KeyNotFoundError:
-                raise errors.not_found(rt.group, rt.plural, name) from None
-            meta["resourceVersion"] = str(written.mod_revision)
-            return new
         raise errors.conflict(rt.group, rt.plural, name, "too many concurrent updates; please try again")
 
-    def _prepare_update(self, rt: ResourceType, new: Obj, old: Obj, subresource: str | None) -> None:
+    async def _prepare_update(self, rt: ResourceType, new: Obj, old: Obj, subresource: str | None) -> None:
         if not isinstance(new.get("metadata"), dict):
             raise errors.bad_request("metadata must be an object")
         new["apiVersion"] = rt.api_version
@@ -327,6 +346,7 @@ class ObjectStore:
                     new.pop("status", None)
             strategy.prepare_for_update(new, old)
             strategy.default(new)
+            await strategy.admit(new, old, self)
         if strategy.tracks_generation and _spec_changed(new, old):
             meta["generation"] = old_meta.get("generation", 0) + 1
         self.validate(rt, new, validate_object_meta_update(new, old) + strategy.validate_update(new, old))

@@ -7,11 +7,17 @@ serve every row the same way (kube-apiserver's `registry/generic` + per-resource
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from shim.apiserver.kinds.meta import NameRule
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+
+
+class StoredObjects(Protocol):
+    """What admission may read: the stored objects of a resource."""
+
+    async def list_all(self, group: str, version: str, plural: str) -> list[dict[str, Any]]: ...
 
 
 class Strategy:
@@ -25,6 +31,8 @@ class Strategy:
     returns_deleted_object = False
     #: the format metadata.name must have (kube's ValidateNameFunc for the kind)
     name_rule = NameRule.SUBDOMAIN
+    #: writes of this kind run one at a time from admission to the store write (allocators read what is stored)
+    serialize_writes = False
 
     def default(self, obj: dict[str, Any]) -> None:
         """Fill defaults the API server sets (protocol TCP, imagePullPolicy, ...), in place."""
@@ -34,6 +42,10 @@ class Strategy:
 
     def prepare_for_update(self, new: dict[str, Any], old: dict[str, Any]) -> None:
         """Adjust an update through the main endpoint before validation, in place."""
+
+    async def admit(self, new: dict[str, Any], old: dict[str, Any] | None, stored: StoredObjects) -> None:
+        """Admission and allocation after preparation and before validation (`old` is None on create);
+        raise ApiError to refuse."""
 
     def prepare_for_status_update(self, new: dict[str, Any], old: dict[str, Any]) -> None:
         """Adjust an update through the `status` endpoint: everything but status comes from `old`."""

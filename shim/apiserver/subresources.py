@@ -6,8 +6,6 @@ answer what kube answers for a pod that no node serves yet.
 
 from __future__ import annotations
 
-import ipaddress
-import random
 from typing import Any
 
 from aiohttp import web
@@ -18,8 +16,6 @@ from shim.apiserver.handlers import ResourceHandlers, Target, stale
 from shim.apiserver.kinds.pods import admit_pod_priority
 from shim.apiserver.objects import DeleteOptions, Obj, now_rfc3339
 from shim.apiserver.registry import ResourceType
-
-SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/12")
 
 
 class Subresources:
@@ -229,8 +225,6 @@ class Subresources:
 
     def admit_create(self, rt: ResourceType) -> Any:
         """The per-kind step between defaulting and validation on create (kube's admission + allocators)."""
-        if rt.group == "" and rt.plural == "services":
-            return self.allocate_cluster_ip
         if rt.group == "" and rt.plural == "pods":
             return self.admit_pod
         return None
@@ -251,39 +245,3 @@ class Subresources:
             defaults = await self.objects.list(classes, None, lambda pc: bool(pc.get("globalDefault")))
             chosen = defaults.items[0] if defaults.items else None
         admit_pod_priority(pod, chosen)
-
-    async def allocate_cluster_ip(self, service: Obj) -> None:
-        spec = service.setdefault("spec", {})
-        if spec.get("type") == "ExternalName" or spec.get("clusterIP") == "None":
-            return
-        services_rt = self.h.registry.lookup("", "v1", "services")
-        assert services_rt is not None
-        page = await self.objects.list(services_rt, None)
-        used = {s.get("spec", {}).get("clusterIP") for s in page.items}
-        wanted = spec.get("clusterIP")
-        if wanted:
-            if wanted in used:
-                raise errors.invalid(
-                    "",
-                    "Service",
-                    service["metadata"].get("name", ""),
-                    [
-                        errors.cause(
-                            "FieldValueInvalid",
-                            "spec.clusterIPs",
-                            f'Invalid value: []string{{"{wanted}"}}: failed to allocate IP {wanted}: '
-                            "provided IP is already allocated",
-                        )
-                    ],
-                )
-        else:
-            hosts = SERVICE_CIDR.num_addresses - 2
-            for _ in range(64):
-                candidate = str(SERVICE_CIDR.network_address + random.randint(11, hosts))
-                if candidate not in used:
-                    wanted = candidate
-                    break
-            else:
-                raise ApiError(500, "InternalError", "failed to allocate a serviceIP: range is full")
-        spec["clusterIP"] = wanted
-        spec["clusterIPs"] = [wanted]

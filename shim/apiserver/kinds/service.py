@@ -1,8 +1,8 @@
 """Services: SetDefaults_Service, the IP-family fields of a single-stack IPv4 cluster, the update fix-ups
 (`patchAllocatedValues`, `NormalizeClusterIPs`, `dropTypeDependentFields`) and ValidateService(Update).
 
-Allocating cluster IPs and node ports is not here (the server's create hook does it); validation accepts a
-service with or without its allocated values.
+Admission allocates cluster IPs and node ports (`service_allocation.py`), serialised per kind so that two
+writes never claim the same value.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from shim.apiserver import errors
 from shim.apiserver.kinds.addresses import (
     PROTOCOLS,
     non_special_ip,
@@ -37,11 +38,16 @@ from shim.apiserver.kinds.meta import (
     is_qualified_name,
     validate_labels,
 )
-from shim.apiserver.registry import Strategy
+from shim.apiserver.kinds.service_allocation import (
+    NODE_PORT_RANGE,
+    AllocationError,
+    ServiceAllocator,
+    needs_node_port,
+)
+from shim.apiserver.registry import StoredObjects, Strategy
 
 Obj = dict[str, Any]
 
-NODE_PORT_RANGE = (30000, 32767)
 CLUSTER_IP_FAMILIES = ("IPv4",)
 DEFAULT_CLIENT_IP_TIMEOUT = 10800
 MAX_CLIENT_IP_TIMEOUT = 86400
@@ -55,6 +61,10 @@ class ServiceStrategy(Strategy):
     has_status_subresource = True
     returns_deleted_object = True
     name_rule = NameRule.DNS1035_LABEL
+    serialize_writes = True
+
+    def __init__(self, allocator: ServiceAllocator | None = None) -> None:
+        self.allocator = allocator or ServiceAllocator()
 
     def default(self, obj: Obj) -> None:
         spec = obj.setdefault("spec", {})
@@ -102,6 +112,20 @@ class ServiceStrategy(Strategy):
                     spec[key] = old_spec[key]
         _init_ip_families(spec)
 
+    async def admit(self, new: Obj, old: Obj | None, stored: StoredObjects) -> None:
+        meta = new.get("metadata") or {}
+        me = (meta.get("namespace"), meta.get("name"))
+        others = [
+            s for s in await stored.list_all("", "v1", "services")
+            if (s["metadata"].get("namespace"), s["metadata"].get("name")) != me
+        ]  # fmt: skip
+        try:
+            self.allocator.allocate(new, old, others)
+        except AllocationError as exc:
+            if not exc.causes:
+                raise errors.ApiError(500, "InternalError", f"Internal error occurred: {exc}") from None
+            raise errors.invalid("", "Service", meta.get("name") or "", exc.causes) from None
+
     def validate(self, obj: Obj) -> list[Cause]:
         return _validate_service(obj)
 
@@ -129,11 +153,6 @@ def _is_load_balancer(spec: Obj) -> bool:
 
 def _needs_cluster_ip(spec: Obj) -> bool:
     return _kind(spec) in ("ClusterIP", "NodePort", "LoadBalancer")
-
-
-def _needs_node_port(spec: Obj) -> bool:
-    kind = _kind(spec)
-    return kind == "NodePort" or (kind == "LoadBalancer" and spec.get("allocateLoadBalancerNodePorts") is not False)
 
 
 def _needs_health_check(spec: Obj) -> bool:
@@ -170,7 +189,7 @@ def _patch_allocated_values(spec: Obj, old_spec: Obj) -> None:
             spec["clusterIP"] = old_spec["clusterIP"]
         if not spec.get("clusterIPs") and old_spec.get("clusterIPs"):
             spec["clusterIPs"] = old_spec["clusterIPs"]
-    if _needs_node_port(old_spec) and _needs_node_port(spec):
+    if needs_node_port(old_spec) and needs_node_port(spec):
         old_ports = old_spec.get("ports") or []
         used = {p.get("nodePort") for p in old_ports} & {p.get("nodePort") for p in spec.get("ports") or ()}
         by_name = {p.get("name", ""): p.get("nodePort", 0) for p in old_ports}
@@ -208,7 +227,7 @@ def _drop_type_dependent_fields(new: Obj, old_spec: Obj) -> None:
         for key in ("ipFamilies", "ipFamilyPolicy"):
             if spec.get(key) == old_spec.get(key):
                 spec.pop(key, None)
-    if _needs_node_port(old_spec) and not _needs_node_port(spec):
+    if needs_node_port(old_spec) and not needs_node_port(spec):
         ports, old_ports = spec.get("ports") or [], old_spec.get("ports") or []
         if len(ports) == len(old_ports) and all(
             p.get("nodePort", 0) == o.get("nodePort", 0) for p, o in zip(ports, old_ports, strict=True)
