@@ -96,6 +96,7 @@ def _run(coro: Awaitable[int]) -> int:
 
 async def up_command(args: argparse.Namespace) -> int:
     """Start the cluster, write the kubeconfig, print how to reach it, run until SIGINT/SIGTERM."""
+    from shim.apiserver.app import READY_CHECKS
     from shim.apiserver.auth import UserInfo, authentication_middleware
     from shim.apiserver.proxy import kubelet_client_context
     from shim.apiserver.server import ApiServer, ApiServerConfig, data_store_url
@@ -155,6 +156,8 @@ async def up_command(args: argparse.Namespace) -> int:
         scheduler=not args.no_scheduler,
         local_nodes=True,
     )
+    assert server.runner is not None
+    server.runner.app[READY_CHECKS].extend(_ready_checks(components))
     default_path = default_kubeconfig_path()
     kubeconfig = (args.kubeconfig or default_path).expanduser()
     write_kubeconfig(kubeconfig, url, pki.ca_cert_pem, pki.token, merge=True)
@@ -270,6 +273,19 @@ class _Closer:
 
     async def stop(self) -> None:
         await self.client.close()
+
+
+def _ready_checks(components: list[Any]) -> list[tuple[str, Callable[[], str | None]]]:
+    """A /readyz check per in-process component: it fails while one of its informers or loops keeps failing."""
+    from shim.controllers.manager import ControllerManager
+    from shim.scheduler import Scheduler
+
+    names = {ControllerManager: "controller-manager", Scheduler: "scheduler", _Closer: "node-agents"}
+    return [(names[type(c)], _health_check(c.client)) for c in components if type(c) in names]
+
+
+def _health_check(client: Any) -> Callable[[], str | None]:
+    return lambda: "; ".join(client.health.problems()) or None
 
 
 async def _stop_all(components: list[Any]) -> None:

@@ -28,6 +28,8 @@ KUBE_MAJOR, KUBE_MINOR, KUBE_PATCH = "1", "33", "1"
 
 OBJECTS = web.AppKey("objects", ObjectStore)
 RESOURCE = web.RequestKey("resource", str)  # for metrics: which resource a request addressed
+ReadyCheck = tuple[str, Callable[[], str | None]]  # a /readyz check: its name, and the problem (None: fine)
+READY_CHECKS = web.AppKey("ready_checks", list[ReadyCheck])  # components running in this process add theirs
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -67,6 +69,7 @@ def build_app(
         client_max_size=codec.MAX_BODY_BYTES + 1,
     )
     app[OBJECTS] = objects
+    app[READY_CHECKS] = []
 
     async def resource(request: web.Request) -> web.StreamResponse:
         info = request.match_info
@@ -75,8 +78,9 @@ def build_app(
         return await handlers.handle(request, target)
 
     async def health(request: web.Request) -> web.Response:
-        if request.path.startswith("/readyz") and not ready():
-            return web.Response(status=500, text="[-]ready failed: still starting\nreadyz check failed")
+        if request.path.startswith("/readyz"):
+            starting: ReadyCheck = ("ready", lambda: None if ready() else "still starting")
+            return _readyz(request, [starting, *app[READY_CHECKS]])
         return web.Response(text="ok")
 
     async def version(request: web.Request) -> web.Response:
@@ -111,6 +115,24 @@ def build_app(
     r.add_route("*", "/api/{version}/{rest:.+}", resource)
     r.add_route("*", "/apis/{group}/{version}/{rest:.+}", resource)
     return app
+
+
+def _readyz(request: web.Request, checks: list[ReadyCheck]) -> web.Response:
+    """kube's /readyz: `ok`; or, when a check fails or `?verbose` is asked, one `[+]name ok` or
+    `[-]name failed: reason withheld` line per check (the reason goes to the log, as kube does)."""
+    wanted = request.match_info.get("check")
+    results = [(name, check()) for name, check in checks if not wanted or name == wanted]
+    if wanted and not results:
+        raise ApiError(404, "NotFound", f"no readyz check named {wanted!r}")
+    for name, problem in results:
+        if problem:
+            log.warning("readyz check %s failed: %s", name, problem)
+    failed = any(problem for _, problem in results)
+    if not failed and "verbose" not in request.query:
+        return web.Response(text="ok")
+    lines = [f"[-]{name} failed: reason withheld" if problem else f"[+]{name} ok" for name, problem in results]
+    lines.append("readyz check failed" if failed else "readyz check passed")
+    return web.Response(status=500 if failed else 200, text="\n".join(lines) + "\n")
 
 
 # -- OpenAPI ---------------------------------------------------------------------------------------------------

@@ -10,8 +10,17 @@ import aiohttp
 import orjson
 
 from shim.client.config import ClusterAccess
+from shim.client.health import HealthRegistry
 
 Obj = dict[str, Any]
+
+# The API accepts objects of up to 3 MiB; JSON's escapes (a control character in YAML becomes `\u0001`)
+# can make the stored form larger, and the watch event wraps it: leave room, but keep a bound.
+MAX_WATCH_EVENT_BYTES = 8 * 1024 * 1024
+
+
+class WatchEventTooLarge(Exception):
+    """A watch event longer than the client accepts; the watcher should relist."""
 
 
 class ApiException(Exception):
@@ -48,9 +57,18 @@ class Resource:
 class ApiClient:
     """One aiohttp session to one API server. Use as an async context manager or call `close()`."""
 
-    def __init__(self, access: ClusterAccess, user_agent: str = "kube-shim", max_connections: int = 64) -> None:
-        """`max_connections` bounds concurrent requests; every open watch holds one (0 = no bound)."""
+    def __init__(
+        self,
+        access: ClusterAccess,
+        user_agent: str = "kube-shim",
+        max_connections: int = 64,
+        max_watch_event_bytes: int = MAX_WATCH_EVENT_BYTES,
+    ) -> None:
+        """`max_connections` bounds concurrent requests; every open watch holds one (0 = no bound).
+        `health` collects the state of the loops (informers, workers) of the component using this client."""
         self.access = access
+        self.max_watch_event_bytes = max_watch_event_bytes
+        self.health = HealthRegistry()
         headers = {"User-Agent": user_agent, "Accept": "application/json"}
         if access.token:
             headers["Authorization"] = f"Bearer {access.token}"
@@ -122,7 +140,8 @@ class ApiClient:
     async def watch(
         self, res: Resource, namespace: str | None = None, resource_version: str = "", **params: str
     ) -> AsyncIterator[Obj]:
-        """Watch events as dicts (`type`, `object`) until the server ends the stream."""
+        """Watch events as dicts (`type`, `object`) until the server ends the stream; WatchEventTooLarge
+        for an event beyond `max_watch_event_bytes`."""
         query = {"watch": "true", "allowWatchBookmarks": "true", **params}
         if resource_version:
             query["resourceVersion"] = resource_version
@@ -130,6 +149,26 @@ class ApiClient:
         async with self._session.get(res.path(namespace), params=query, timeout=timeout) as resp:
             if resp.status >= 400:
                 raise ApiException(resp.status, orjson.loads(await resp.read() or b"{}"))
-            async for line in resp.content:
-                if line.strip():
-                    yield orjson.loads(line)
+            async for line in _lines(resp.content, self.max_watch_event_bytes):
+                yield orjson.loads(line)
+
+
+async def _lines(content: aiohttp.StreamReader, limit: int) -> AsyncIterator[bytes]:
+    """The non-blank lines of a stream, each at most `limit` bytes (aiohttp's own readline stops at 128 KiB)."""
+    buffer = bytearray()
+    async for chunk in content.iter_any():
+        scanned = len(buffer)  # the part before holds no newline
+        buffer += chunk
+        start = 0
+        while (end := buffer.find(b"\n", max(start, scanned))) >= 0:
+            if end - start > limit:
+                raise WatchEventTooLarge(f"watch event of {end - start} bytes exceeds the limit of {limit}")
+            line = bytes(buffer[start:end])
+            start = end + 1
+            if line.strip():
+                yield line
+        del buffer[:start]
+        if len(buffer) > limit:
+            raise WatchEventTooLarge(f"watch event of more than {limit} bytes (the limit)")
+    if bytes(buffer).strip():
+        yield bytes(buffer)

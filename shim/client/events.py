@@ -18,6 +18,8 @@ from collections.abc import AsyncIterator, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import aiohttp
+
 from shim.client.api import ApiClient, ApiException, Obj, Resource
 
 log = logging.getLogger("shim.client.events")
@@ -60,15 +62,18 @@ class EventRecorder:
 
     async def event(self, obj: Obj, type_: str, reason: str, message: str, field_path: str | None = None) -> None:
         """Record an event about `obj`; `field_path` names a part of it (`spec.containers{web}`)."""
-        involved = _reference(obj, field_path)
-        # client-go's event key: the reference without its resourceVersion, the type and the reason
-        group = (*(involved.get(k) for k in _KEY_FIELDS), type_, reason)
-        key, message = self._correlate(group, message)
         try:
+            involved = _reference(obj, field_path)
+            # client-go's event key: the reference without its resourceVersion, the type and the reason
+            group = (*(involved.get(k) for k in _KEY_FIELDS), type_, reason)
+            key, message = self._correlate(group, message)
             async with self._serialized(key):
                 await self._write(key, involved, type_, reason, message)
-        except Exception as exc:  # an event must never break the caller's reconcile loop
-            log.debug("event %s/%s not recorded: %s", reason, involved.get("name"), exc)
+        # an event must never break the caller's reconcile loop
+        except (ApiException, aiohttp.ClientError, TimeoutError) as exc:
+            log.debug("event %s about %s not recorded: %s", reason, _name_of(obj), exc)
+        except Exception:
+            log.exception("event %s about %s not recorded", reason, _name_of(obj))
 
     def _correlate(self, group: tuple[object, ...], message: str) -> tuple[Hashable, str]:
         """The dedup key and message to record: the event's own, or its group's once it is combined."""
@@ -131,6 +136,11 @@ class EventRecorder:
                 del self._locks[key]
             else:
                 self._locks[key] = (lock, users - 1)
+
+
+def _name_of(obj: Obj) -> str:
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    return f"{obj.get('kind')} {meta.get('namespace')}/{meta.get('name')}" if isinstance(meta, dict) else "?"
 
 
 def _reference(obj: Obj, field_path: str | None) -> Obj:

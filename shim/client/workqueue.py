@@ -40,8 +40,12 @@ class WorkQueue:
         self._failures.pop(key, None)
 
     async def run(self, worker: Worker, workers: int = 1) -> None:
-        """Process keys forever with `workers` concurrent loops; an exception retries the key."""
-        await asyncio.gather(*(self._loop(worker) for _ in range(workers)))
+        """Process keys forever with `workers` concurrent loops; an exception in `worker` retries the key.
+        Should a loop itself fail, the others are cancelled and the error raised, so that a supervisor that
+        runs this again never ends up with more than `workers` loops."""
+        async with asyncio.TaskGroup() as group:
+            for _ in range(workers):
+                group.create_task(self._loop(worker))
 
     async def _loop(self, worker: Worker) -> None:
         while True:
@@ -50,8 +54,6 @@ class WorkQueue:
             self._processing.add(key)
             try:
                 await worker(key)
-            except asyncio.CancelledError:
-                raise
             except Exception:
                 self.retry(key)
             else:

@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from shim.client.events import EventRecorder
+from shim.client.supervise import keep_running, spawn
 
 Obj = dict[str, Any]
 MAX_QUEUED_EVENTS = 1000  # client-go's maxQueuedEvents
@@ -28,7 +29,7 @@ class EventQueue:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._drain())
+        self._task = spawn(keep_running("event writer", self._drain), "event writer")
 
     async def stop(self) -> None:
         """Write what is queued (briefly), then stop."""

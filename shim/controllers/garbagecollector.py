@@ -25,6 +25,7 @@ import aiohttp
 
 from shim.client import ApiClient, ApiException, Resource
 from shim.client.discovery import served_resources
+from shim.client.supervise import Backoff, spawn
 from shim.controllers.apierrors import missing_ok
 from shim.controllers.reconciler import Reconciler
 
@@ -73,7 +74,7 @@ class GarbageCollector(Reconciler):
         self._boot: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._boot = asyncio.create_task(self._discover_then_start())
+        self._boot = spawn(self._discover_then_start(), "garbage collector discovery")
 
     async def stop(self) -> None:
         if self._boot is not None:
@@ -89,13 +90,16 @@ class GarbageCollector(Reconciler):
             await self._attempt_to_orphan(uid)
 
     async def _discover_then_start(self) -> None:
+        backoff = Backoff(initial=1.0, cap=30.0)
         while True:
             try:
                 resources = await deletable_resources(self.client)
                 break
             except (ApiException, aiohttp.ClientError, OSError) as exc:
                 log.warning("garbage collector: discovery failed, retrying: %s", exc)
-                await asyncio.sleep(1.0)
+            except Exception:
+                log.exception("garbage collector: discovery failed, retrying")
+            await asyncio.sleep(backoff.next())
         for resource, kind in resources:
             self._resources[(resource.group, kind)] = resource
             self.watch(resource, functools.partial(self._on_event, resource))

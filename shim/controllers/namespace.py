@@ -8,6 +8,7 @@ import logging
 from shim.client import ApiClient, ApiException, Informer, Resource
 from shim.client.api import Obj
 from shim.client.discovery import served_resources
+from shim.client.supervise import keep_running, spawn
 
 log = logging.getLogger("shim.controllers.namespace")
 
@@ -28,7 +29,7 @@ class NamespaceController:
 
     def start(self) -> None:
         self.informer.start()
-        self._worker = asyncio.create_task(self._work())
+        self._worker = spawn(keep_running("namespace worker", self._work, self.client.health), "namespace worker")
 
     async def stop(self) -> None:
         await self.informer.stop()
@@ -47,8 +48,11 @@ class NamespaceController:
             name = await self._queue.get()
             try:
                 done = await self.finalize(name)
-            except Exception as exc:  # keep the worker alive: the namespace is retried below
+            except ApiException as exc:  # e.g. a conflict: the namespace is retried below
                 log.warning("namespace %s: %s", name, exc)
+                done = False
+            except Exception:  # keep the worker alive: the namespace is retried below
+                log.exception("namespace %s: finalizing failed", name)
                 done = False
             if done:
                 self._queued.discard(name)

@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from shim.client import ApiClient, ApiException, Resource
+from shim.client.supervise import keep_running, spawn
 from shim.controllers.apierrors import missing_ok
 from shim.controllers.podutil import format_time, now, parse_time, ready_condition
 from shim.controllers.reconciler import ObjectIndex, Reconciler
@@ -100,7 +101,8 @@ class NodeLifecycleController(Reconciler):
 
     def start(self) -> None:
         super().start()
-        self._monitor = asyncio.create_task(self._monitor_health())
+        name = "node health monitor"
+        self._monitor = spawn(keep_running(name, self._monitor_health, self.client.health), name)
 
     async def stop(self) -> None:
         if self._monitor is not None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from shim.client import ApiClient, ApiException, Informer, Resource
 from shim.client.events import EventRecorder
+from shim.client.supervise import keep_running, spawn
 from shim.client.workqueue import WorkQueue
 from shim.controllers.eventqueue import EventQueue
 from shim.controllers.ownership import OwnerChanged
@@ -61,6 +62,7 @@ class Reconciler:
         self.client = client
         self.queue = WorkQueue()
         self.events = EventQueue(EventRecorder(client, component))
+        self.component = component
         self.log = logging.getLogger(f"shim.controllers.{component}")
         self._informers: list[Informer] = []
         self._task: asyncio.Task[None] | None = None
@@ -73,7 +75,8 @@ class Reconciler:
         for informer in self._informers:
             informer.start()
         self.events.start()
-        self._task = asyncio.create_task(self._run())
+        name = f"{self.component} workers"
+        self._task = spawn(keep_running(name, self._run, self.client.health), name)
 
     async def stop(self) -> None:
         if self._task is not None:

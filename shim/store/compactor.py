@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 
-from shim.store.base import Store, StoreError
+from shim.store.base import Store
 
 DEFAULT_INTERVAL = 300.0
 DEFAULT_KEEP_REVISIONS = 10_000
@@ -51,8 +51,8 @@ class Compactor:
             await asyncio.sleep(self._interval)
             try:
                 revision = await self.compact_now()
-            except StoreError:
-                # a closed or failing store: try again next round rather than dying silently
+            except Exception:
+                # a closed or failing store, or a bug: try again next round rather than dying silently
                 logger.exception("store compaction failed")
             else:
                 logger.debug("store compacted to revision %d", revision)

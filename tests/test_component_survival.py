@@ -1,0 +1,209 @@
+"""No component dies silently: informers carry objects as large as the API accepts, survive any error by
+logging it, backing off and relisting, survive their handlers' exceptions, and a component that keeps
+failing makes `/readyz` say so."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+
+import aiohttp
+import pytest
+
+from shim.apiserver.app import READY_CHECKS
+from shim.apiserver.codec import MAX_BODY_BYTES
+from shim.apiserver.server import ApiServer, ApiServerConfig
+from shim.client import ApiClient, ClusterAccess, Informer, Resource
+from shim.client.api import Obj
+from shim.client.health import HealthRegistry
+from tests.cluster import Cluster, wait_until
+
+CONFIGMAPS = Resource("", "v1", "configmaps")
+PODS = Resource("", "v1", "pods")
+WIDGETS = Resource("example.com", "v1", "widgets")  # served by no one: every list is a 404
+DEADLINE = 30.0
+
+
+@pytest.fixture
+async def api_server() -> AsyncIterator[ApiServer]:
+    """The real API server in this process (memory store, plain HTTP on a free loopback port)."""
+    server = ApiServer(ApiServerConfig(port=0, store_url="memory://"))
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def client(api_server: ApiServer) -> AsyncIterator[ApiClient]:
+    async with ApiClient(ClusterAccess(server=f"http://127.0.0.1:{api_server.bound_port}")) as api:
+        yield api
+
+
+def configmap(name: str, size: int = 10) -> Obj:
+    return {"metadata": {"name": name}, "data": {"blob": "x" * size}}
+
+
+async def eventually(predicate: Callable[[], object], what: str, timeout: float = DEADLINE) -> None:
+    """Poll a condition of in-process state until it holds, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+class Seen:
+    """An informer handler that remembers the names it saw and raises on `poison`."""
+
+    def __init__(self, poison: str = "") -> None:
+        self.names: set[str] = set()
+        self.poison = poison
+
+    async def __call__(self, kind: str, obj: Obj) -> None:
+        name = obj["metadata"]["name"]
+        if name == self.poison:
+            raise RuntimeError(f"handler bug triggered by {name}")
+        self.names.add(name)
+
+
+# -- the reported failure: a large object stopped the controllers' informers forever -------------------------
+
+
+def test_a_deleted_kube_root_ca_configmap_comes_back_while_a_1mb_configmap_exists(
+    cluster: Cluster, namespace: str
+) -> None:
+    big = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "big"}, "data": {"blob": "x" * 1_000_000}}
+    cluster.kubectl("create", "-n", namespace, "-f", "-", stdin=json.dumps(big))
+
+    def root_ca() -> str:
+        found = cluster.kubectl("get", "configmap", "kube-root-ca.crt", "-n", namespace, "-o", "name", check=False)
+        return found.stdout.strip()
+
+    wait_until(root_ca, DEADLINE, "kube-root-ca.crt to be published")
+    cluster.kubectl("delete", "configmap", "kube-root-ca.crt", "-n", namespace)
+    wait_until(root_ca, DEADLINE, "kube-root-ca.crt to be published again after its deletion")
+    # the publisher's watch carried the large object: a new namespace still gets its CA too
+    other = "t-" + uuid.uuid4().hex[:8]
+    cluster.kubectl("create", "namespace", other)
+    wait_until(
+        lambda: cluster.kubectl("get", "configmap", "kube-root-ca.crt", "-n", other, check=False).returncode == 0,
+        DEADLINE,
+        "kube-root-ca.crt in a namespace created afterwards",
+    )
+
+
+async def test_a_watch_carries_an_object_as_large_as_the_api_accepts(client: ApiClient) -> None:
+    # ConfigMaps stop at 1 MiB of data; a pod's environment has no such limit, only the 3 MiB request cap
+    value = "x" * (MAX_BODY_BYTES - 4096)
+    pod = {"metadata": {"name": "largest"}, "spec": {"containers": [{"name": "c", "image": "busybox", "env": [
+        {"name": "BLOB", "value": value}]}]}}  # fmt: skip
+    seen = Seen()
+    informer = Informer(client, PODS, seen, namespace="default")
+    informer.start()
+    try:
+        await asyncio.wait_for(informer.synced.wait(), DEADLINE)
+        await client.create(PODS, pod, "default")
+        await eventually(lambda: "largest" in seen.names, "the watch event of a ~3 MiB pod")
+        assert informer.cache["default/largest"]["spec"]["containers"][0]["env"][0]["value"] == value
+    finally:
+        await informer.stop()
+
+
+async def test_a_watch_event_beyond_the_bound_is_logged_and_followed_by_a_relist(
+    api_server: ApiServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    access = ClusterAccess(server=f"http://127.0.0.1:{api_server.bound_port}")
+    async with ApiClient(access, max_watch_event_bytes=64 * 1024) as small:
+        seen = Seen()
+        informer = Informer(small, CONFIGMAPS, seen, namespace="default")
+        informer.start()
+        try:
+            await asyncio.wait_for(informer.synced.wait(), DEADLINE)
+            with caplog.at_level(logging.ERROR, logger="shim.client"):
+                await small.create(CONFIGMAPS, configmap("too-big-to-watch", 100_000), "default")
+                # the list has no such bound: the relist brings the object the watch could not carry
+                await eventually(lambda: "too-big-to-watch" in seen.names, "the relist after the oversized event")
+            failures = [r for r in caplog.records if "informer configmaps in default failed" in r.getMessage()]
+            assert failures and "WatchEventTooLarge" in failures[0].getMessage()
+            assert failures[0].exc_info is not None, "the first failure is logged with its traceback"
+            await small.create(CONFIGMAPS, configmap("after"), "default")
+            await eventually(lambda: "after" in seen.names, "an event after the relist")
+        finally:
+            await informer.stop()
+
+
+# -- any exception ---------------------------------------------------------------------------------------------
+
+
+async def test_an_exception_in_a_handler_is_logged_and_the_informer_carries_on(
+    client: ApiClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen = Seen(poison="poison")
+    informer = Informer(client, CONFIGMAPS, seen, namespace="default")
+    informer.start()
+    try:
+        await asyncio.wait_for(informer.synced.wait(), DEADLINE)
+        with caplog.at_level(logging.ERROR, logger="shim.client"):
+            await client.create(CONFIGMAPS, configmap("poison"), "default")
+            await client.create(CONFIGMAPS, configmap("after-poison"), "default")
+            await eventually(lambda: "after-poison" in seen.names, "the event after the one the handler failed on")
+        failed = [r for r in caplog.records if "handler failed on ADDED default/poison" in r.getMessage()]
+        assert failed and failed[0].exc_info is not None
+        assert "default/poison" in informer.cache, "the cache holds the object whatever the handler did"
+    finally:
+        await informer.stop()
+
+
+async def test_an_informer_that_cannot_list_keeps_retrying_and_is_reported_unhealthy(
+    client: ApiClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    now = [1000.0]
+    client.health = HealthRegistry(unhealthy_after=60.0, clock=lambda: now[0])
+    informer = Informer(client, WIDGETS, Seen())
+    with caplog.at_level(logging.WARNING, logger="shim.client"):
+        informer.start()
+        try:
+            await eventually(lambda: len(_informer_failures(caplog)) >= 3, "three failed lists (it keeps retrying)")
+            assert client.health.problems() == [], "a short failure is not yet a problem"
+            now[0] += 61
+            [problem] = client.health.problems()
+            assert problem.startswith("informer widgets.example.com: failing for 61s (ApiException: 404")
+            assert informer._task is not None and not informer._task.done()
+        finally:
+            await informer.stop()
+    assert client.health.problems() == [], "a stopped informer no longer counts"
+
+
+def _informer_failures(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if "informer widgets.example.com failed" in r.getMessage()]
+
+
+async def test_readyz_names_a_failing_component_as_kube_does(api_server: ApiServer, client: ApiClient) -> None:
+    client.health = HealthRegistry(unhealthy_after=0.0)
+    informer = Informer(client, WIDGETS, Seen())
+    informer.start()
+    assert api_server.runner is not None
+    api_server.runner.app[READY_CHECKS].append(("scheduler", lambda: "; ".join(client.health.problems()) or None))
+    url = f"http://127.0.0.1:{api_server.bound_port}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{url}/readyz?verbose") as resp:
+                body = await resp.text()
+                assert resp.status == 500, body
+            assert body.splitlines() == ["[+]ready ok", "[-]scheduler failed: reason withheld", "readyz check failed"]
+            async with session.get(f"{url}/readyz/scheduler") as resp:
+                assert resp.status == 500
+            async with session.get(f"{url}/livez") as resp:
+                assert resp.status == 200  # alive: only not ready
+    finally:
+        await informer.stop()
+
+
+def test_kube_shim_up_reports_each_in_process_component_in_readyz(cluster: Cluster) -> None:
+    lines = cluster.kubectl("get", "--raw", "/readyz?verbose").stdout.splitlines()
+    assert "[+]controller-manager ok" in lines
+    assert "[+]scheduler ok" in lines
+    assert lines[-1] == "readyz check passed"
