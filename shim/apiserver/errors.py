@@ -7,6 +7,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from shim.store import StoreError, StoreUnavailableError
+
 # HTTP code -> the reason kube-apiserver gives when nothing more specific applies
 _REASONS = {
     400: "BadRequest",
@@ -106,6 +108,13 @@ def conflict(group: str, resource: str, name: str, why: str) -> ApiError:
     )
 
 
+def forbidden(group: str, resource: str, name: str, why: str) -> ApiError:
+    """403 for one object (`namespaces "default" is forbidden: this namespace may not be deleted`)."""
+    return ApiError(
+        403, "Forbidden", f'{_qualified(group, resource)} "{name}" is forbidden: {why}', _details(name, group, resource)
+    )
+
+
 def invalid(group: str, kind: str, name: str, causes: list[dict]) -> ApiError:
     """422 with causes, worded like kube: `Pod "x" is invalid: [spec.containers: Required value, ...]`."""
     parts = [f"{c['field']}: {c['message']}" if c.get("field") else c["message"] for c in causes]
@@ -133,6 +142,16 @@ def too_large_resource_version(requested: int, current: int) -> ApiError:
             "retryAfterSeconds": 1,
         },
     )
+
+
+def from_store_error(exc: StoreError) -> ApiError:
+    """A store failure no handler expected: 503 while the backend is unreachable or busy (the client may
+    retry), else 500; both carry the cause, as kube's storage errors do."""
+    if isinstance(exc, StoreUnavailableError):
+        return ApiError(
+            503, "ServiceUnavailable", f"the storage backend is unavailable: {exc}", {"retryAfterSeconds": 1}
+        )
+    return ApiError(500, "InternalError", f"Internal error occurred: {exc}")
 
 
 def cause(reason: str, field: str, message: str) -> dict[str, str]:

@@ -92,7 +92,7 @@ class ResourceHandlers:
                 return await self.list(request, target)
             if method == "POST":
                 return await self.create(request, target)
-            if method == "DELETE":
+            if method == "DELETE" and "deletecollection" in target.rt.verbs:  # namespaces do not serve it
                 return await self.delete_collection(request, target)
         else:
             if method == "GET":

@@ -365,6 +365,7 @@ class ObjectStore:
             obj = decode_as(rt, kv)
             meta = obj["metadata"]
             _check_preconditions(rt, obj, options)
+            rt.strategy.admit_delete(obj)
             finalizers = list(meta.get("finalizers") or [])
             policy = options.propagation_policy
             for wanted, finalizer in (("Orphan", "orphan"), ("Foreground", "foregroundDeletion")):

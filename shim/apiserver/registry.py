@@ -55,6 +55,9 @@ class Strategy:
         if status is not None:
             new["status"] = status
 
+    def admit_delete(self, obj: dict[str, Any]) -> None:
+        """Refuse the deletion of `obj` by raising ApiError (kube's admission on delete)."""
+
     def deletion_blocked(self, obj: dict[str, Any]) -> bool:
         """True while something besides metadata.finalizers holds a deleted object (namespace spec.finalizers)."""
         return False

@@ -24,6 +24,7 @@ from shim.store.factory import open_store
 log = logging.getLogger("shim.apiserver")
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+BOOTSTRAP_INTERVAL = 10.0  # kube-apiserver re-creates the system namespaces and `kubernetes` service this often
 
 
 @dataclass
@@ -50,6 +51,7 @@ class ApiServer:
         self.compactor: Compactor | None = None
         self.bound_port = config.port
         self._ready = False
+        self._bootstrapper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         config = self.config
@@ -74,10 +76,14 @@ class ApiServer:
             self.bound_port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.compactor = Compactor(self.store, config.compaction_interval, config.compaction_keep)
         self.compactor.start()
+        self._bootstrapper = asyncio.create_task(keep_bootstrapped(app[OBJECTS], config.port))
         self._ready = True
 
     async def stop(self) -> None:
         self._ready = False
+        if self._bootstrapper is not None:
+            self._bootstrapper.cancel()
+            await asyncio.gather(self._bootstrapper, return_exceptions=True)
         if self.compactor is not None:
             await self.compactor.stop()
         if self.runner is not None:
@@ -108,6 +114,16 @@ async def bootstrap(objects: ObjectStore, port: int) -> None:
     assert priority_classes is not None
     for priority_class in SYSTEM_PRIORITY_CLASSES:
         await _ensure(objects.create(priority_classes, None, copy.deepcopy(priority_class)))
+
+
+async def keep_bootstrapped(objects: ObjectStore, port: int) -> None:
+    """Forever: put back what `bootstrap` creates if someone deleted it (the `kubernetes` service)."""
+    while True:
+        await asyncio.sleep(BOOTSTRAP_INTERVAL)
+        try:
+            await bootstrap(objects, port)
+        except Exception:  # a store hiccup must not end the loop: the next round tries again
+            log.exception("re-creating the system objects failed; retrying in %.0f s", BOOTSTRAP_INTERVAL)
 
 
 async def _ensure(create: asyncio.Future | object) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from shim.apiserver import errors
 from shim.apiserver.kinds.addresses import PROTOCOLS, non_special_ip, validate_cidr, validate_ip, validate_port_number
 from shim.apiserver.kinds.causes import (
     Cause,
@@ -46,6 +47,7 @@ Obj = dict[str, Any]
 
 MAX_SECRET_SIZE = 1024 * 1024
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
 _BASE64 = frozenset(string.ascii_letters + string.digits + "+/=")
 _IMMUTABLE_WHEN_SET = "field is immutable when `immutable` is set"
 _TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
@@ -79,6 +81,11 @@ class NamespaceStrategy(Strategy):
         """The `finalize` subresource: only spec.finalizers may change (status and the rest stay)."""
         _copy_field(new, old, "status")
         _label_with_name(new)
+
+    def admit_delete(self, obj: Obj) -> None:
+        name = obj["metadata"]["name"]
+        if name in IMMORTAL_NAMESPACES:  # kube's NamespaceLifecycle admission
+            raise errors.forbidden("", "namespaces", name, "this namespace may not be deleted")
 
     def deletion_blocked(self, obj: Obj) -> bool:
         return bool((obj.get("spec") or {}).get("finalizers"))
