@@ -19,8 +19,9 @@ import aiohttp
 
 from shim.client import ApiClient, ApiException, Informer, Resource
 from shim.client.events import EventRecorder
+from shim.client.supervise import keep_running, spawn
 from shim.scheduler.algorithm import NodePicker
-from shim.scheduler.cache import Cache
+from shim.scheduler.cache import ASSUMED_POD_TTL, Cache
 from shim.scheduler.framework import (
     ASSIGNED_POD_ADD,
     ASSIGNED_POD_DELETE,
@@ -46,6 +47,7 @@ NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
 # kube-scheduler's pod informer: terminal pods hold no resources and are never scheduled
 NON_TERMINAL_PODS = "status.phase!=Succeeded,status.phase!=Failed"
 STOP_GRACE = 10.0  # seconds stop() waits for bindings and events under way
+ASSUMED_CLEANUP_PERIOD = 1.0  # kube-scheduler's cleanAssumedPeriod
 
 Obj = dict[str, Any]
 
@@ -65,7 +67,8 @@ class Scheduler:
     """`Scheduler(client).start()`, later `await stop()`: schedules the pods whose schedulerName is `name`.
 
     The scheduler owns `client` and closes it on stop. `percentage_of_nodes_to_score` 0 means kube's
-    adaptive default; `plugins`/`weights` replace the default profile.
+    adaptive default; `plugins`/`weights` replace the default profile; an assumed pod whose binding the
+    watch has not confirmed `assumed_pod_ttl` seconds after it was written is forgotten.
     """
 
     def __init__(
@@ -77,11 +80,12 @@ class Scheduler:
         bind_concurrency: int = 64,
         plugins: Sequence[Plugin] | None = None,
         weights: dict[str, int] | None = None,
+        assumed_pod_ttl: float = ASSUMED_POD_TTL,
     ) -> None:
         self.client = client
         self.name = name
         self.stats = SchedulerStats()
-        self.cache = Cache()
+        self.cache = Cache(assumed_pod_ttl)
         self.framework = Framework(plugins or default_plugins(self.cache), weights or DEFAULT_WEIGHTS)
         self.queue = SchedulingQueue(self.framework.interested_plugins)
         self.nominator = Nominator()
@@ -101,7 +105,12 @@ class Scheduler:
         """Start watching and scheduling (in the running event loop)."""
         for informer in self._informers:
             informer.start()
-        self._tasks = [asyncio.create_task(self._run()), asyncio.create_task(self.queue.run())]
+        loops = {
+            "scheduling loop": self._run,
+            "scheduling queue flush": self.queue.run,
+            "assumed pod expiry": self._expire_assumed_pods,
+        }
+        self._tasks = [spawn(keep_running(name, loop, self.client.health), name) for name, loop in loops.items()]
 
     async def synced(self) -> None:
         """Wait until the first list of nodes, pods and namespaces is in the cache."""
@@ -159,7 +168,7 @@ class Scheduler:
         pod = queued.info
         try:
             await self.writer.bind(pod, node)
-        except (ApiException, aiohttp.ClientError, TimeoutError) as exc:
+        except Exception as exc:  # whatever the cause, the room it was assumed to take must not leak
             self.stats.bind_errors += 1
             self.cache.forget(pod.key)
             self.queue.move_all(ASSIGNED_POD_DELETE)  # the room it held is free again
@@ -169,8 +178,11 @@ class Scheduler:
             else:
                 queued.info = PodInfo(latest)
                 self.queue.add_backoff(queued)
-            log.info("binding %s to %s failed: %s", pod.key, node, exc)
+            expected = isinstance(exc, (ApiException, aiohttp.ClientError, TimeoutError))
+            log.log(logging.INFO if expected else logging.ERROR, "binding %s to %s failed: %s: %s", pod.key, node,
+                    type(exc).__name__, exc, exc_info=None if expected else exc)  # fmt: skip
             return
+        self.cache.finish_binding(pod.key)
         self.queue.done(pod.key)
         self.stats.bound += 1
         self.writer.scheduled(pod, node)
@@ -194,6 +206,19 @@ class Scheduler:
             if other.priority < pod.priority:
                 self.nominator.remove(other.key)
                 self.writer.submit(other.key, lambda other=other: self.writer.clear_nomination(other))
+
+    async def _expire_assumed_pods(self) -> None:
+        """Forget assumed pods whose binding the watch never confirmed (kube's cleanupAssumedPods); each is
+        then taken as it is now: bound (placed where it is), or pending (queued again)."""
+        while True:
+            await asyncio.sleep(ASSUMED_CLEANUP_PERIOD)
+            expired = self.cache.expire_assumed()
+            for pod in expired:
+                log.warning("assumed pod %s expired: its binding was never confirmed", pod.key)
+                if (latest := self._pods.cache.get(pod.key)) is not None:
+                    await self._on_pod("MODIFIED", latest)
+            if expired:
+                self.queue.move_all(ASSIGNED_POD_DELETE)  # the room they held is free again
 
     # -- watch events -------------------------------------------------------------------------------------
 

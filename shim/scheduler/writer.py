@@ -14,6 +14,7 @@ from typing import Any
 
 from shim.client import ApiClient, ApiException, Resource
 from shim.client.events import EventRecorder
+from shim.client.supervise import keep_running, spawn
 from shim.scheduler.info import PodInfo
 
 log = logging.getLogger("shim.scheduler")
@@ -41,7 +42,7 @@ class PodWriter:
     def submit(self, key: str, work: Callable[[], Awaitable[None]]) -> None:
         """Run `work` after the pod's earlier writes; errors are logged, never raised."""
         previous = self._tails.get(key)
-        task = asyncio.create_task(self._after(previous, work))
+        task = spawn(self._after(previous, work), f"scheduler write {key}")
         self._tails[key] = task
         task.add_done_callback(lambda t: self._tails.pop(key, None) if self._tails.get(key) is t else None)
 
@@ -62,7 +63,7 @@ class PodWriter:
     def event(self, obj: Obj, type_: str, reason: str, message: str) -> None:
         """Queue an event for the sender (aggregated by the recorder); dropped when the queue is full."""
         if self._event_sender is None:
-            self._event_sender = asyncio.create_task(self._send_events())
+            self._event_sender = spawn(keep_running("scheduler events", self._send_events), "scheduler events")
         with contextlib.suppress(asyncio.QueueFull):
             self._events.put_nowait((obj, type_, reason, message))
 

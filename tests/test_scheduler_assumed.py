@@ -1,0 +1,153 @@
+"""Assumed pods never leak a node's capacity: a binding that fails, with whatever exception, forgets the pod
+and retries it after a back-off; an assumption the watch never confirms expires after a TTL (kube's
+scheduler cache)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from shim.client import ApiClient, ClusterAccess, Resource, load_kubeconfig
+from shim.scheduler import Scheduler
+from shim.scheduler.cache import Cache
+from shim.scheduler.info import PodInfo
+from tests.cluster import Cluster, start_cluster
+from tests.scheduler_objects import new_pod, node, pod
+from tests.workloads import watch_until
+
+NODES = Resource("", "v1", "nodes", namespaced=False)
+PODS = Resource("", "v1", "pods")
+SCHEDULER = "test-scheduler"
+TTL = 30.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def cache_with_node(clock: Clock) -> Cache:
+    cache = Cache(assumed_ttl=TTL, clock=clock)
+    cache.set_node(node("only", cpu="2"))
+    return cache
+
+
+# -- the cache -------------------------------------------------------------------------------------------------
+
+
+def test_an_assumed_pod_never_confirmed_expires_a_ttl_after_its_binding() -> None:
+    clock = Clock()
+    cache = cache_with_node(clock)
+    cache.assume(PodInfo(pod("a", cpu="1500m")), "only")
+    clock.now += 10 * TTL
+    assert cache.expire_assumed() == [], "a binding still under way never expires (kube waits for it)"
+    cache.finish_binding("default/a")
+    clock.now += TTL - 1
+    assert cache.expire_assumed() == []
+    assert cache.nodes["only"].requested.milli_cpu == 1500
+    clock.now += 1
+    [expired] = cache.expire_assumed()
+    assert expired.key == "default/a"
+    assert not cache.is_assumed("default/a") and cache.pod("default/a") is None
+    assert "only" in cache.nodes and cache.nodes["only"].requested.milli_cpu == 0, "its room is free again"
+
+
+def test_a_confirmed_pod_does_not_expire() -> None:
+    clock = Clock()
+    cache = cache_with_node(clock)
+    cache.assume(PodInfo(pod("a", cpu="1")), "only")
+    cache.finish_binding("default/a")
+    cache.set_pod(PodInfo(pod("a", cpu="1", node_name="only")))  # the watch confirms the binding
+    clock.now += 10 * TTL
+    assert cache.expire_assumed() == []
+    assert cache.nodes["only"].requested.milli_cpu == 1000
+
+
+def test_a_forgotten_pod_frees_its_room_at_once() -> None:
+    cache = cache_with_node(Clock())
+    cache.assume(PodInfo(pod("a", cpu="1")), "only")
+    cache.forget("default/a")
+    assert cache.nodes["only"].requested.milli_cpu == 0 and not cache.is_assumed("default/a")
+
+
+# -- a real cluster, and a binding answered with garbage ---------------------------------------------------------
+
+
+@pytest.fixture
+def fresh_cluster(tmp_path: Path) -> Iterator[Cluster]:
+    running = start_cluster(tmp_path, extra=("--store", "memory://"))
+    yield running
+    running.stop()
+
+
+@contextlib.asynccontextmanager
+async def faulty_proxy(upstream: ClusterAccess, broken_bindings: int) -> AsyncIterator[str]:
+    """A plain-HTTP proxy to the API server on a free loopback port (its URL yielded) that answers the first
+    `broken_bindings` binding requests with a 500 whose body is not JSON, as a broken middlebox would."""
+    broken = [broken_bindings]
+    session = aiohttp.ClientSession(
+        base_url=upstream.server,
+        connector=aiohttp.TCPConnector(ssl=upstream.ssl_context()),
+        timeout=aiohttp.ClientTimeout(total=None),
+    )
+
+    async def forward(request: web.Request) -> web.StreamResponse:
+        if request.method == "POST" and request.path.endswith("/binding") and broken[0] > 0:
+            broken[0] -= 1
+            return web.Response(status=500, text="<html>502 upstream went away</html>", content_type="text/html")
+        headers = {k: v for k, v in request.headers.items() if k in ("Authorization", "Content-Type", "Accept")}
+        body = await request.read()
+        async with session.request(request.method, request.rel_url, data=body or None, headers=headers) as resp:
+            answer = web.StreamResponse(status=resp.status)
+            answer.content_type = resp.content_type
+            await answer.prepare(request)
+            async for chunk in resp.content.iter_any():
+                await answer.write(chunk)
+            await answer.write_eof()
+            return answer
+
+    app = web.Application()
+    app.router.add_route("*", "/{path:.*}", forward)
+    runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+        await session.close()
+
+
+async def test_a_binding_that_fails_with_an_unexpected_error_frees_the_node_and_is_retried(
+    fresh_cluster: Cluster,
+) -> None:
+    access = load_kubeconfig(fresh_cluster.kubeconfig)
+    async with ApiClient(access) as api, faulty_proxy(access, broken_bindings=1) as proxy_url:
+        await api.create(NODES, node("small", cpu="1", pods=1))
+        scheduler = Scheduler(ApiClient(ClusterAccess(server=proxy_url, token=access.token)), SCHEDULER)
+        scheduler.start()
+        try:
+            await scheduler.synced()
+            await api.create(PODS, new_pod("victim", cpu="500m", scheduler_name=SCHEDULER), "default")
+
+            def bound(pods: list[dict]) -> dict | None:
+                return next((p for p in pods if p["spec"].get("nodeName") == "small"), None)
+
+            placed = await watch_until(api, PODS, "default", bound, 30.0, "the pod bound after the failed binding")
+            assert placed["metadata"]["name"] == "victim"
+            assert scheduler.stats.bind_errors == 1, "the first binding did fail"
+            assert not scheduler.cache.is_assumed("default/victim")
+            small = scheduler.cache.nodes["small"]
+            assert list(small.pods) == ["default/victim"] and small.requested.milli_cpu == 500, "counted once"
+        finally:
+            await scheduler.stop()
