@@ -39,6 +39,7 @@ import uvloop
 from podman.errors import APIError, NotFound
 
 from shim.client import ApiClient, Resource, load_kubeconfig
+from shim.pki import cluster_id
 from shim.runtime.podman import WORKERS
 from shim.runtime.podman_network import network_name
 from tests.cluster import Cluster, start_cluster
@@ -96,9 +97,11 @@ class Result:
 
 async def run(cluster: Cluster, client: podman.PodmanClient, image: str, tmp: Path, runs: int, burst: int) -> Result:
     """Alternate raw and kube-shim starts (one warm-up each), then the burst."""
-    async with ApiClient(load_kubeconfig(cluster.kubeconfig)) as api:
+    access = load_kubeconfig(cluster.kubeconfig)
+    async with ApiClient(access) as api:
         node = (await api.list(NODES))["items"][0]["metadata"]["name"]
-        raw = RawPodman(client, image, network_name(node), tmp / "raw-logs")
+        assert access.ca_pem is not None
+        raw = RawPodman(client, image, network_name(cluster_id(access.ca_pem), node), tmp / "raw-logs")
         watch = PodWatch(api, NAMESPACE)
         await watch.start()
         try:

@@ -1,7 +1,8 @@
 """`kube-shim`: the command line.
 
 `kube-shim up` runs a whole cluster in one process (API server, controllers, scheduler, node agents);
-`kube-shim node|scheduler|controller-manager` run one component as its own process against any API server.
+`kube-shim node|scheduler|controller-manager` run one component as its own process against any API server;
+`kube-shim certs node` issues a separate node's serving certificate from a cluster's data dir.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import signal
@@ -23,6 +25,16 @@ from shim import __version__
 
 DEFAULT_DATA_DIR = Path("~/.local/share/kube-shim")
 DEFAULT_LISTEN = "127.0.0.1:6443"
+NODE_DESCRIPTION = """\
+Run node agent(s) against an API server. The node server (exec, attach, logs, port-forward of the node's pods)
+serves only the API server, which proves itself with a certificate of the cluster CA (taken from the
+kubeconfig) and checks the node's serving certificate against that CA and the node's address. Issue that
+certificate on the machine that holds the cluster's data dir, for the address the node advertises:
+
+  kube-shim certs node NAME --data-dir DIR --address NODE_IP
+  kube-shim node --kubeconfig KUBECONFIG --name NAME --node-ip NODE_IP \\
+      --tls-cert-file DIR/pki/nodes/NAME.crt --tls-private-key-file DIR/pki/nodes/NAME.key
+"""
 
 log = logging.getLogger("shim")
 
@@ -50,11 +62,28 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--no-controllers", action="store_true",
                     help="leave the controllers to a separate `kube-shim controller-manager`")  # fmt: skip
 
-    node = commands.add_parser("node", help="run a node agent against an API server")
-    node.add_argument("--kubeconfig", type=Path, required=True, help="how to reach the API server")
+    node = commands.add_parser(
+        "node",
+        help="run a node agent against an API server",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=NODE_DESCRIPTION,
+    )
+    node.add_argument("--kubeconfig", type=Path, required=True,
+                      help="how to reach the API server; must hold the cluster's CA certificate")  # fmt: skip
     node.add_argument("--server", default=None, help="API server URL (default: the kubeconfig's)")
     node.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR / "node")
+    node.add_argument("--tls-cert-file", type=Path, default=None,
+                      help="the node server's certificate, issued by the cluster CA (required; see above)")  # fmt: skip
+    node.add_argument("--tls-private-key-file", type=Path, default=None, help="its private key (required)")
     _node_flags(node, default_count=1)
+
+    certs = commands.add_parser("certs", help="issue certificates from a cluster's data dir")
+    certs_kinds = certs.add_subparsers(dest="kind", required=True)
+    node_cert = certs_kinds.add_parser("node", help="a separate node's serving certificate")
+    node_cert.add_argument("node_name", metavar="NAME", help="the node's name (its --name)")
+    node_cert.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="the cluster's")
+    node_cert.add_argument("--address", action="append", required=True, metavar="ADDRESS",
+                           help="IP or name the API server dials the node at: its --node-ip (repeatable)")  # fmt: skip
 
     for name, what in (("scheduler", "the scheduler"), ("controller-manager", "the controllers")):
         component = commands.add_parser(name, help=f"run {what} against an API server")
@@ -70,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         "node": node_command,
         "scheduler": scheduler_command,
         "controller-manager": controller_manager_command,
+        "certs": certs_command,
     }
     return _run(runners[args.command](args))
 
@@ -103,7 +133,7 @@ async def up_command(args: argparse.Namespace) -> int:
     from shim.client import ClusterAccess
     from shim.datadir import prepare_data_dir
     from shim.kubeconfig import default_kubeconfig_path, kubectl_hint, write_kubeconfig
-    from shim.pki import ADMIN_GROUP, ADMIN_USER, ensure_pki
+    from shim.pki import ADMIN_GROUP, ADMIN_USER, ensure_node_certificate, ensure_pki
     from shim.store import StoreError
 
     started = time.monotonic()
@@ -130,7 +160,7 @@ async def up_command(args: argparse.Namespace) -> int:
             middlewares=[authentication_middleware(tokens)],
             compaction_interval=args.compaction_interval,
             compaction_keep=args.compaction_keep,
-            kubelet_client_ssl=kubelet_client_context(pki.admin_cert_path, pki.admin_key_path),
+            kubelet_client_ssl=kubelet_client_context(pki.admin_cert_path, pki.admin_key_path, ca_pem=pki.ca_cert_pem),
         )
     )
     try:
@@ -155,6 +185,7 @@ async def up_command(args: argparse.Namespace) -> int:
         controllers=not args.no_controllers,
         scheduler=not args.no_scheduler,
         local_nodes=True,
+        serving_certificate=functools.partial(ensure_node_certificate, data_dir),
     )
     assert server.runner is not None
     server.runner.app[READY_CHECKS].extend(_ready_checks(components))
@@ -174,14 +205,44 @@ async def up_command(args: argparse.Namespace) -> int:
 
 async def node_command(args: argparse.Namespace) -> int:
     """Run node agent(s) against the API server in the kubeconfig until SIGINT/SIGTERM."""
+    from shim.pki import ServingCertificate
+
     if (problem := _check_node_flags(args)) is not None or args.nodes < 1:
         print(f"kube-shim: {problem or '--nodes must be at least 1'}", file=sys.stderr)
         return 2
     access = _access(args)
-    components = await _start_components(access, args, args.data_dir.expanduser())
+    if not access.ca_pem:
+        print(f"kube-shim node: {args.kubeconfig} holds no certificate-authority data; the node server "
+              "needs the cluster CA to know who may use it (the kubeconfig `kube-shim up` writes has it)",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    if args.tls_cert_file is None or args.tls_private_key_file is None:
+        problem = "the node server needs --tls-cert-file and --tls-private-key-file, issued by the cluster CA"
+    else:
+        problem = _check_key_pair(args.tls_cert_file, args.tls_private_key_file)
+    if problem is not None:
+        print(f"kube-shim node: {problem} (see `kube-shim node --help`)", file=sys.stderr)
+        return 1
+    certificate = ServingCertificate(args.tls_cert_file, args.tls_private_key_file)
+    components = await _start_components(
+        access, args, args.data_dir.expanduser(), serving_certificate=lambda _name, _hosts: certificate
+    )
     print(f"kube-shim node: {args.nodes} node agent(s) registered with {access.server}", flush=True)
     await _wait_for_signal()
     await _stop_all(components)
+    return 0
+
+
+async def certs_command(args: argparse.Namespace) -> int:
+    """Issue (or reuse) a node's serving certificate from the cluster CA in the data dir; print where it is."""
+    from shim.pki import ensure_node_certificate
+
+    try:
+        certificate = ensure_node_certificate(args.data_dir.expanduser(), args.node_name, args.address)
+    except (ValueError, OSError) as exc:
+        print(f"kube-shim certs: {exc}", file=sys.stderr)
+        return 1
+    print(f"--tls-cert-file {certificate.cert_path} --tls-private-key-file {certificate.key_path}", flush=True)
     return 0
 
 
@@ -219,8 +280,11 @@ async def _start_components(
     controllers: bool = False,
     scheduler: bool = False,
     local_nodes: bool = False,
+    serving_certificate: Callable[[str, list[str]], Any] | None = None,
 ) -> list[Any]:
-    """Controllers and scheduler (as asked), then the node agents; returned in start order."""
+    """Controllers and scheduler (as asked), then the node agents; returned in start order.
+
+    `serving_certificate(node name, addresses)` gives each node server its certificate."""
     from shim.client import ApiClient
     from shim.kubelet.config import KubeletOptions
     from shim.node import Node, NodeConfig
@@ -254,10 +318,13 @@ async def _start_components(
                 # simulated nodes: no host checks, no per-container events flooding the API
                 options.capacity = {"cpu": "8", "memory": "32Gi", "pods": "110", "ephemeral-storage": "100Gi"}
                 options.record_events = args.nodes <= 10
+            assert serving_certificate is not None
+            # the address the API server dials (the advertised InternalIP), and the node's name
+            hosts = [host for host in (node_ip, name) if host]
             node = Node(client, NodeConfig(
                 name=name, data_dir=nodes_dir / name, runtime=args.runtime, podman_socket=args.podman_socket,
-                ca_pem=access.ca_pem, listen_host=node_ip or "0.0.0.0", pod_cidr=node_pod_cidr(i) if fake else None,
-                options=options,
+                ca_pem=access.ca_pem, serving_certificate=serving_certificate(name, hosts),
+                listen_host=node_ip or "0.0.0.0", pod_cidr=node_pod_cidr(i) if fake else None, options=options,
             ))  # fmt: skip
             await node.start()
             components.append(node)
@@ -299,6 +366,20 @@ def _check_node_flags(args: argparse.Namespace) -> str | None:
         return "--nodes cannot be negative"
     if args.nodes > 1 and args.runtime != "fake":
         return "more than one node per process needs --runtime fake (each Podman node is its own process)"
+    return None
+
+
+def _check_key_pair(cert_path: Path, key_path: Path) -> str | None:
+    """Why a certificate and key cannot serve TLS, or None when they can."""
+    import ssl
+
+    for path in (cert_path, key_path):
+        if not path.is_file():
+            return f"{path}: no such file"
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert_path, key_path)
+    except (ssl.SSLError, OSError) as exc:
+        return f"{cert_path} and {key_path} are not a certificate and its key: {exc}"
     return None
 
 

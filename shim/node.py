@@ -12,6 +12,7 @@ from shim.client import ApiClient
 from shim.kubelet.config import KubeletOptions
 from shim.kubelet.kubelet import Kubelet
 from shim.kubelet.server import StreamingServer
+from shim.pki import ServingCertificate, cluster_id
 from shim.runtime.base import Runtime
 
 
@@ -23,7 +24,8 @@ class NodeConfig:
     data_dir: Path
     runtime: str = "podman"  # "podman" | "fake"
     podman_socket: str | None = None
-    ca_pem: bytes | None = None  # the cluster CA: only the API server's client certificate may stream
+    ca_pem: bytes | None = None  # the cluster CA (required): only the API server's client certificate may stream
+    serving_certificate: ServingCertificate | None = None  # the node server's, issued by that CA (required)
     listen_host: str = "127.0.0.1"  # where the streaming server listens (the API server must reach it)
     pod_cidr: str | None = None  # fake runtime: the pods' address range
     options: KubeletOptions = field(default_factory=KubeletOptions)
@@ -44,7 +46,8 @@ class Node:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         # the streaming server answers for the kubelet's pods, and the kubelet advertises the server's port
         self.server = StreamingServer(self.runtime, config.data_dir, self._pod_lookup, host=config.listen_host,
-                                      port=0, client_ca_pem=config.ca_pem)  # fmt: skip
+                                      port=0, client_ca_pem=config.ca_pem,
+                                      serving_certificate=config.serving_certificate)  # fmt: skip
         await self.server.start()
         config.options.kubelet_port = self.server.port
         self.kubelet = Kubelet(self.client, self.runtime, config.name, config.data_dir, config.options)
@@ -71,5 +74,9 @@ def make_runtime(config: NodeConfig) -> Runtime:
     if config.runtime == "podman":
         from shim.runtime.podman import PodmanRuntime
 
-        return PodmanRuntime(config.podman_socket, config.data_dir / "runtime", None, config.name)
+        if not config.ca_pem:
+            raise ValueError("a Podman node needs the cluster CA: its pods and network are marked with the cluster")
+        return PodmanRuntime(
+            config.podman_socket, config.data_dir / "runtime", None, config.name, cluster_id=cluster_id(config.ca_pem)
+        )
     raise ValueError(f"unknown runtime {config.runtime!r} (expected podman or fake)")

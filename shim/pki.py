@@ -1,7 +1,8 @@
 """The cluster's TLS material: a CA, the API server's serving certificate, an admin client certificate and an
 admin bearer token, generated once into `<data_dir>/pki/` and reused on every restart.
 
-Files (kubeadm's names): `ca.crt`/`ca.key`, `apiserver.crt`/`apiserver.key`, `admin.crt`/`admin.key`, `token`.
+Files (kubeadm's names): `ca.crt`/`ca.key`, `apiserver.crt`/`apiserver.key`, `admin.crt`/`admin.key`, `token`,
+and each node server's serving certificate `nodes/<node>.crt`/`nodes/<node>.key` (kubelet's, issued by the CA).
 Every file is mode 0600 (the CA certificate travels in kubeconfigs anyway). Leaf certificates are reissued
 when they no longer fit (SANs, issuer) or are close to expiry; the CA and the token are never replaced, so
 kubeconfigs and joined nodes keep working.
@@ -13,6 +14,7 @@ import contextlib
 import hashlib
 import ipaddress
 import os
+import re
 import secrets
 import socket
 import ssl
@@ -29,9 +31,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 CA_NAME = "kube-shim-ca"
 SERVING_NAME = "kube-shim-apiserver"
+NODE_USER_PREFIX, NODE_GROUP = "system:node:", "system:nodes"  # a kubelet's serving certificate subject
 ADMIN_USER = "kube-shim-admin"
 ADMIN_GROUP = "system:masters"
 
+CLUSTER_ID_LENGTH = 12  # hex digits: 48 bits, short enough for network names
 CA_LIFETIME = timedelta(days=3650)
 LEAF_LIFETIME = timedelta(days=365)
 RENEW_BEFORE = timedelta(days=30)
@@ -51,6 +55,15 @@ DEFAULT_SERVING_HOSTS = (
 
 PrivateKey = ec.EllipticCurvePrivateKey
 SanEntry = x509.DNSName | x509.IPAddress
+NODE_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")  # a DNS subdomain, as Node names are
+
+
+@dataclass(frozen=True)
+class ServingCertificate:
+    """A node server's certificate and key files."""
+
+    cert_path: Path
+    key_path: Path
 
 
 @dataclass(frozen=True)
@@ -94,8 +107,7 @@ class Pki:
     @property
     def ca_fingerprint(self) -> str:
         """SHA-256 of the CA certificate (DER), lowercase hex: what identifies this cluster's trust root."""
-        der = x509.load_pem_x509_certificate(self.ca_cert_pem).public_bytes(serialization.Encoding.DER)
-        return hashlib.sha256(der).hexdigest()
+        return ca_fingerprint(self.ca_cert_pem)
 
     def ssl_server_context(self) -> ssl.SSLContext:
         """The API server's TLS context: TLS 1.2+, HTTP/1.1 only, optional CA-verified client certificates."""
@@ -144,6 +156,45 @@ def ensure_pki(data_dir: Path, hosts: list[str]) -> Pki:
         admin_key_pem=_key_pem(admin[1]),
         token=_load_or_create_token(directory / "token"),
     )
+
+
+def ca_fingerprint(ca_cert_pem: bytes) -> str:
+    """SHA-256 of a CA certificate (DER), lowercase hex."""
+    der = x509.load_pem_x509_certificate(ca_cert_pem).public_bytes(serialization.Encoding.DER)
+    return hashlib.sha256(der).hexdigest()
+
+
+def cluster_id(ca_cert_pem: bytes) -> str:
+    """A short name of the cluster its CA belongs to, the same for every node and on every restart (the CA is
+    never replaced): what a node marks its Podman pods and networks with, so two clusters on a host never take
+    each other's."""
+    return ca_fingerprint(ca_cert_pem)[:CLUSTER_ID_LENGTH]
+
+
+def ensure_node_certificate(data_dir: Path, node_name: str, hosts: list[str]) -> ServingCertificate:
+    """The serving certificate of node `node_name`'s server, issued by the cluster CA in `data_dir` for exactly
+    `hosts` (the addresses the API server dials: its InternalIP, and names), reused while it fits.
+
+    The API server checks a node's certificate against the address it dials, so a node given a certificate
+    for its own address cannot answer for another's. Raises ValueError for a bad name or a data dir without
+    a CA.
+    """
+    if not NODE_NAME.fullmatch(node_name):
+        raise ValueError(f"{node_name!r} is not a valid node name (lowercase letters, digits, '-' and '.')")
+    directory = data_dir / "pki"
+    ca = _load_pair(directory, "ca")
+    if ca is None:
+        raise ValueError(f"{directory} holds no cluster CA: run `kube-shim up --data-dir {data_dir}` once first")
+    nodes = directory / "nodes"
+    nodes.mkdir(mode=0o700, exist_ok=True)
+    now = datetime.now(UTC)
+    sans = serving_sans(hosts)
+    pair = _load_pair(nodes, node_name)
+    if pair is None or not _fits(pair[0], ca[0], sans, now, exact=True):
+        subject = _name(NODE_USER_PREFIX + node_name, NODE_GROUP)
+        pair = _issue(ca, subject, ExtendedKeyUsageOID.SERVER_AUTH, sans, now)
+        _write_pair(nodes, node_name, *pair)
+    return ServingCertificate(nodes / f"{node_name}.crt", nodes / f"{node_name}.key")
 
 
 def serving_sans(hosts: list[str]) -> list[SanEntry]:
@@ -228,8 +279,11 @@ def _issue(
     return builder.sign(ca_key, hashes.SHA256()), key
 
 
-def _fits(cert: x509.Certificate, ca_cert: x509.Certificate, sans: list[SanEntry], now: datetime) -> bool:
-    """Whether a stored leaf certificate can stay: issued by this CA, names covered, not about to expire."""
+def _fits(
+    cert: x509.Certificate, ca_cert: x509.Certificate, sans: list[SanEntry], now: datetime, exact: bool = False
+) -> bool:
+    """Whether a stored leaf certificate can stay: issued by this CA, names covered (`exact`: no others either),
+    not about to expire."""
     try:
         cert.verify_directly_issued_by(ca_cert)
     except (ValueError, TypeError, InvalidSignature):
@@ -240,6 +294,8 @@ def _fits(cert: x509.Certificate, ca_cert: x509.Certificate, sans: list[SanEntry
         present = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         return not sans
+    if exact and len(present) != len(sans):
+        return False
     return all(entry in present for entry in sans)
 
 

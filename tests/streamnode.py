@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from shim.kubelet.logs import container_log_path
 from shim.kubelet.server import PodRecord, StreamingServer
+from shim.pki import ServingCertificate, ensure_node_certificate
 from shim.runtime.base import LABEL_CONTAINER_NAME, ContainerSpec, ExecSession, Runtime, SandboxSpec
 from shim.runtime.fake import FakeRuntime
 from tests.cluster import KUBECTL_DIR, Cluster
@@ -111,9 +112,12 @@ class StreamNode:
         self,
         name: str,
         data_dir: Path,
+        cluster: Cluster,
         make_runtime: Callable[[], Runtime] = LocalExecRuntime,
-        client_ca_pem: bytes | None = None,
+        serving_certificate: ServingCertificate | None = None,
+        host: str = "127.0.0.1",
     ) -> None:
+        """A node server trusting `cluster`'s CA, serving a certificate that CA issued for `host` unless given one."""
         self.name = name
         self.data_dir = data_dir
         self.loop = asyncio.new_event_loop()
@@ -122,8 +126,14 @@ class StreamNode:
         self.pods: dict[tuple[str, str], PodRecord] = {}
         self._servers: list[asyncio.Server] = []
         self.runtime = self.call(_started(make_runtime))
+        cluster_dir = cluster.data_dir / "state"
         self.server = StreamingServer(
-            self.runtime, data_dir, lambda ns, name: self.pods.get((ns, name)), client_ca_pem=client_ca_pem
+            self.runtime,
+            data_dir,
+            lambda ns, name: self.pods.get((ns, name)),
+            host,
+            client_ca_pem=(cluster_dir / "pki" / "ca.crt").read_bytes(),
+            serving_certificate=serving_certificate or ensure_node_certificate(cluster_dir, name, [host]),
         )
         self.call(self.server.start())
 
@@ -210,7 +220,7 @@ def register_node(cluster: Cluster, node: StreamNode) -> None:
     cluster.kubectl("create", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "Node",
                                                            "metadata": {"name": node.name}}))  # fmt: skip
     status = {
-        "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+        "addresses": [{"type": "InternalIP", "address": node.server.host}],
         "daemonEndpoints": {"kubeletEndpoint": {"Port": node.port}},
     }
     cluster.kubectl("patch", "node", node.name, "--subresource=status", "--type=merge", "-p",

@@ -24,11 +24,15 @@ def launch(cluster: Cluster, *args: str) -> subprocess.Popen[str]:
 @pytest.fixture
 def separate_processes(tmp_path: Path) -> Iterator[Cluster]:
     cluster = start_cluster(tmp_path, nodes=("--nodes", "0", "--no-scheduler", "--no-controllers"))
+    # the node server's certificate, issued from the cluster's data dir as `kube-shim node --help` says
+    certs = [sys.executable, "-m", "shim.cli", "certs", "node", "remote", "--data-dir", str(tmp_path / "state"),
+             "--address", "127.0.0.1"]  # fmt: skip
+    tls_flags = subprocess.run(certs, capture_output=True, text=True, check=True, timeout=30).stdout.split()
     processes = [
         launch(cluster, "controller-manager"),
         launch(cluster, "scheduler"),
         launch(cluster, "node", "--runtime", "fake", "--nodes", "2", "--name", "remote", "--node-ip", "127.0.0.1",
-               "--data-dir", str(tmp_path / "node")),
+               "--data-dir", str(tmp_path / "node"), *tls_flags),
     ]  # fmt: skip
     yield cluster
     for process in processes:

@@ -30,7 +30,7 @@ from kubernetes.stream import portforward, stream
 from shim.apiserver.proxy import kubelet_client_context
 from shim.kubelet.logs import LogOptions, stream_log
 from shim.kubelet.server import PodRecord, StreamingServer
-from shim.pki import Pki, ensure_pki
+from shim.pki import Pki, ensure_node_certificate, ensure_pki
 from shim.runtime.fake import FakeRuntime
 from tests.cluster import Cluster, free_port
 from tests.streamnode import RUNNING, WAIT, Lines, StreamNode, exchange, kubectl_process, register_node, start_pod
@@ -47,7 +47,7 @@ LOG = [
 @pytest.fixture(scope="module")
 def node(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StreamNode]:
     """A Node object whose advertised kubelet endpoint is a streaming server in this test process."""
-    streaming = StreamNode("stream-" + uuid.uuid4().hex[:6], tmp_path_factory.mktemp("node"))
+    streaming = StreamNode("stream-" + uuid.uuid4().hex[:6], tmp_path_factory.mktemp("node"), cluster)
     register_node(cluster, streaming)
     yield streaming
     streaming.stop()
@@ -273,9 +273,14 @@ async def test_the_node_server_serves_only_cluster_ca_certificates_of_system_mas
     cluster_pki = ensure_pki(tmp_path / "cluster", ["127.0.0.1"])
     stranger = ensure_pki(tmp_path / "stranger", ["127.0.0.1"])
     server = StreamingServer(
-        FakeRuntime(), tmp_path / "node", lambda ns, name: None, client_ca_pem=cluster_pki.ca_cert_pem
+        FakeRuntime(),
+        tmp_path / "node",
+        lambda ns, name: None,
+        client_ca_pem=cluster_pki.ca_cert_pem,
+        serving_certificate=ensure_node_certificate(tmp_path / "cluster", "node-a", ["127.0.0.1"]),
     )
     await server.start()
+    ca = cluster_pki.ca_cert_pem
 
     async def health(context: ssl.SSLContext) -> int:
         url = f"https://127.0.0.1:{server.port}/healthz"
@@ -283,12 +288,13 @@ async def test_the_node_server_serves_only_cluster_ca_certificates_of_system_mas
             return response.status
 
     try:
-        assert await health(kubelet_client_context()) == 401
-        assert await health(kubelet_client_context(cluster_pki.admin_cert_path, cluster_pki.admin_key_path)) == 200
+        assert await health(kubelet_client_context(ca_pem=ca)) == 401
+        admin = (cluster_pki.admin_cert_path, cluster_pki.admin_key_path)
+        assert await health(kubelet_client_context(*admin, ca_pem=ca)) == 200
         viewer = issue_client_certificate(cluster_pki, tmp_path, "viewer", "developers")
-        assert await health(kubelet_client_context(*viewer)) == 403
+        assert await health(kubelet_client_context(*viewer, ca_pem=ca)) == 403
         with pytest.raises(aiohttp.ClientError):
-            await health(kubelet_client_context(stranger.admin_cert_path, stranger.admin_key_path))
+            await health(kubelet_client_context(stranger.admin_cert_path, stranger.admin_key_path, ca_pem=ca))
     finally:
         await server.stop()
 

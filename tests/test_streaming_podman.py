@@ -40,7 +40,9 @@ def podman_node(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> I
             ensure_test_image(client)
         name = "podman-" + uuid.uuid4().hex[:6]
         data_dir = tmp_path_factory.mktemp("podman-node")
-        node = StreamNode(name, data_dir, lambda: PodmanRuntime(str(env.socket_path), data_dir, None, node_name=name))
+        node = StreamNode(
+            name, data_dir, cluster, lambda: PodmanRuntime(str(env.socket_path), data_dir, None, node_name=name)
+        )
         register_node(cluster, node)
         try:
             yield node

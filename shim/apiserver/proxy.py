@@ -9,8 +9,10 @@ or SPDY session is between the client and the node; a refusal (any other status)
 which is what kubectl prints after "unable to upgrade connection:".
 
 The API server authenticates to kubelets with a client certificate (`KubeletClient`, installed on the app by
-`install_kubelet_client`), and does not verify their self-signed serving certificates, as kube-apiserver
-without `--kubelet-certificate-authority`.
+`install_kubelet_client`), and verifies their serving certificates against the cluster CA and the address it
+dials, as kube-apiserver with `--kubelet-certificate-authority`: the address comes from the Node's status,
+which its node writes, so a node could otherwise point the API server's exec and log requests anywhere.
+A certificate that fails is a 500 InternalError saying why in Go's words, as kube-apiserver answers.
 """
 
 from __future__ import annotations
@@ -58,6 +60,17 @@ NODE_PATHS = {"log": "containerLogs", "exec": "exec", "attach": "attach", "portf
 HEAD_LIMIT = 64 * 1024
 CHUNK = 64 * 1024
 DIAL_TIMEOUT = 10.0
+# OpenSSL's verify codes in Go's words (crypto/x509), which is what kubectl users know and search for
+_UNKNOWN_AUTHORITY = "x509: certificate signed by unknown authority"
+X509_REASONS = {
+    2: _UNKNOWN_AUTHORITY,  # unable to get issuer certificate
+    18: _UNKNOWN_AUTHORITY,  # self-signed certificate
+    19: _UNKNOWN_AUTHORITY,  # self-signed certificate in chain
+    20: _UNKNOWN_AUTHORITY,  # unable to get local issuer certificate
+    21: _UNKNOWN_AUTHORITY,  # unable to verify the first certificate
+    9: "x509: certificate has expired or is not yet valid",
+    10: "x509: certificate has expired or is not yet valid",
+}  # others (a certificate for another address: "IP address mismatch, ...") in OpenSSL's words
 
 
 class KubeletClient:
@@ -82,12 +95,15 @@ class KubeletClient:
 KUBELET_CLIENT = web.AppKey("kubelet_client", KubeletClient)
 
 
-def kubelet_client_context(cert_path: Path | None = None, key_path: Path | None = None) -> ssl.SSLContext:
-    """TLS towards kubelets: our client certificate if given; their serving certificates are not verified."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
+def kubelet_client_context(
+    cert_path: Path | None = None, key_path: Path | None = None, *, ca_pem: bytes | None = None
+) -> ssl.SSLContext:
+    """TLS towards kubelets: our client certificate if given; their serving certificates must be issued by
+    `ca_pem` (no CA: none is trusted) for the address dialled."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED and check_hostname
     context.set_alpn_protocols(["http/1.1"])
+    if ca_pem is not None:
+        context.load_verify_locations(cadata=ca_pem.decode())
     if cert_path is not None and key_path is not None:
         context.load_cert_chain(cert_path, key_path)
     return context
@@ -127,7 +143,7 @@ async def proxy_to_node(
     host, port = await _kubelet_endpoint(objects, node_name)
     target = path + ("?" + urllib.parse.urlencode(node_query) if node_query else "")
     installed = request.app.get(KUBELET_CLIENT)
-    # without installed credentials nodes only serve us when they check none (tests); 401 from the rest
+    # without installed credentials no node's certificate is trusted: the request fails with a clear 500
     client = installed or KubeletClient(kubelet_client_context())
     try:
         if not upgrade:
@@ -335,6 +351,10 @@ def _parse_response_head(head: bytes) -> tuple[int, CIMultiDict[str]]:
 
 
 def _dial_error(exc: BaseException) -> ApiError:
+    failed = exc.certificate_error if isinstance(exc, aiohttp.ClientConnectorCertificateError) else exc
+    if isinstance(failed, ssl.SSLCertVerificationError):
+        reason = X509_REASONS.get(failed.verify_code, f"x509: {failed.verify_message}")
+        return ApiError(500, "InternalError", f"error dialing backend: tls: failed to verify certificate: {reason}")
     return ApiError(500, "InternalError", f"error dialing backend: {exc}")
 
 

@@ -9,12 +9,13 @@ the pod's node at the address and port the Node object advertises (`status.addre
     GET|POST /attach/{namespace}/{pod}/{container}?input=1&output=1&error=1&tty=1
     GET|POST /portForward/{namespace}/{pod}?port=80,8080      (port only in the WebSocket channel form)
 
-Trust, as kubelet with `--client-ca-file` and `--anonymous-auth=false`: the server speaks TLS only, with a
-self-signed serving certificate it keeps in `<data_dir>/pki/kubelet.{crt,key}` (the API server does not verify
-it, as kube-apiserver does not without `--kubelet-certificate-authority`). Callers prove who they are with a
-client certificate signed by the cluster CA (`client_ca_pem`, which every node has from its kubeconfig);
-one in the `system:masters` group (the API server's kubelet-client certificate) may do everything, anyone else
-gets 401/403. `client_ca_pem=None` turns the check off, for tests only.
+Trust, as kubelet with `--client-ca-file`, `--anonymous-auth=false` and `--tls-cert-file`: the server speaks
+TLS only, with a serving certificate signed by the cluster CA (`kube-shim up` issues its nodes' own; a separate
+node is given one), which the API server verifies, names included, as kube-apiserver with
+`--kubelet-certificate-authority`. Callers prove who they are with a client certificate signed by the cluster
+CA (`client_ca_pem`, which every node has from its kubeconfig); one in the `system:masters` group (the API
+server's kubelet-client certificate) may do everything, anyone else gets 401/403. There is no open mode: the
+server refuses to start without the CA or its certificate.
 """
 
 from __future__ import annotations
@@ -25,26 +26,19 @@ import dataclasses
 import socket
 import ssl
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from shim.kubelet.logs import LogOptions, LogUnavailable, container_log_path, log_instance, stream_log
 from shim.kubelet.portforward import serve_port_forward
 from shim.kubelet.streams import CommandOptions, serve_remote_command
-from shim.pki import serving_sans, write_atomically
+from shim.pki import ServingCertificate
 from shim.runtime.base import Runtime
 
 AUTHORIZED_GROUP = "system:masters"
-CERTIFICATE_LIFETIME = timedelta(days=365)
-RENEW_BEFORE = timedelta(days=30)
 
 
 class PodRecord(NamedTuple):
@@ -69,18 +63,25 @@ class StreamingServer:
         pod_lookup: PodLookup,
         host: str = "127.0.0.1",
         port: int = 0,
-        client_ca_pem: bytes | None = None,
+        *,
+        client_ca_pem: bytes | None,
+        serving_certificate: ServingCertificate | None,
     ) -> None:
+        if not client_ca_pem:
+            raise ValueError("the node server needs the cluster CA, to know who may exec into and read its pods")
+        if serving_certificate is None:
+            raise ValueError("the node server needs a serving certificate signed by the cluster CA")
         self.runtime = runtime
         self.data_dir = Path(data_dir)
         self.pod_lookup = pod_lookup
         self.host = host
         self.port = port
         self.client_ca_pem = client_ca_pem
+        self.serving_certificate = serving_certificate
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
-        app = web.Application(middlewares=[self._authenticate] if self.client_ca_pem is not None else [])
+        app = web.Application(middlewares=[self._authenticate])
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._container_logs)
         for method in ("GET", "POST"):
@@ -92,7 +93,7 @@ class StreamingServer:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.create_server((self.host, self.port), family=family, backlog=128)
         self.port = sock.getsockname()[1]
-        context = serving_context(self.data_dir / "pki", [self.host], self.client_ca_pem)
+        context = serving_context(self.serving_certificate, self.client_ca_pem)
         await web.SockSite(self._runner, sock, ssl_context=context).start()
 
     async def stop(self) -> None:
@@ -201,50 +202,15 @@ class StreamingServer:
         return await handler(request)
 
 
-def serving_context(directory: Path, hosts: list[str], client_ca_pem: bytes | None) -> ssl.SSLContext:
-    """TLS for the streaming server: the node's own certificate, client certificates checked against the CA."""
-    cert_path, key_path = _ensure_serving_certificate(directory, hosts)
+def serving_context(certificate: ServingCertificate, client_ca_pem: bytes) -> ssl.SSLContext:
+    """TLS for the streaming server: its CA-signed certificate, client certificates checked against the CA."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cert_path, key_path)
+    context.load_cert_chain(certificate.cert_path, certificate.key_path)
     context.set_alpn_protocols(["http/1.1"])  # upgrades (SPDY, WebSocket) exist only in HTTP/1.1
-    if client_ca_pem is not None:
-        context.load_verify_locations(cadata=client_ca_pem.decode())
-        context.verify_mode = ssl.CERT_OPTIONAL  # a missing certificate is a clean 401, not a failed handshake
+    context.load_verify_locations(cadata=client_ca_pem.decode())
+    context.verify_mode = ssl.CERT_OPTIONAL  # a missing certificate is a clean 401, not a failed handshake
     return context
-
-
-def _ensure_serving_certificate(directory: Path, hosts: list[str]) -> tuple[Path, Path]:
-    """`kubelet.crt`/`kubelet.key`, self-signed, reused until it no longer names `hosts` or nears expiry."""
-    cert_path, key_path = directory / "kubelet.crt", directory / "kubelet.key"
-    now = datetime.now(UTC)
-    names = [*hosts, "localhost", "127.0.0.1", socket.gethostname()]
-    sans = serving_sans(names)
-    if cert_path.is_file() and key_path.is_file():
-        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        present = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        if cert.not_valid_after_utc - now > RENEW_BEFORE and all(entry in present for entry in sans):
-            return cert_path, key_path
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{socket.gethostname()}@kube-shim-node")])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + CERTIFICATE_LIFETIME)
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    write_atomically(key_path, key_pem, 0o600)
-    write_atomically(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
-    return cert_path, key_path
 
 
 def _certificate_subject(request: web.Request) -> tuple[str | None, tuple[str, ...]]:

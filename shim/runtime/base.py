@@ -17,6 +17,8 @@ LABEL_POD_NAME = "io.kubernetes.pod.name"
 LABEL_CONTAINER_NAME = "io.kubernetes.container.name"
 # the node whose agent made it: agents sharing one runtime never adopt each other's pods
 LABEL_NODE = "io.kubernetes.shim.node"
+# the cluster of that node (two clusters on one host may both have a node named after the host)
+LABEL_CLUSTER = "io.kubernetes.shim.cluster"
 
 
 class RuntimeFailure(Exception):

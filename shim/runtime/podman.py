@@ -28,6 +28,7 @@ import podman
 from podman.errors import APIError, ImageNotFound, NotFound
 
 from shim.runtime.base import (
+    LABEL_CLUSTER,
     LABEL_CONTAINER_NAME,
     LABEL_NODE,
     LABEL_POD_NAME,
@@ -59,7 +60,8 @@ PULL_TIMEOUT = 1800.0
 WORKERS = 16  # threads for podman-py calls, each with its own pooled connection
 OOM_RECORD_GRACE = 0.5  # how long an exit 137 waits for the kernel's OOM record before it is reported
 EVENTS_RETRY_MIN, EVENTS_RETRY_MAX = 0.1, 5.0
-IDENTITY_LABELS = (LABEL_POD_UID, LABEL_POD_NAMESPACE, LABEL_POD_NAME, LABEL_NODE)
+IDENTITY_LABELS = (LABEL_POD_UID, LABEL_POD_NAMESPACE, LABEL_POD_NAME, LABEL_CLUSTER, LABEL_NODE)
+STANDALONE = "standalone"  # the cluster id of a runtime used outside any cluster (tests, tools)
 STATES = {
     "created": "created",
     "configured": "created",
@@ -87,8 +89,10 @@ class PodmanRuntime(Runtime):
     `<data_dir>/podman.sock` with kube-shim's containers.conf (plus `env`, e.g. an isolated storage root) and
     stopped on close. Storage is the host's normal Podman storage unless `env` says otherwise, so an image the
     user built with `podman build` is usable at once. `network` is the Podman network for pods, created if
-    missing (default `kube-shim-<node_name>`, a /24 of 10.244.0.0/16). Everything created is labelled with
-    the pod's identity and `io.kubernetes.shim.node=<node_name>`.
+    missing (default `kube-shim-<cluster_id>-<node_name>`, a /24 of 10.244.0.0/16). Everything created is
+    labelled with the pod's identity, `io.kubernetes.shim.cluster=<cluster_id>` and
+    `io.kubernetes.shim.node=<node_name>`, and the runtime lists, adopts and hears of only what carries both:
+    two clusters on one host (both with a node named after the host) leave each other's pods alone.
     """
 
     def __init__(
@@ -98,9 +102,12 @@ class PodmanRuntime(Runtime):
         network: str | None,
         node_name: str,
         env: dict[str, str] | None = None,
+        cluster_id: str = STANDALONE,
     ) -> None:
         self.node_name = node_name
-        self.network = network or network_name(node_name)
+        self.cluster_id = cluster_id
+        self.owner = {LABEL_CLUSTER: cluster_id, LABEL_NODE: node_name}  # the labels of everything this node makes
+        self.network = network or network_name(cluster_id, node_name)
         self.socket_path = socket_path or str(Path(data_dir) / "podman.sock")
         self._service = None if socket_path else PodmanService(Path(self.socket_path), Path(data_dir) / "podman", env)
         self._client = podman.PodmanClient(
@@ -122,7 +129,7 @@ class PodmanRuntime(Runtime):
             if self._service is not None:
                 await self._call(self._service.start)
             self._version = (await self._call(self._client.version))["Version"]
-            await self._call(ensure_pod_network, self._client, self.network, self.node_name)
+            await self._call(ensure_pod_network, self._client, self.network, self.owner)
             self._oom.start()
             subscribed_ns = time.time_ns()
             self._spawn(self._pump_events(await self._open_events(since_ns=0), subscribed_ns))
@@ -175,7 +182,7 @@ class PodmanRuntime(Runtime):
             LABEL_POD_UID: spec.uid,
             LABEL_POD_NAMESPACE: spec.namespace,
             LABEL_POD_NAME: spec.name,
-            LABEL_NODE: self.node_name,
+            **self.owner,
         }
         options: dict[str, Any] = {
             "labels": labels,
@@ -225,12 +232,15 @@ class PodmanRuntime(Runtime):
         self._sandboxes.pop(sandbox_id, None)
 
     async def list_sandboxes(self) -> list[SandboxStatus]:
-        """Every pod labelled with this node, with its containers (for adoption after a restart)."""
-        node_filter = {"label": f"{LABEL_NODE}={self.node_name}"}
-        pods = await self._call(self._client.pods.list, filters=node_filter)
-        containers = await self._call(self._client.containers.list, all=True, filters=node_filter)
+        """Every pod labelled with this cluster and node, with its containers (for adoption after a restart)."""
+        # the list form: podman-py would spell a dict of several labels wrongly (ENVIRONMENT.md bug 5)
+        owner_filter = [f"label={key}={value}" for key, value in self.owner.items()]
+        pods = await self._call(self._client.pods.list, filters=owner_filter)
+        containers = await self._call(self._client.containers.list, all=True, filters=owner_filter)
         statuses = []
         for pod in pods:
+            if not self._is_ours(pod.attrs.get("Labels")):
+                continue  # Podman ANDs the label filters; checked again because another node's pod must stay
             members = [c.attrs for c in containers if c.attrs.get("Pod") == pod.id]
             statuses.append(await self._sandbox_status(pod.id, pod.attrs["Labels"] or {}, members))
         return statuses
@@ -481,7 +491,8 @@ class PodmanRuntime(Runtime):
     # helpers: events
 
     async def _open_events(self, since_ns: int) -> AsyncIterator[dict[str, Any]]:
-        filters = {"label": [f"{LABEL_NODE}={self.node_name}"], "type": ["container"], "event": ["start", "died"]}
+        # one label only: Podman ORs the values of one event filter key; the node is checked in _translate
+        filters = {"label": [f"{LABEL_CLUSTER}={self.cluster_id}"], "type": ["container"], "event": ["start", "died"]}
         query = {"stream": "true", "filters": json.dumps(filters)}
         if since_ns:
             query["since"] = f"{since_ns // 10**9}.{since_ns % 10**9:09d}"
@@ -511,7 +522,7 @@ class PodmanRuntime(Runtime):
     def _translate(self, event: dict[str, Any]) -> None:
         attributes = event.get("Actor", {}).get("Attributes", {})
         name = attributes.get(LABEL_CONTAINER_NAME)
-        if not name:  # an infra container
+        if not name or not self._is_ours(attributes):  # an infra container, or another node's
             return
         container_id = event.get("Actor", {}).get("ID") or event.get("id", "")
         uid = attributes.get(LABEL_POD_UID, "")
@@ -527,6 +538,10 @@ class PodmanRuntime(Runtime):
         if await self._oom.wait_oom_killed(died.container_id, grace):
             self._publish(RuntimeEvent("oom", died.pod_uid, died.container_name, died.container_id, died.exit_code))
         self._publish(died)
+
+    def _is_ours(self, labels: dict[str, str] | None) -> bool:
+        """Whether something in Podman was made by this node of this cluster."""
+        return all((labels or {}).get(key) == value for key, value in self.owner.items())
 
     def _publish(self, event: RuntimeEvent) -> None:
         for queue in self._subscribers:
