@@ -26,12 +26,14 @@ class EtcdServer:
         self.directory = directory
         self.address = ""  # host:port of the client URL
         self._process: subprocess.Popen[bytes] | None = None
+        self._ports: tuple[int, ...] = ()
 
     def start(self) -> str:
         """Start etcd and return its client URL once `/health` answers true."""
         if ETCD_BINARY is None:
             raise RuntimeError("the etcd binary is not installed (Debian package etcd-server)")
-        client_port, peer_port = free_ports(2)
+        # a restart (start after stop) keeps the ports, so clients reconnect to the same address
+        client_port, peer_port = self._ports = self._ports or tuple(free_ports(2))
         self.address = f"127.0.0.1:{client_port}"
         peer_url = f"http://127.0.0.1:{peer_port}"
         self.directory.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -11,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from shim import __version__
-from shim.apiserver import codec, openapi
+from shim.apiserver import codec, errors, openapi
 from shim.apiserver.discovery import Discovery
 from shim.apiserver.errors import ApiError, status_response
 from shim.apiserver.handlers import ResourceHandlers, resolve
@@ -20,7 +21,7 @@ from shim.apiserver.objects import ObjectStore
 from shim.apiserver.registry import Registry
 from shim.apiserver.subresources import Subresources
 from shim.apiserver.watch import Watcher
-from shim.store import Store
+from shim.store import Store, StoreError
 
 log = logging.getLogger("shim.apiserver")
 
@@ -30,6 +31,8 @@ OBJECTS = web.AppKey("objects", ObjectStore)
 RESOURCE = web.RequestKey("resource", str)  # for metrics: which resource a request addressed
 ReadyCheck = tuple[str, Callable[[], str | None]]  # a /readyz check: its name, and the problem (None: fine)
 READY_CHECKS = web.AppKey("ready_checks", list[ReadyCheck])  # components running in this process add theirs
+
+STORE_CHECK_TIMEOUT = 2.0  # seconds /readyz waits for the store before calling it failed
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -80,7 +83,9 @@ def build_app(
     async def health(request: web.Request) -> web.Response:
         if request.path.startswith("/readyz"):
             starting: ReadyCheck = ("ready", lambda: None if ready() else "still starting")
-            return _readyz(request, [starting, *app[READY_CHECKS]])
+            store_problem = await _store_problem(store)
+            etcd: ReadyCheck = ("etcd", lambda: store_problem)  # kube's name for its storage check
+            return _readyz(request, [starting, etcd, *app[READY_CHECKS]])
         return web.Response(text="ok")
 
     async def version(request: web.Request) -> web.Response:
@@ -135,6 +140,15 @@ def _readyz(request: web.Request, checks: list[ReadyCheck]) -> web.Response:
     return web.Response(status=500 if failed else 200, text="\n".join(lines) + "\n")
 
 
+async def _store_problem(store: Store) -> str | None:
+    """Why the store cannot serve now (the cheapest read fails or hangs), or None."""
+    try:
+        await asyncio.wait_for(store.current_revision(), STORE_CHECK_TIMEOUT)
+    except (StoreError, TimeoutError) as exc:
+        return str(exc) or "no answer within the check's timeout"
+    return None
+
+
 # -- OpenAPI ---------------------------------------------------------------------------------------------------
 
 
@@ -180,6 +194,9 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except ApiError as exc:
         return exc.response()
+    except StoreError as exc:
+        log.warning("store failure serving %s %s: %s", request.method, request.path_qs, exc)
+        return errors.from_store_error(exc).response()
     except web.HTTPRequestEntityTooLarge:
         return status_response(413, "RequestEntityTooLarge", "Request entity too large: limit is 3145728")
     except web.HTTPNotFound:

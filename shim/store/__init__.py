@@ -12,6 +12,7 @@ from shim.store.base import (
     ListResult,
     Store,
     StoreError,
+    StoreUnavailableError,
 )
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "ListResult",
     "Store",
     "StoreError",
+    "StoreUnavailableError",
 ]

@@ -18,6 +18,11 @@ class StoreError(Exception):
     """Base of every error a store raises."""
 
 
+class StoreUnavailableError(StoreError):
+    """The backend cannot be reached or is too busy to answer now (etcd down, SQLite locked); retrying later
+    may succeed, so the API answers 503."""
+
+
 class KeyExistsError(StoreError):
     """`create` found the key already present."""
 

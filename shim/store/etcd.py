@@ -35,6 +35,7 @@ from shim.store.base import (
     ListResult,
     Store,
     StoreError,
+    StoreUnavailableError,
 )
 from shim.store.logstore import DEFAULT_WATCHER_BACKLOG, WatchQueue
 
@@ -49,6 +50,9 @@ CHANNEL_OPTIONS = {
     "grpc.max_receive_message_length": 2**31 - 1,  # a big list is one message, as in kube-apiserver
     "grpc.keepalive_time_ms": 30_000,  # notice a dead member even while only watching
     "grpc.keepalive_timeout_ms": 10_000,
+    # gRPC's reconnect backoff grows to 2 minutes; a restarted etcd must be used again within seconds
+    "grpc.initial_reconnect_backoff_ms": 200,
+    "grpc.max_reconnect_backoff_ms": 2_000,
 }
 
 Response = TypeVar("Response")
@@ -292,9 +296,9 @@ class EtcdStore(Store):
         if details == FUTURE_DETAIL:
             return FutureRevisionError(revision or 0, await self.current_revision())
         if code == rpc.StatusCode.UNAVAILABLE:
-            return StoreError(f"etcd {self._where} is unavailable: {details}")
+            return StoreUnavailableError(f"etcd {self._where} is unavailable: {details}")
         if code == rpc.StatusCode.DEADLINE_EXCEEDED:
-            return StoreError(f"etcd {self._where} did not answer within {self._timeout}s")
+            return StoreUnavailableError(f"etcd {self._where} did not answer within {self._timeout}s")
         return StoreError(f"etcd {self._where} failed ({code.name}): {details}")
 
     def _key(self, key: str) -> bytes:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from shim.store.base import StoreError
+from shim.store.base import StoreError, StoreUnavailableError
 from shim.store.log import Log, LogState, Row
 from shim.store.logstore import LogStore
 
@@ -70,9 +70,11 @@ class SqliteLog(Log):
             await self._writer.connect(self._path, _prepare_writer)
             await self._reader.connect(self._path, _prepare_reader)
             return await self._reader.call(_load)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, StoreError) as exc:
             await self.close()
-            raise StoreError(f"cannot open the SQLite store {self._path!r}: {exc}") from exc
+            cause = exc.__cause__ if isinstance(exc.__cause__, sqlite3.Error) else exc
+            advice = "; move it away to start empty, or restore a backup" if _damaged(cause) else ""
+            raise StoreError(f"{self._path}: {cause}{advice}") from exc
 
     async def append(self, rows: list[Row]) -> None:
         await self._writer.call(_append, rows)
@@ -132,7 +134,8 @@ class _Worker:
         try:
             return await self._run(fn, self._conn, *args)
         except sqlite3.Error as exc:
-            raise StoreError(f"SQLite: {exc}") from exc
+            unavailable = getattr(exc, "sqlite_errorcode", None) in _BUSY_CODES
+            raise (StoreUnavailableError if unavailable else StoreError)(f"SQLite: {exc}") from exc
 
     async def close(self) -> None:
         if self._conn is not None:
@@ -142,6 +145,24 @@ class _Worker:
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(fn, *args))
+
+
+# SQLITE_BUSY, SQLITE_LOCKED: another connection holds the database past the busy timeout; try again later
+_BUSY_CODES = frozenset({5, 6})
+# SQLITE_CORRUPT, SQLITE_NOTADB: the file is damaged or not a database at all
+_DAMAGED_CODES = frozenset({11, 26})
+
+
+class _ForeignSchema(sqlite3.DatabaseError):
+    """The file is SQLite, but not laid out as this store writes it."""
+
+
+def _damaged(exc: BaseException) -> bool:
+    """The file cannot be read as this store's database (damaged, not SQLite, or another schema)."""
+    if isinstance(exc, _ForeignSchema) or getattr(exc, "sqlite_errorcode", None) in _DAMAGED_CODES:
+        return True
+    # a SQLite file of some other program: the tables or columns this store reads are missing
+    return isinstance(exc, sqlite3.OperationalError) and str(exc).startswith(("no such table", "no such column"))
 
 
 def _connect(path: str, prepare: Callable[[sqlite3.Connection], None]) -> sqlite3.Connection:
@@ -254,5 +275,7 @@ def _checkpoint(conn: sqlite3.Connection) -> None:
 
 
 def _compacted_revision(conn: sqlite3.Connection) -> int:
-    (value,) = conn.execute("SELECT value FROM meta WHERE name = 'compacted_revision'").fetchone()
-    return int(value)
+    row = conn.execute("SELECT value FROM meta WHERE name = 'compacted_revision'").fetchone()
+    if row is None:  # the schema script inserts it: its absence means the file was changed behind our back
+        raise _ForeignSchema("the meta table has no compacted_revision row")
+    return int(row[0])
