@@ -20,12 +20,17 @@ class KubeletOptions:
     # "/" in a root container owns the host)
     allowed_host_paths: tuple[str, ...] = ()
     allow_privileged: bool = False  # privileged containers are refused unless set
+    # hostNetwork, hostPID, hostIPC and hostPort pods are refused when unset (allowed by default, as on kube)
+    allow_host_namespaces: bool = True
+    seccomp_profile_root: str = "/var/lib/kubelet/seccomp"  # where seccompProfile type Localhost files live
+    container_log_max_size: int = 10 * 1024 * 1024  # containerLogMaxSize: the runtime rotates a log at this size
     cluster_dns: tuple[str, ...] = ()  # nameservers for dnsPolicy ClusterFirst (none: the host's resolv.conf)
     cluster_domain: str = "cluster.local"
     lease_duration_seconds: int = 40
     lease_renew_interval: float = 10.0
     node_status_check_interval: float = 10.0  # how often the node's status is recomputed
     node_status_report_interval: float = 60.0  # posted at least this often, and at once when it changed
+    volume_stats_interval: float = 10.0  # how often emptyDir usage is measured against its sizeLimit
     resync_interval: float = 60.0  # safety net: every pod is re-synced this often even without events
     # CrashLoopBackOff: the delay before a restart starts here, doubles per crash, stops growing at the max
     # (kubelet's 10 s and 5 min; simulations and tests may shorten them)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from shim.kubelet.logs import container_log_path
 
+PRIVATE_DIR_MODE = 0o750  # kubelet's pods/<uid> mode: other host users cannot look inside
+
 
 @dataclass(frozen=True)
 class PodPaths:
@@ -19,6 +21,12 @@ class PodPaths:
     @property
     def root(self) -> Path:
         return self.data_dir / "pods" / self.uid
+
+    def create(self) -> None:
+        """Make the pod's directory, readable by root only (0750): its secret volumes and logs are the pod's alone,
+        whatever modes the files inside need for the containers' users."""
+        self.root.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+        self.root.chmod(PRIVATE_DIR_MODE)  # mkdir's mode went through the umask (or the dir is older)
 
     def volume(self, name: str) -> Path:
         return self.root / "volumes" / name

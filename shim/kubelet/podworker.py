@@ -24,6 +24,7 @@ from shim.kubelet.backoff import Backoff, go_duration
 from shim.kubelet.config import KubeletOptions
 from shim.kubelet.downward import PodAddresses
 from shim.kubelet.envvars import ContainerConfigError, container_env
+from shim.kubelet.eviction import exceeded_empty_dir, size_limits
 from shim.kubelet.images import ImagePuller, ImageUnavailable
 from shim.kubelet.paths import PodPaths
 from shim.kubelet.podstatus import (
@@ -39,7 +40,7 @@ from shim.kubelet.podstatus import (
 )
 from shim.kubelet.prober import ActionTarget, ProbeWorker, Verdict, run_action
 from shim.kubelet.refs import ReferencedObjects, ServiceLister
-from shim.kubelet.specs import DEFAULT_GRACE_SECONDS, container_spec, sandbox_spec
+from shim.kubelet.specs import DEFAULT_GRACE_SECONDS, container_spec, host_namespaces, sandbox_spec
 from shim.kubelet.volumes import MountError, PreparedVolume, container_mounts, prepare_volumes
 from shim.runtime.base import ContainerStatus, Runtime, RuntimeFailure, SandboxStatus
 
@@ -105,6 +106,7 @@ class PodWorker:
         self._timer_due = math.inf
         self._task: asyncio.Task[None] | None = None
         self._refresh_volumes = False
+        self._next_measure = 0.0  # monotonic time of the next emptyDir usage measurement
         self._sent: Obj | None = None  # the status last written, to write each change once
 
     # -- driving -----------------------------------------------------------------------------------------------
@@ -184,6 +186,10 @@ class PodWorker:
         if (pod.get("status") or {}).get("phase") in TERMINAL_PHASES:
             await self._release()  # it finished before (maybe before an agent restart): never run it again
             return False
+        refused = host_namespaces(pod) if not self.node.options.allow_host_namespaces else []
+        if refused:
+            await self._reject("HostNamespacesForbidden", f"this node does not allow {', '.join(refused)}")
+            return False
         refs = ReferencedObjects(self.node.client, pod["metadata"]["namespace"], self.node.services)
         if not await self._ensure_volumes(refs) or not await self._ensure_sandbox():
             return False
@@ -211,7 +217,32 @@ class PodWorker:
             self._retry = RETRY_MIN
         if status["phase"] in TERMINAL_PHASES:
             await self._release()
+        else:
+            await self._enforce_size_limits()
         return False
+
+    async def _reject(self, reason: str, message: str) -> None:
+        """kubelet's rejectPod: the pod fails before anything of it runs, with the reason as its status."""
+        message = f"Pod was rejected: {message}"
+        await self._event("Warning", reason, message)
+        await self._report(self._status({}, failure=(reason, message)))
+        await self._release()
+
+    async def _enforce_size_limits(self) -> None:
+        """Evict the pod once an emptyDir outgrew its sizeLimit (measured every volume_stats_interval)."""
+        limits = size_limits(self.pod)
+        now, interval = time.monotonic(), self.node.options.volume_stats_interval
+        if not limits or now < self._next_measure:  # a walk of the volumes per period, however often it syncs
+            return
+        self._next_measure = now + interval
+        message = await asyncio.to_thread(exceeded_empty_dir, self.paths, limits)
+        if message is None:
+            self.wake_after(interval)
+            return
+        await self._event("Warning", "Evicted", message)
+        await self._stop_all(await self._runs(), 0, forced=True)
+        await self._report(self._status(await self._runs(), failure=("Evicted", message)))
+        await self._release()
 
     async def _exceed_deadline(self, runs: Runs) -> None:
         """activeDeadlineSeconds passed: stop everything and fail the pod."""
@@ -343,7 +374,8 @@ class PodWorker:
             env = await container_env(pod, container, refs, self._addresses(), node.allocatable, self._warn)
             mounts = container_mounts(container, self._volumes or {}, env, self.paths.termination_log(name, attempt))
             log_path = self.paths.container_log(name, attempt)
-            spec = container_spec(pod, container, env, mounts, attempt, str(log_path), node.options.allow_privileged)
+            image_user = await self._image_user_if_needed(container)
+            spec = container_spec(pod, container, env, mounts, attempt, str(log_path), node.options, image_user)
         except ContainerConfigError as exc:
             return await self._failed_start(name, "CreateContainerConfigError", str(exc), emit)
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -373,6 +405,18 @@ class PodWorker:
         await emit("Warning", "Failed", f"Error: {message}")
         self.wake_after(self._backoff_retry())
         return False
+
+    async def _image_user_if_needed(self, container: Obj) -> str:
+        """The image's USER when runAsNonRoot must be checked against it (no runAsUser set), else ""."""
+        pod_security = self.pod["spec"].get("securityContext") or {}
+        security = container.get("securityContext") or {}
+        non_root = security.get("runAsNonRoot", pod_security.get("runAsNonRoot"))
+        if not non_root or security.get("runAsUser", pod_security.get("runAsUser")) is not None:
+            return ""
+        try:
+            return await self.node.runtime.image_user(container["image"])
+        except RuntimeFailure as exc:
+            raise ContainerConfigError(f"cannot verify the image's user for runAsNonRoot: {exc.message}") from None
 
     def _first_attempt(self, name: str) -> int:
         """The run number of a container with no run on this node: after the API's count when it ran before
@@ -420,9 +464,12 @@ class PodWorker:
                 self._unhealthy[container_id] = kind
             self.wake()
 
-        async def on_failure(kind: str, output: str) -> None:
-            message = f"{kind.capitalize()} probe failed: {output}"
-            await self._event("Warning", "Unhealthy", message, self._field_path(container["name"]))
+        async def on_report(kind: str, verdict: Verdict, output: str) -> None:
+            if verdict is Verdict.WARNING:
+                reason, message = "ProbeWarning", f"{kind.capitalize()} probe warning: {output}"
+            else:
+                reason, message = "Unhealthy", f"{kind.capitalize()} probe failed: {output}"
+            await self._event("Warning", reason, message, self._field_path(container["name"]))
 
         worker = ProbeWorker(
             kind,
@@ -431,7 +478,7 @@ class PodWorker:
             _epoch(run.started_at) or time.time(),
             lambda: self._started.get(container_id, "startupProbe" not in container),
             on_result,
-            on_failure,
+            on_report,
         )
         if self._ready.get(container_id) and kind == "readiness":
             worker.result = True

@@ -19,6 +19,7 @@ from aiohttp import WSMsgType, web
 
 from shim.kubelet.spdy import RST_REFUSED_STREAM, SpdySession, SpdyStream
 from shim.kubelet.streams import (
+    MAX_WEBSOCKET_MESSAGE,
     V4_PROTOCOL,
     accept_spdy,
     is_websocket,
@@ -45,7 +46,10 @@ async def serve_port_forward(request: web.Request, dial: Dial, describe: str) ->
         if protocol != SPDY_TUNNEL_WEBSOCKET and isinstance(ports, str):
             return web.Response(status=400, text=ports)
         ws = web.WebSocketResponse(
-            protocols=(protocol,) if protocol else (), max_msg_size=0, compress=False, decode_text=False
+            protocols=(protocol,) if protocol else (),
+            max_msg_size=MAX_WEBSOCKET_MESSAGE,
+            compress=False,
+            decode_text=False,
         )
         await ws.prepare(request)
         if protocol == SPDY_TUNNEL_WEBSOCKET:

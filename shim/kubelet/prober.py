@@ -13,6 +13,7 @@ from enum import Enum
 from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
+import yarl
 
 from shim.runtime.base import Runtime, RuntimeFailure
 
@@ -20,12 +21,15 @@ Obj = dict[str, Any]
 
 USER_AGENT = "kube-probe/1.33"
 MAX_OUTPUT = 10 * 1024  # kubelet keeps at most 10 KiB of a probe's output
+MAX_REDIRECTS = 10
+_REDIRECTS = {301, 302, 303, 307, 308}
 
 
 class Verdict(Enum):
     SUCCESS = "success"
     FAILURE = "failure"
     UNKNOWN = "unknown"  # the probe could not be run; its previous result stands
+    WARNING = "warning"  # a success with something to report (a redirect to another host, not followed)
 
 
 @runtime_checkable
@@ -64,7 +68,8 @@ class ProbeWorker:
     """One probe (liveness, readiness or startup) of one run of a container, as an asyncio task.
 
     `on_result(kind, success)` is called when the probe's result changes (after its thresholds);
-    `on_failure(kind, output)` after every failed attempt (for the Unhealthy event). A liveness or startup
+    `on_report(kind, verdict, output)` after every failed attempt (for the Unhealthy event) and every success
+    with a warning (ProbeWarning). A liveness or startup
     probe that reaches its failure threshold stops: the container will be restarted and get a new worker.
     """
 
@@ -76,7 +81,7 @@ class ProbeWorker:
         started_at: float,
         is_started: Callable[[], bool],
         on_result: Callable[[str, bool], None],
-        on_failure: Callable[[str, str], Awaitable[None]],
+        on_report: Callable[[str, Verdict, str], Awaitable[None]],
     ) -> None:
         self.kind = kind
         self.probe = probe
@@ -84,7 +89,7 @@ class ProbeWorker:
         self.started_at = started_at
         self.is_started = is_started
         self.on_result = on_result
-        self.on_failure = on_failure
+        self.on_report = on_report
         self.result: bool | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -109,9 +114,9 @@ class ProbeWorker:
             if self.kind == "startup" or self.is_started():
                 verdict, output = await run_action(probe, self.target, timeout)
                 if verdict is not Verdict.UNKNOWN:
-                    ok = verdict is Verdict.SUCCESS
-                    if not ok:
-                        await self.on_failure(self.kind, output)
+                    ok = verdict is not Verdict.FAILURE
+                    if verdict is not Verdict.SUCCESS:
+                        await self.on_report(self.kind, verdict, output)
                     streak = streak + 1 if ok == last else 1
                     last = ok
                     if streak >= thresholds[ok] and self.result != ok:
@@ -149,13 +154,13 @@ async def _http_get(action: Obj, target: ActionTarget, timeout: float) -> tuple[
     headers = {"User-Agent": USER_AGENT, "Accept": "*/*"}
     headers.update({h["name"]: h.get("value", "") for h in action.get("httpHeaders") or ()})
     try:
-        async with target.http.get(
-            url, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout), ssl=False
-        ) as response:
-            body = (await response.content.read(MAX_OUTPUT)).decode(errors="replace")
-            if 200 <= response.status < 400:
-                return Verdict.SUCCESS, body
-            return Verdict.FAILURE, f"HTTP probe failed with statuscode: {response.status}"
+        async with asyncio.timeout(timeout):
+            status, body = await _get_following_local_redirects(target.http, url, headers)
+        if 300 <= status < 400:  # a redirect to another host, which is not followed
+            return Verdict.WARNING, f"Probe terminated redirects, Response body: {body}"
+        if 200 <= status < 400:
+            return Verdict.SUCCESS, body
+        return Verdict.FAILURE, f"HTTP probe failed with statuscode: {status}"
     except TimeoutError:
         return (
             Verdict.FAILURE,
@@ -163,6 +168,25 @@ async def _http_get(action: Obj, target: ActionTarget, timeout: float) -> tuple[
         )
     except (aiohttp.ClientError, OSError) as exc:
         return Verdict.FAILURE, f'Get "{url}": {_dial_error(host, port, exc)}'
+
+
+async def _get_following_local_redirects(
+    http: aiohttp.ClientSession, url: str, headers: dict[str, str]
+) -> tuple[int, str]:
+    """GET `url`, following redirects only while they stay on the same host, as kubelet's prober does (a pod
+    must not make the node send requests elsewhere); the last response's status and the start of its body."""
+    current = first = yarl.URL(url)
+    for _ in range(MAX_REDIRECTS + 1):
+        async with http.get(current, headers=headers, ssl=False, allow_redirects=False) as response:
+            body = (await response.content.read(MAX_OUTPUT)).decode(errors="replace")
+            location = response.headers.get("Location")
+            if response.status not in _REDIRECTS or not location:
+                return response.status, body
+            following = current.join(yarl.URL(location))
+            if following.host != first.host:
+                return response.status, body
+            current = following
+    raise aiohttp.ClientError(f"stopped after {MAX_REDIRECTS} redirects")
 
 
 async def _tcp_socket(action: Obj, target: ActionTarget, timeout: float) -> tuple[Verdict, str]:

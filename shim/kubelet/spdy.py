@@ -5,7 +5,9 @@ The client (kubectl, through moby/spdystream) opens every stream: SYN_STREAM wit
 FIN flag, aborts it with RST_STREAM, and ends the session with GOAWAY. Header blocks are zlib-compressed with
 the SPDY/3 dictionary, one compression context per direction for the whole session, so every header block
 must be inflated in order even when it is ignored. spdystream implements no flow control (it ignores
-WINDOW_UPDATE and SETTINGS), so this does not either.
+WINDOW_UPDATE and SETTINGS), so this does not either: a stream's unread data is bounded instead, and the
+session stops reading the connection (TCP pushes back) while a stream's buffer is full, as spdystream blocks.
+Everything a client can make grow is bounded: header blocks after inflation, open streams, buffered data.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import contextlib
 import struct
 import zlib
+from collections import deque
 from collections.abc import AsyncIterable, Awaitable, Callable
 
 VERSION = 3
@@ -23,6 +26,9 @@ RST_PROTOCOL_ERROR, RST_REFUSED_STREAM, RST_CANCEL = 1, 3, 5
 GOAWAY_OK = 0
 # frames we write stay small so one busy stream cannot hold the connection for long
 MAX_DATA_FRAME = 32 * 1024
+MAX_HEADER_BLOCK = 64 * 1024  # inflated bytes of one header block (a few compressed bytes can inflate to GiBs)
+MAX_STREAMS = 256  # streams open at once in one session; more are refused
+MAX_STREAM_BUFFER = 1024 * 1024  # unread bytes one stream holds before the session stops reading
 
 Send = Callable[[bytes], Awaitable[None]]
 
@@ -68,19 +74,23 @@ class SpdyStream:
         self.id = stream_id
         self.headers = headers
         self.reset = asyncio.Event()  # set when either side aborted the stream or the session ended
-        self._incoming: asyncio.Queue[bytes | None] = asyncio.Queue()
-        self._remote_done = False  # the reader has seen the end
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0  # bytes in _chunks
+        self._readable = asyncio.Event()  # data arrived or the stream ended (one reader waits on it)
+        self._writable = asyncio.Event()  # the buffer drained below its bound (the session's reader waits on it)
         self._fin_received = False
         self._local_done = False
 
     async def read(self) -> bytes:
         """The next chunk the client sent; b"" once it half-closed the stream (or it was reset)."""
-        if self._remote_done and self._incoming.empty():
-            return b""
-        chunk = await self._incoming.get()
-        if chunk is None:
-            self._remote_done = True
-            return b""
+        while not self._chunks:
+            if self._fin_received or self.reset.is_set():
+                return b""
+            self._readable.clear()
+            await self._readable.wait()
+        chunk = self._chunks.popleft()
+        self._buffered -= len(chunk)
+        self._writable.set()
         return chunk
 
     async def reply(self) -> None:
@@ -108,17 +118,25 @@ class SpdyStream:
             self._mark_reset()
             await self.session._send_control(RST_STREAM, 0, struct.pack(">II", self.id, status))
 
-    def _receive(self, data: bytes, fin: bool) -> None:
+    async def _receive(self, data: bytes, fin: bool) -> None:
+        """Buffer what the client sent, first waiting while the buffer is full (the reader is slow)."""
+        while data and self._buffered >= MAX_STREAM_BUFFER and not self.reset.is_set():
+            self._writable.clear()
+            await self._writable.wait()
+        if self.reset.is_set() or self._fin_received:
+            return
         if data:
-            self._incoming.put_nowait(data)
-        if fin and not self._fin_received:
+            self._chunks.append(data)
+            self._buffered += len(data)
+        if fin:
             self._fin_received = True
-            self._incoming.put_nowait(None)
             self.session._forget_if_finished(self)
+        self._readable.set()
 
     def _mark_reset(self) -> None:
         self.reset.set()
-        self._incoming.put_nowait(None)
+        self._readable.set()
+        self._writable.set()
 
 
 class SpdySession:
@@ -172,7 +190,7 @@ class SpdySession:
         if not control:
             stream = self._streams.get(kind)
             if stream is not None:
-                stream._receive(payload, bool(flags & FLAG_FIN))
+                await stream._receive(payload, bool(flags & FLAG_FIN))
             return
         if kind == SYN_STREAM:
             await self._open_stream(flags, payload)
@@ -200,11 +218,15 @@ class SpdySession:
         if stream_id % 2 == 0 or stream_id <= self._last_stream_id:
             await self._send_control(RST_STREAM, 0, struct.pack(">II", stream_id, RST_PROTOCOL_ERROR))
             return
+        if len(self._streams) >= MAX_STREAMS:
+            self._last_stream_id = stream_id
+            await self._send_control(RST_STREAM, 0, struct.pack(">II", stream_id, RST_REFUSED_STREAM))
+            return
         self._last_stream_id = stream_id
         stream = SpdyStream(self, stream_id, headers)
         self._streams[stream_id] = stream
         if flags & FLAG_FIN:
-            stream._receive(b"", fin=True)
+            await stream._receive(b"", fin=True)
         self._accepted.put_nowait(stream)
 
     def _forget_if_finished(self, stream: SpdyStream) -> None:
@@ -214,9 +236,11 @@ class SpdySession:
 
     def _headers(self, block: bytes) -> dict[str, str]:
         try:
-            raw = self._inflate.decompress(block)
+            raw = self._inflate.decompress(block, MAX_HEADER_BLOCK)
         except zlib.error as exc:
             raise SpdyProtocolError(f"bad header block: {exc}") from None
+        if self._inflate.unconsumed_tail:
+            raise SpdyProtocolError(f"header block inflates to more than {MAX_HEADER_BLOCK} bytes")
         return _decode_header_block(raw)
 
     def _end(self) -> None:

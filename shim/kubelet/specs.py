@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 from typing import Any
 
 from shim.apiserver.kinds.quantity import QuantityError, parse_quantity
+from shim.kubelet.config import KubeletOptions
 from shim.kubelet.envvars import ContainerConfigError, expand_command
 from shim.runtime.base import LABEL_CONTAINER_NAME, ContainerSpec, Mount, PortMapping, SandboxSpec
 
@@ -45,6 +48,16 @@ def sandbox_spec(pod: Obj, cluster_dns: tuple[str, ...], cluster_domain: str) ->
     )
 
 
+def host_namespaces(pod: Obj) -> list[str]:
+    """What of the host the pod asks to share: hostNetwork, hostPID, hostIPC, and hostPort (a host port)."""
+    spec = pod["spec"]
+    used = [key for key in ("hostNetwork", "hostPID", "hostIPC") if spec.get(key)]
+    containers = (spec.get("initContainers") or []) + (spec.get("containers") or [])
+    if any(port.get("hostPort") for c in containers for port in c.get("ports") or ()):
+        used.append("hostPort")
+    return used
+
+
 def container_spec(
     pod: Obj,
     container: Obj,
@@ -52,19 +65,22 @@ def container_spec(
     mounts: list[Mount],
     attempt: int,
     log_path: str,
-    allow_privileged: bool,
+    options: KubeletOptions,
+    image_user: str = "",
 ) -> ContainerSpec:
-    """A container ready for the runtime. Raises ContainerConfigError for what this node refuses to run."""
+    """A container ready for the runtime. Raises ContainerConfigError for what this node refuses to run.
+
+    `image_user` is the image's USER, which decides runAsNonRoot when no runAsUser is set."""
     pod_security = pod["spec"].get("securityContext") or {}
     security = container.get("securityContext") or {}
-    if security.get("privileged") and not allow_privileged:
+    privileged = bool(security.get("privileged"))
+    if privileged and not options.allow_privileged:
         raise ContainerConfigError("privileged containers are not allowed on this node")
     run_as_user = security.get("runAsUser", pod_security.get("runAsUser"))
-    if security.get("runAsNonRoot", pod_security.get("runAsNonRoot")) and run_as_user == 0:
-        raise ContainerConfigError(
-            f"container's runAsUser breaks non-root policy (pod: \"{pod['metadata']['name']}_"
-            f'{pod["metadata"]["namespace"]}({pod["metadata"]["uid"]})", container: {container["name"]})'
-        )
+    if security.get("runAsNonRoot", pod_security.get("runAsNonRoot")):
+        _verify_non_root(pod, container["name"], run_as_user, image_user)
+    capabilities = security.get("capabilities") or {}
+    seccomp = security.get("seccompProfile") or pod_security.get("seccompProfile") or {}
     command, args = expand_command(container, env)
     resources = container.get("resources") or {}
     limits, requests = resources.get("limits") or {}, resources.get("requests") or {}
@@ -85,14 +101,56 @@ def container_spec(
         run_as_user=run_as_user,
         run_as_group=security.get("runAsGroup", pod_security.get("runAsGroup")),
         read_only_root=bool(security.get("readOnlyRootFilesystem")),
-        privileged=bool(security.get("privileged")),
+        privileged=privileged,
+        capabilities_add=[str(c) for c in capabilities.get("add") or ()],
+        capabilities_drop=[str(c) for c in capabilities.get("drop") or ()],
+        # kube's AddNoNewPrivileges: only an explicit allowPrivilegeEscalation=false (never when privileged)
+        no_new_privileges=security.get("allowPrivilegeEscalation") is False and not privileged,
+        seccomp_profile=_seccomp_profile(seccomp, Path(options.seccomp_profile_root)),
         tty=bool(container.get("tty")),
         stdin=bool(container.get("stdin")),
         stdin_once=bool(container.get("stdinOnce")),
         stop_timeout=DEFAULT_GRACE_SECONDS if grace is None else grace,
         log_path=log_path,
+        log_max_size=options.container_log_max_size,
         labels={LABEL_CONTAINER_NAME: container["name"], LABEL_RESTART_COUNT: str(attempt)},
     )
+
+
+def _verify_non_root(pod: Obj, container: str, run_as_user: int | None, image_user: str) -> None:
+    """kubelet's verifyRunAsNonRoot: runAsUser if set, else the image's user, must be a uid other than 0 (an image
+    without a USER runs as root)."""
+    meta = pod["metadata"]
+    where = f'(pod: "{meta["name"]}_{meta["namespace"]}({meta["uid"]})", container: {container})'
+    if run_as_user is not None:
+        if run_as_user == 0:
+            raise ContainerConfigError(f"container's runAsUser breaks non-root policy {where}")
+        return
+    user = image_user.split(":", 1)[0]
+    if user == "" or user == "0":
+        raise ContainerConfigError(f"container has runAsNonRoot and image will run as root {where}")
+    if not user.isdigit():
+        raise ContainerConfigError(
+            f"container has runAsNonRoot and image has non-numeric user ({user}), cannot verify user is non-root "
+            + where
+        )
+
+
+def _seccomp_profile(profile: Obj, localhost_root: Path) -> str:
+    """The runtime's seccomp profile: "" for the runtime's default, "unconfined", or a host file's path for a
+    Localhost profile (relative to the node's seccomp directory, as kubelet's)."""
+    kind = profile.get("type") or "RuntimeDefault"
+    if kind == "Unconfined":
+        return "unconfined"
+    if kind == "Localhost":
+        relative = profile.get("localhostProfile") or ""
+        if not relative or os.path.isabs(relative) or ".." in relative.split("/"):
+            raise ContainerConfigError(f"invalid localhostProfile {relative!r}: a path relative to the node's profiles")
+        path = localhost_root / relative
+        if not path.is_file():
+            raise ContainerConfigError(f"failed to load seccomp profile {str(path)!r}: no such file")
+        return str(path)
+    return ""
 
 
 def _dns(

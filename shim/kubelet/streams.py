@@ -36,6 +36,8 @@ STREAM_TYPES = {"stdin": STDIN, "stdout": STDOUT, "stderr": STDERR, "error": ERR
 PROTOCOL_HEADER = "X-Stream-Protocol-Version"
 # kubelet's --streaming-connection timeout for the client to open its streams
 STREAM_CREATION_TIMEOUT = 30.0
+MAX_WEBSOCKET_MESSAGE = 1024 * 1024  # kubectl and the client libraries send at most 32 KiB at a time
+MAX_QUEUED_MESSAGES = 16  # stdin or resize messages read ahead of the process; then the client waits
 # inbound bytes buffered for a slow consumer before the socket stops being read
 READ_HIGH_WATER, READ_LOW_WATER = 1 << 20, 1 << 18
 
@@ -115,7 +117,9 @@ async def serve_remote_command(
         protocol = negotiate(offered_websocket_protocols(request), (V5_PROTOCOL, V4_PROTOCOL))
         if protocol is None:
             return web.Response(status=400, text="unable to upgrade: no supported channel protocol offered")
-        ws = web.WebSocketResponse(protocols=(protocol,), max_msg_size=0, compress=False, decode_text=False)
+        ws = web.WebSocketResponse(
+            protocols=(protocol,), max_msg_size=MAX_WEBSOCKET_MESSAGE, compress=False, decode_text=False
+        )
         await ws.prepare(request)
         await run_remote_command(WebSocketChannels(ws, protocol == V5_PROTOCOL), options, start, report_exit_code)
         return ws
@@ -214,8 +218,8 @@ class WebSocketChannels(CommandChannels):
     def __init__(self, ws: web.WebSocketResponse, close_signal: bool) -> None:
         self._ws = ws
         self._close_signal = close_signal
-        self._stdin: asyncio.Queue[bytes | None] = asyncio.Queue()
-        self._resizes: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._stdin: asyncio.Queue[bytes | None] = asyncio.Queue(MAX_QUEUED_MESSAGES)
+        self._resizes: asyncio.Queue[bytes | None] = asyncio.Queue(MAX_QUEUED_MESSAGES)
         self.closed = asyncio.Event()
         self._reader = asyncio.create_task(self._read())
 
@@ -244,17 +248,18 @@ class WebSocketChannels(CommandChannels):
                 if message.type not in (WSMsgType.BINARY, WSMsgType.TEXT) or not message.data:
                     continue
                 channel, payload = message.data[0], bytes(message.data[1:])
+                # awaiting a full queue stops reading the socket: the client waits for the process
                 if channel == CLOSE_SIGNAL and self._close_signal:
                     if payload[:1] == bytes((STDIN,)):
-                        self._stdin.put_nowait(None)
+                        await self._stdin.put(None)
                 elif channel == STDIN and payload:
-                    self._stdin.put_nowait(payload)
+                    await self._stdin.put(payload)
                 elif channel == RESIZE:
-                    self._resizes.put_nowait(payload)
+                    await self._resizes.put(payload)
         finally:
-            self._stdin.put_nowait(None)
-            self._resizes.put_nowait(None)
             self.closed.set()
+            _end_now(self._stdin)
+            _end_now(self._resizes)
 
 
 class SpdyChannels(CommandChannels):
@@ -310,6 +315,16 @@ class SpdyChannels(CommandChannels):
                 if channel in self._streams:
                     await self._streams[channel].close()
             await self._session.go_away()
+
+
+def _end_now(queue: asyncio.Queue[bytes | None]) -> None:
+    """End the queue's consumer at once: the client is gone, so what it sent that was not read yet may go."""
+    while True:
+        try:
+            queue.put_nowait(None)
+            return
+        except asyncio.QueueFull:
+            queue.get_nowait()
 
 
 def _split_json_objects(data: bytes) -> tuple[list[tuple[int, int]], bytes]:

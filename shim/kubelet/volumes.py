@@ -17,6 +17,7 @@ from shim.kubelet.downward import DownwardError, PodAddresses, field_value, reso
 from shim.kubelet.envvars import expand
 from shim.kubelet.paths import PodPaths
 from shim.kubelet.refs import ReferencedObjects
+from shim.kubelet.subpath import resolve_sub_path
 from shim.runtime.base import Mount
 
 Obj = dict[str, Any]
@@ -55,6 +56,7 @@ async def prepare_volumes(
     allowed_host_paths: tuple[str, ...],
 ) -> dict[str, PreparedVolume]:
     """Create or refresh every volume of the pod; raises MountError for the first that cannot be set up."""
+    paths.create()
     prepared = {}
     for volume in pod["spec"].get("volumes") or ():
         name = volume["name"]
@@ -76,16 +78,16 @@ async def prepare_volumes(
 def container_mounts(
     container: Obj, volumes: dict[str, PreparedVolume], env: dict[str, str], termination_log: Path | None
 ) -> list[Mount]:
-    """The bind mounts of one container: its volumeMounts (with subPath/subPathExpr) and termination log."""
+    """The bind mounts of one container: its volumeMounts (with subPath/subPathExpr) and termination log.
+
+    Raises ContainerConfigError for a sub-path that is invalid or leads out of its volume."""
     mounts = []
     for mount in container.get("volumeMounts") or ():
         volume = volumes[mount["name"]]
         host = volume.path
         sub_path = mount.get("subPath") or (expand(mount["subPathExpr"], env) if mount.get("subPathExpr") else "")
         if sub_path:
-            host = volume.path / sub_path
-            if not host.exists():
-                host.mkdir(parents=True, exist_ok=True)
+            host = resolve_sub_path(volume.path, sub_path, mount["name"], container["name"])
         read_only = bool(mount.get("readOnly")) or volume.read_only
         mounts.append(Mount(str(host), mount["mountPath"], read_only))
     if termination_log is not None and container.get("terminationMessagePath"):

@@ -85,11 +85,16 @@ class ContainerSpec:
     run_as_group: int | None = None
     read_only_root: bool = False
     privileged: bool = False
+    capabilities_add: list[str] = field(default_factory=list)  # Kubernetes names (NET_ADMIN) or ALL
+    capabilities_drop: list[str] = field(default_factory=list)
+    no_new_privileges: bool = False
+    seccomp_profile: str = ""  # "" = the runtime's default profile, "unconfined", or a profile file's path
     tty: bool = False
     stdin: bool = False
     stdin_once: bool = False
     stop_timeout: int = 30  # seconds between SIGTERM and SIGKILL
     log_path: str = ""  # CRI-format log file (survives the container)
+    log_max_size: int | None = None  # bytes the runtime lets the log file reach before it rotates it
     labels: dict[str, str] = field(default_factory=dict)
 
 
@@ -179,6 +184,10 @@ class Runtime(abc.ABC):
     @abc.abstractmethod
     async def ensure_image(self, image: str, pull_policy: str) -> str:
         """Make `image` present per `Always|IfNotPresent|Never`; returns its image id. Raises ImagePullError."""
+
+    @abc.abstractmethod
+    async def image_user(self, image: str) -> str:
+        """The USER a present image runs as ("" when it sets none, i.e. root), for runAsNonRoot."""
 
     @abc.abstractmethod
     async def create_sandbox(self, spec: SandboxSpec) -> str:

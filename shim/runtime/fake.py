@@ -71,6 +71,7 @@ class FakeRuntime(Runtime):
         self._free_ips.reverse()
         self.unpullable: set[str] = set(unpullable or ())
         self.images: set[str] = set()
+        self.image_users: dict[str, str] = {}  # an image's USER (none set: root)
         self.exec_results: dict[tuple[str, ...], ExecResult] = {}
         self.exec_log: list[tuple[str, list[str]]] = []  # (container id, command) of every exec, in order
         self._sandboxes: dict[str, _Sandbox] = {}
@@ -107,6 +108,9 @@ class FakeRuntime(Runtime):
                 )
             self.images.add(image)
         return "sha256:" + hashlib.sha256(image.encode()).hexdigest()
+
+    async def image_user(self, image: str) -> str:
+        return self.image_users.get(image, "")
 
     # -- sandboxes ---------------------------------------------------------------------------------------------
 

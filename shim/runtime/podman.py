@@ -58,6 +58,7 @@ T = TypeVar("T")
 CLIENT_TIMEOUT = 120.0  # seconds per podman-py call (the calls that may take longer are async)
 PULL_TIMEOUT = 1800.0
 WORKERS = 16  # threads for podman-py calls, each with its own pooled connection
+PULL_WORKERS = 2  # image pulls at once: a pull may take minutes and must not hold a thread other calls need
 OOM_RECORD_GRACE = 0.5  # how long an exit 137 waits for the kernel's OOM record before it is reported
 EVENTS_RETRY_MIN, EVENTS_RETRY_MAX = 0.1, 5.0
 IDENTITY_LABELS = (LABEL_POD_UID, LABEL_POD_NAMESPACE, LABEL_POD_NAME, LABEL_CLUSTER, LABEL_NODE)
@@ -115,6 +116,7 @@ class PodmanRuntime(Runtime):
         )
         self._streams = PodmanStreams(self.socket_path, self._client.api.path_prefix)
         self._executor = ThreadPoolExecutor(WORKERS, thread_name_prefix="podman")
+        self._pulls = ThreadPoolExecutor(PULL_WORKERS, thread_name_prefix="podman-pull")
         self._oom = OomWatcher()
         self._version = ""
         self._sandboxes: dict[str, _Sandbox] = {}
@@ -147,6 +149,7 @@ class PodmanRuntime(Runtime):
         self._oom.stop()
         self._client.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._pulls.shutdown(wait=False, cancel_futures=True)
         if self._service is not None:
             await asyncio.to_thread(self._service.stop)
 
@@ -163,7 +166,7 @@ class PodmanRuntime(Runtime):
         means "use the local image" (it is pulled, and fails, only when absent).
         """
         if pull_policy == "Always" and not normalize_image(image).startswith("localhost/"):
-            return await self._call(self._pull, image)
+            return await self._pull_in_pool(image)
         image_id = await self._call(self._local_image_id, image)
         if image_id is not None:
             return image_id
@@ -171,7 +174,11 @@ class PodmanRuntime(Runtime):
             raise ImagePullError(
                 "ErrImageNeverPull", f'Container image "{image}" is not present with pull policy of Never'
             )
-        return await self._call(self._pull, image)
+        return await self._pull_in_pool(image)
+
+    async def image_user(self, image: str) -> str:
+        """The image's configured USER ("" when it sets none)."""
+        return await self._call(self._image_user, image)
 
     # sandboxes
 
@@ -346,6 +353,11 @@ class PodmanRuntime(Runtime):
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
 
+    async def _pull_in_pool(self, image: str) -> str:
+        """Pull on the pulls' own threads, so that slow pulls never starve the other calls."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pulls, self._pull, image)
+
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)
@@ -358,6 +370,13 @@ class PodmanRuntime(Runtime):
             return "sha256:" + self._client.images.get(image).id
         except ImageNotFound:
             return None
+
+    def _image_user(self, image: str) -> str:
+        try:
+            attrs = self._client.images.get(image).attrs
+        except ImageNotFound as err:
+            raise RuntimeFailure("CreateContainerConfigError", f'image "{image}" is not present') from err
+        return (attrs.get("Config") or {}).get("User") or ""
 
     def _pull(self, image: str) -> str:
         reference = normalize_image(image)
@@ -567,6 +586,9 @@ def _container_options(spec: ContainerSpec) -> dict[str, Any]:
         "stop_timeout": spec.stop_timeout,  # also bounds `remove(force=True)`
         "read_only": spec.read_only_root,
         "privileged": spec.privileged,
+        "cap_add": spec.capabilities_add,
+        "cap_drop": spec.capabilities_drop,
+        "no_new_privileges": spec.no_new_privileges,
         "tty": spec.tty,
         "stdin_open": spec.stdin,
     }
@@ -587,8 +609,10 @@ def _container_options(spec: ContainerSpec) -> dict[str, Any]:
         options["cpu_quota"], options["cpu_period"] = spec.cpu_quota, spec.cpu_period
     if spec.cpu_shares:
         options["cpu_shares"] = spec.cpu_shares
+    if spec.seccomp_profile:
+        options["seccomp_profile_path"] = spec.seccomp_profile
     if spec.log_path:
-        options["log_config"] = {"Type": "k8s-file", "Config": {"path": spec.log_path}}
+        options["log_config"] = {"Type": "k8s-file", "Config": {"path": spec.log_path, "size": spec.log_max_size}}
     return options
 
 
