@@ -51,7 +51,8 @@ def test_a_node_port_is_held_by_one_service_and_released_on_delete(cluster: Clus
     refused = apply(cluster, namespace, node_port_service("second", 30080), check=False)
     assert refused.returncode == 1
     assert refused.stderr.strip() == (
-        'The Service "second" is invalid: spec.ports[0].nodePort: Invalid value: 30080: provided port is already allocated'
+        'The Service "second" is invalid: '
+        "spec.ports[0].nodePort: Invalid value: 30080: provided port is already allocated"
     )
     cluster.kubectl("delete", "service", "first", "-n", namespace)
     apply(cluster, namespace, node_port_service("second", 30080))
@@ -70,10 +71,8 @@ def test_a_node_port_outside_the_range_is_refused(cluster: Cluster, namespace: s
 
 def test_changing_type_to_cluster_ip_releases_the_node_port(cluster: Cluster, namespace: str) -> None:
     apply(cluster, namespace, node_port_service("np", 30081))
-    cluster.kubectl(
-        "patch", "service", "np", "-n", namespace, "--type=merge",
-        "-p", json.dumps({"spec": {"type": "ClusterIP", "ports": [{"port": 80, "targetPort": 8080, "nodePort": None}]}}),
-    )  # fmt: skip
+    to_cluster_ip = {"spec": {"type": "ClusterIP", "ports": [{"port": 80, "targetPort": 8080, "nodePort": None}]}}
+    cluster.kubectl("patch", "service", "np", "-n", namespace, "--type=merge", "-p", json.dumps(to_cluster_ip))
     assert "nodePort" not in service(cluster, namespace, "np")["spec"]["ports"][0]
     apply(cluster, namespace, node_port_service("other", 30081))
     cluster.kubectl(

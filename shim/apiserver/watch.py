@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from aiohttp import web
 
 from shim.apiserver import codec, errors, query
 from shim.apiserver.handlers import ResourceHandlers, Target, include_object
+from shim.apiserver.kinds.causes import forbidden, unsupported
 from shim.apiserver.objects import decode_as
 from shim.apiserver.registry import ResourceType
 from shim.apiserver.tables import build_table
@@ -22,7 +24,63 @@ from shim.store import CompactedError, Event, EventType, FutureRevisionError, Ke
 log = logging.getLogger("shim.apiserver")
 
 MIN_REQUEST_TIMEOUT = 1800  # kube-apiserver's --min-request-timeout: watches end after 1-2x this
-BOOKMARK_INTERVAL = 60.0
+BOOKMARK_INTERVAL = 60.0  # kube's cacher: a bookmark a minute, and one 2 s before the watch's deadline
+BOOKMARK_BEFORE_DEADLINE = 2.0
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+NOT_OLDER_THAN = "NotOlderThan"
+
+
+@dataclass(frozen=True)
+class WatchOptions:
+    """The query of one watch, validated as kube's `validateWatchOptions` does."""
+
+    start: int  # the revision to list at / watch after; 0: now
+    send_initial_events: bool  # the current state as ADDED events first
+    initial_events_end: bool  # then a bookmark marking their end (watch-list)
+    bookmarks: bool
+    timeout: float
+
+
+def watch_options(q: Any) -> WatchOptions:
+    """Parse and validate the watch query (422 `ListOptions.meta.k8s.io "" is invalid` as kube words it)."""
+    rv = q.get("resourceVersion") or ""
+    try:
+        start = int(rv) if rv else 0
+    except ValueError:
+        raise errors.bad_request(f'invalid resource version "{rv}"') from None
+    match = q.get("resourceVersionMatch") or ""
+    raw_initial = q.get("sendInitialEvents")
+    initial = None if raw_initial is None else query.parse_bool(q, "sendInitialEvents")
+    bookmarks = query.parse_bool(q, "allowWatchBookmarks")
+    causes = []
+    if initial is not None and match != NOT_OLDER_THAN:
+        causes.append(
+            forbidden("resourceVersionMatch", "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan")
+        )
+    if match:
+        if initial is None:
+            causes.append(
+                forbidden(
+                    "resourceVersionMatch",
+                    "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+                )
+            )
+        if match != NOT_OLDER_THAN:
+            causes.append(unsupported("resourceVersionMatch", match, [NOT_OLDER_THAN]))
+        if q.get("continue"):
+            causes.append(
+                forbidden("resourceVersionMatch", "resourceVersionMatch is forbidden when continue is provided")
+            )
+    if causes:
+        raise errors.invalid("meta.k8s.io", "ListOptions", "", causes)
+    timeout = query.parse_int(q, "timeoutSeconds")
+    if timeout is None or timeout <= 0:
+        timeout = random.randint(MIN_REQUEST_TIMEOUT, 2 * MIN_REQUEST_TIMEOUT)
+    if initial is None:  # a legacy watch: "0" or unset starts with the current state, a revision after it
+        return WatchOptions(start, start == 0, False, bookmarks, timeout)
+    # watch-list: the state at (or after) `start` first when asked for, its end marked by a bookmark (when
+    # bookmarks are allowed), then changes after that state
+    return WatchOptions(start, initial, initial and bookmarks, bookmarks, timeout)
 
 
 class Watcher:
@@ -37,32 +95,27 @@ class Watcher:
 
     async def serve(self, request: web.Request, target: Target) -> web.StreamResponse:
         rt = target.rt
-        q = request.query
         accept = self.handlers.filter_for(request, rt)
         if target.name is not None:  # GET .../pods/NAME?watch=true watches one object
             name = target.name
             base = accept
             accept = lambda obj: obj["metadata"].get("name") == name and (base is None or base(obj))  # noqa: E731
-        timeout = query.parse_int(q, "timeoutSeconds")
-        if timeout is None or timeout <= 0:
-            timeout = random.randint(MIN_REQUEST_TIMEOUT, 2 * MIN_REQUEST_TIMEOUT)
-        bookmarks = query.parse_bool(q, "allowWatchBookmarks")
-        as_table = codec.wants_table(request)
-        include = include_object(request)
-        rv = q.get("resourceVersion") or ""
-        try:
-            start = int(rv) if rv else 0
-        except ValueError:
-            raise errors.bad_request(f'invalid resource version "{rv}"') from None
+        options = watch_options(request.query)
+        if options.send_initial_events and options.start:
+            current = await self.store.current_revision()
+            if options.start > current:
+                raise errors.too_large_resource_version(options.start, current)
 
         response = web.StreamResponse(headers={"Content-Type": "application/json", "Cache-Control": "no-cache"})
         response.enable_chunked_encoding()
         await response.prepare(request)
-        encoder = _EventEncoder(rt, as_table, include)
+        shape = "metadata" if codec.wants_partial_metadata(request) else "table" if codec.wants_table(request) else ""
+        encoder = _EventEncoder(rt, shape, include_object(request))
         prefix = rt.key_prefix(target.namespace if rt.namespaced else None)
+        deadline = asyncio.get_running_loop().time() + options.timeout
         self.active += 1
         try:
-            await asyncio.wait_for(self._stream(response, encoder, prefix, start, accept, bookmarks), timeout)
+            await asyncio.wait_for(self._stream(response, encoder, prefix, options, accept, deadline), options.timeout)
         except (TimeoutError, ConnectionResetError, asyncio.CancelledError):
             pass
         except Exception as exc:
@@ -80,30 +133,44 @@ class Watcher:
         response: web.StreamResponse,
         encoder: _EventEncoder,
         prefix: str,
-        start: int,
+        options: WatchOptions,
         accept: Any,
-        bookmarks: bool,
+        deadline: float,
     ) -> None:
-        if start == 0:
-            # "0" or unset: the current state as synthetic ADDED events, then changes after it
+        start = options.start
+        if options.send_initial_events:
             page = await self.store.list(prefix)
             for kv in page.items:
                 obj = decode_as(encoder.rt, kv)
                 if accept is None or accept(obj):
                     await response.write(encoder.encode("ADDED", obj))
             start = page.revision
+            if options.initial_events_end:
+                await response.write(encoder.bookmark(start, initial_events_end=True))
+        elif start == 0:
+            start = await self.store.current_revision()
         last = start
+        loop = asyncio.get_running_loop()
+        next_bookmark = self._next_bookmark(loop.time(), deadline) if options.bookmarks else None
         events = self.store.watch(prefix, start)
         pending: asyncio.Task[Event] | None = None
         try:
             while True:
                 if pending is None:
                     pending = asyncio.ensure_future(anext(events))
-                done, _ = await asyncio.wait({pending}, timeout=self.bookmark_interval)
+                wait = None if next_bookmark is None else max(next_bookmark - loop.time(), 0.0)
+                done, _ = await asyncio.wait({pending}, timeout=wait)
                 if not done:
-                    if bookmarks:
+                    # the store hands each event to its watchers as it becomes current: once the step below
+                    # lets this watch take what is queued, nothing of `current` or before is still to come
+                    current = await self.store.current_revision()
+                    await asyncio.sleep(0)
+                    if not pending.done():
+                        assert next_bookmark is not None
+                        last = max(last, current)
                         await response.write(encoder.bookmark(last))
-                    continue
+                        next_bookmark = self._next_bookmark(loop.time(), deadline)
+                        continue
                 task, pending = pending, None
                 try:
                     event = task.result()
@@ -127,6 +194,11 @@ class Watcher:
                 pending.cancel()
                 await asyncio.gather(pending, return_exceptions=True)
             await events.aclose()
+
+    def _next_bookmark(self, now: float, deadline: float) -> float | None:
+        """kube's cacher: a minute from now, but no later than 2 s before the deadline (none after that)."""
+        at = min(now + self.bookmark_interval, deadline - BOOKMARK_BEFORE_DEADLINE)
+        return at if at > now else None
 
 
 def _filtered(event: Event, accept: Any, shared: SharedDecodes, rt: ResourceType) -> tuple[str, dict[str, Any]] | None:
@@ -204,18 +276,21 @@ def _too_old(exc: CompactedError) -> dict[str, Any]:
 
 
 class _EventEncoder:
-    """One line per event; Table watches get a one-row Table with columns only on the first event."""
+    """One line per event. `shape` "table": a one-row Table with columns only on the first event;
+    "metadata": PartialObjectMetadata; "": the object itself."""
 
-    def __init__(self, rt: ResourceType, as_table: bool, include: str) -> None:
+    def __init__(self, rt: ResourceType, shape: str, include: str) -> None:
         self.rt = rt
-        self.as_table = as_table
+        self.shape = shape
         self.include = include
         self.columns_sent = False
 
     def encode(self, kind: str, obj: dict[str, Any], shared: SharedDecodes | None = None) -> bytes:
-        if shared is not None and not self.as_table:
+        if shared is not None and not self.shape:
             return shared.line(kind, obj)
-        if self.as_table:
+        if self.shape == "metadata":
+            obj = codec.partial_metadata(obj)
+        elif self.shape == "table":
             rv = obj["metadata"].get("resourceVersion", "")
             obj = build_table(
                 self.rt.group,
@@ -229,13 +304,17 @@ class _EventEncoder:
             self.columns_sent = True
         return orjson.dumps({"type": kind, "object": obj}) + b"\n"
 
-    def bookmark(self, revision: int) -> bytes:
-        obj = {
-            "kind": self.rt.kind,
-            "apiVersion": self.rt.api_version,
-            "metadata": {"resourceVersion": str(revision)},
-        }
-        return orjson.dumps({"type": "BOOKMARK", "object": obj}) + b"\n"
+    def bookmark(self, revision: int, initial_events_end: bool = False) -> bytes:
+        meta: dict[str, Any] = {"resourceVersion": str(revision)}
+        if initial_events_end:
+            meta["annotations"] = {INITIAL_EVENTS_END: "true"}
+        kind, api_version = self.rt.kind, self.rt.api_version
+        if self.shape == "metadata":
+            kind, api_version = "PartialObjectMetadata", "meta.k8s.io/v1"
+        return (
+            orjson.dumps({"type": "BOOKMARK", "object": {"kind": kind, "apiVersion": api_version, "metadata": meta}})
+            + b"\n"
+        )
 
     def error(self, status: dict[str, Any]) -> bytes:
         return orjson.dumps({"type": "ERROR", "object": status}) + b"\n"
