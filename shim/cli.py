@@ -113,6 +113,30 @@ def _node_flags(parser: argparse.ArgumentParser, default_count: int) -> None:
     parser.add_argument("--podman-socket", default=None,
                         help="use this Podman service (default: start one in the data dir)")  # fmt: skip
     parser.add_argument("--node-ip", default=None, help="the node's InternalIP (default: the primary address)")
+    parser.add_argument("--allow-host-namespaces", type=_boolean, default=True, metavar="true|false",
+                        help="run pods using hostNetwork, hostPID, hostIPC or hostPort (default true)")  # fmt: skip
+    parser.add_argument("--container-log-max-size", type=_byte_size, default=10 * 1024 * 1024, metavar="SIZE",
+                        help="rotate a container's log at this size (default 10Mi, as kubelet)")  # fmt: skip
+
+
+def _boolean(text: str) -> bool:
+    """`true` or `false`, as kubelet's boolean flags."""
+    if text.lower() not in ("true", "false"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not true or false")
+    return text.lower() == "true"
+
+
+def _byte_size(text: str) -> int:
+    """A Kubernetes quantity of bytes (10Mi, 1G, 65536) as an int."""
+    from shim.apiserver.kinds.quantity import QuantityError, parse_quantity
+
+    try:
+        value = parse_quantity(text).value
+    except QuantityError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size: {exc}") from None
+    if value < 4096:
+        raise argparse.ArgumentTypeError(f"{text!r} is too small for a log file (at least 4Ki)")
+    return int(value)
 
 
 def _run(coro: Awaitable[int]) -> int:
@@ -313,7 +337,11 @@ async def _start_components(
             # in-process nodes are this host, reached on loopback; a separate node advertises its primary
             # address (or --node-ip) and listens on all interfaces for the API server's streaming requests
             node_ip = args.node_ip or ("127.0.0.1" if local_nodes else None)
-            options = KubeletOptions(node_ip=node_ip)
+            options = KubeletOptions(
+                node_ip=node_ip,
+                allow_host_namespaces=args.allow_host_namespaces,
+                container_log_max_size=args.container_log_max_size,
+            )
             if fake:
                 # simulated nodes: no host checks, no per-container events flooding the API
                 options.capacity = {"cpu": "8", "memory": "32Gi", "pods": "110", "ephemeral-storage": "100Gi"}
@@ -323,7 +351,7 @@ async def _start_components(
             hosts = [host for host in (node_ip, name) if host]
             node = Node(client, NodeConfig(
                 name=name, data_dir=nodes_dir / name, runtime=args.runtime, podman_socket=args.podman_socket,
-                ca_pem=access.ca_pem, serving_certificate=serving_certificate(name, hosts),
+                ca_pem=access.ca_pem, serving_certificate=await asyncio.to_thread(serving_certificate, name, hosts),
                 listen_host=node_ip or "0.0.0.0", pod_cidr=node_pod_cidr(i) if fake else None, options=options,
             ))  # fmt: skip
             await node.start()
