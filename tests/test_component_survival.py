@@ -19,10 +19,17 @@ from shim.apiserver.codec import MAX_BODY_BYTES
 from shim.apiserver.server import ApiServer, ApiServerConfig
 from shim.client import ApiClient, ClusterAccess, Informer, Resource
 from shim.client.api import Obj
+from shim.client.events import EventRecorder
 from shim.client.health import HealthRegistry
+from shim.client.supervise import Backoff, keep_running
+from shim.controllers.eventqueue import EventQueue
+from shim.store.compactor import Compactor
+from shim.store.logstore import LogStore
+from shim.store.memory import MemoryLog
 from tests.cluster import Cluster, wait_until
 
 CONFIGMAPS = Resource("", "v1", "configmaps")
+EVENTS = Resource("", "v1", "events")
 PODS = Resource("", "v1", "pods")
 WIDGETS = Resource("example.com", "v1", "widgets")  # served by no one: every list is a 404
 DEADLINE = 30.0
@@ -175,6 +182,83 @@ async def test_an_informer_that_cannot_list_keeps_retrying_and_is_reported_unhea
         finally:
             await informer.stop()
     assert client.health.problems() == [], "a stopped informer no longer counts"
+
+
+async def test_a_loop_that_raises_is_logged_backed_off_and_run_again_until_cancelled(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    health = HealthRegistry(unhealthy_after=0.0)
+    runs = []
+
+    async def body() -> None:
+        runs.append(len(runs))
+        if len(runs) <= 2:
+            raise KeyError(f"bug number {len(runs)}")
+        await asyncio.Event().wait()  # the third run works, for ever
+
+    with caplog.at_level(logging.ERROR, logger="shim.supervise"):
+        task = asyncio.create_task(keep_running("flaky loop", body, health, Backoff(initial=0.01)))
+        await eventually(lambda: len(runs) == 3, "the third run")
+    failures = [r for r in caplog.records if r.getMessage().startswith("flaky loop failed")]
+    assert len(failures) == 2 and all(r.exc_info for r in failures), "each failure logged with its traceback"
+    [problem] = health.problems()
+    assert problem.startswith("flaky loop: failing for") and problem.endswith("(KeyError: 'bug number 2')")
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert task.cancelled() and health.problems() == [], "cancellation stops it, and it no longer counts"
+
+
+async def test_a_malformed_event_does_not_stop_the_event_writer(client: ApiClient) -> None:
+    events = EventQueue(EventRecorder(client, "survival-test"))
+    events.start()
+    try:
+        events.emit({"kind": "Pod", "metadata": None}, "Warning", "Broken", "an object without metadata")
+        pod = {"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "p", "namespace": "default", "uid": "u1"}}
+        events.emit(pod, "Normal", "Written", "after the malformed one")
+
+        async def written() -> bool:
+            return any(e["reason"] == "Written" for e in (await client.list(EVENTS, "default"))["items"])
+
+        deadline = time.monotonic() + DEADLINE
+        while not await written():
+            assert time.monotonic() < deadline, "the event after the malformed one was never written"
+            await asyncio.sleep(0.05)
+    finally:
+        await events.stop()
+
+
+class BrokenOnceLog(MemoryLog):
+    """A log whose first compaction fails with an error no one expects (not a StoreError)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.compactions: list[int] = []
+
+    async def compact(self, revision: int) -> None:
+        self.compactions.append(revision)
+        if len(self.compactions) == 1:
+            raise RuntimeError("disk hiccup")
+        await super().compact(revision)
+
+
+async def test_the_store_compactor_carries_on_after_an_unexpected_error(caplog: pytest.LogCaptureFixture) -> None:
+    log = BrokenOnceLog()
+    store = await LogStore.open(log)
+    for i in range(5):
+        await store.create(f"/k/{i}", b"x")
+    compactor = Compactor(store, interval=0.01, keep_revisions=2)
+    with caplog.at_level(logging.ERROR, logger="shim.store.compactor"):
+        compactor.start()
+        try:
+            await eventually(lambda: len(log.compactions) == 1, "the first (failing) compaction")
+            for i in range(5, 10):
+                await store.create(f"/k/{i}", b"x")
+            await eventually(lambda: len(log.compactions) >= 2, "a compaction after the failure")
+        finally:
+            await compactor.stop()
+            await store.close()
+    assert log.compactions[-1] > log.compactions[0]
+    assert any("store compaction failed" in r.getMessage() and r.exc_info for r in caplog.records)
 
 
 def _informer_failures(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
