@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -83,14 +84,43 @@ def drop_what_go_drops(value: Any, node: SchemaNode) -> None:
         if node.properties:
             for key in list(value):
                 field = node.properties.get(key)
-                if field is None or (value[key] is None and field.format != "date-time"):
+                item = value[key]
+                if field is None or (item is None and field.format != "date-time"):
                     del value[key]
-                elif value[key] is not None:
-                    drop_what_go_drops(value[key], field)
+                elif item is None:
+                    continue
+                elif field.format == "date-time" and isinstance(item, str):
+                    value[key] = _go_time(item, micro=field.name == MICRO_TIME)
+                elif item in ({}, []) and key not in node.required and _is_map_or_list(field):
+                    del value[key]  # omitempty leaves out an empty map or slice (not an empty struct)
+                else:
+                    drop_what_go_drops(item, field)
         elif node.additional_properties is not None:
             _zero_nulls(value, value.keys(), node.additional_properties)
     elif isinstance(value, list) and node.items is not None:
         _zero_nulls(value, range(len(value)), node.items)
+
+
+MICRO_TIME = "io.k8s.apimachinery.pkg.apis.meta.v1.MicroTime"
+
+
+def _is_map_or_list(node: SchemaNode) -> bool:
+    return node.type == "array" or (node.type == "object" and node.additional_properties is not None)
+
+
+def _go_time(text: str, micro: bool) -> str:
+    """A timestamp as kube writes it back: UTC, `Z`, whole seconds (`metav1.Time`) or six decimals
+    (`metav1.MicroTime`); text that is no RFC 3339 time stays for validation to judge."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    if parsed.tzinfo is None:
+        return text
+    parsed = parsed.astimezone(UTC)
+    if micro:
+        return parsed.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return parsed.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _zero_nulls(container: Any, keys: Any, node: SchemaNode) -> None:
