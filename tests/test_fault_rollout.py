@@ -17,6 +17,7 @@ import pytest
 from shim.client import ApiClient, Resource, load_kubeconfig
 from shim.controllers.podutil import is_pod_ready
 from tests.cluster import Cluster, start_cluster
+from tests.test_deployment import IMAGE, deployment
 from tests.workloads import watch_until
 
 Obj = dict[str, Any]
@@ -26,23 +27,9 @@ REPLICASETS = Resource("apps", "v1", "replicasets")
 CONFIGMAPS = Resource("", "v1", "configmaps")
 NODES = ("--runtime", "fake", "--nodes", "3")
 REPLICAS = 200
-OLD_IMAGE, NEW_IMAGE = "registry.example/web:1", "registry.example/web:2"
+OLD_IMAGE, NEW_IMAGE = IMAGE, "registry.example/web:2"
 NAMESPACE = "default"
 DEADLINE = 240.0
-
-
-def deployment(replicas: int) -> Obj:
-    labels = {"app": "web"}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "web"},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "app", "image": OLD_IMAGE}]}},
-        },
-    }
 
 
 def image_of(obj: Obj) -> str:
@@ -107,7 +94,7 @@ async def test_kill_9_mid_rollout_then_restart_converges_to_exactly_the_desired_
     acknowledged: list[str] = []
     try:
         async with ApiClient(load_kubeconfig(cluster.kubeconfig)) as api:
-            await api.create(DEPLOYMENTS, deployment(REPLICAS), NAMESPACE)
+            await api.create(DEPLOYMENTS, deployment("web", REPLICAS), NAMESPACE)
             await watch_until(api, DEPLOYMENTS, NAMESPACE, rolled_out(OLD_IMAGE), DEADLINE, "the first rollout")
             writer = asyncio.create_task(acknowledged_writes(api, acknowledged))
             await kubectl(cluster, "set", "image", "deployment/web", f"app={NEW_IMAGE}")

@@ -5,18 +5,17 @@ scheduler cache)."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import aiohttp
-import pytest
 from aiohttp import web
 
 from shim.client import ApiClient, ClusterAccess, Resource, load_kubeconfig
 from shim.scheduler import Scheduler
 from shim.scheduler.cache import Cache
 from shim.scheduler.info import PodInfo
-from tests.cluster import Cluster, start_cluster
+from tests import test_scheduler_cluster
+from tests.cluster import Cluster
 from tests.scheduler_objects import new_pod, node, pod
 from tests.workloads import watch_until
 
@@ -24,6 +23,8 @@ NODES = Resource("", "v1", "nodes", namespaced=False)
 PODS = Resource("", "v1", "pods")
 SCHEDULER = "test-scheduler"
 TTL = 30.0
+
+fresh_cluster = test_scheduler_cluster.fresh_cluster  # a cluster of our own (a fixture)
 
 
 class Clock:
@@ -79,13 +80,6 @@ def test_a_forgotten_pod_frees_its_room_at_once() -> None:
 
 
 # -- a real cluster, and a binding answered with garbage ---------------------------------------------------------
-
-
-@pytest.fixture
-def fresh_cluster(tmp_path: Path) -> Iterator[Cluster]:
-    running = start_cluster(tmp_path, extra=("--store", "memory://"))
-    yield running
-    running.stop()
 
 
 @contextlib.asynccontextmanager
