@@ -32,6 +32,7 @@ from shim.kubelet.spdy import (
     SpdySession,
 )
 from shim.kubelet.streams import MAX_WEBSOCKET_MESSAGE, STDIN, V5_PROTOCOL, CommandOptions, serve_remote_command
+from shim.runtime.podman import PULL_WORKERS, WORKERS
 from tests import test_kubelet_podman
 from tests.cluster import free_port, wait_until
 from tests.podman_env import PodmanEnv
@@ -59,6 +60,7 @@ podman_only = [
     pytest.mark.skipif(os.geteuid() != 0, reason="these tests drive root Podman"),
 ]
 Obj = dict[str, Any]
+CALL_DEADLINE = 5.0  # a runtime call that is not stuck behind others answers well within this
 
 
 def new_node() -> str:
@@ -85,6 +87,39 @@ async def test_a_container_log_is_rotated_at_the_nodes_maximum_size(
         size = log.stat().st_size
     assert size <= max_size, size
     assert container_status(pod, "app")["restartCount"] == 0
+
+
+# -- image pulls ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("runtime", [pytest.param("podman", marks=podman_only)])
+async def test_stalled_image_pulls_leave_the_runtime_free_for_other_calls(
+    podman_root: PodmanEnv, tmp_path: Path, runtime: str
+) -> None:
+    connections: list[asyncio.StreamWriter] = []
+
+    async def stall(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)  # a registry that accepts and never answers
+
+    registry = await asyncio.start_server(stall, "127.0.0.1", 0)
+    address = f"127.0.0.1:{registry.sockets[0].getsockname()[1]}"
+    node_runtime = podman_runtime(podman_root, tmp_path, new_node())
+    await node_runtime.start()
+    # more pulls than the runtime has threads for all of its calls
+    images = [f"{address}/stalled/image-{i}:1" for i in range(WORKERS + 4)]
+    pulls = [asyncio.create_task(node_runtime.ensure_image(image, "Always")) for image in images]
+    try:
+        await asyncio.to_thread(wait_until, lambda: len(connections) >= PULL_WORKERS, DEADLINE, "pulls in flight")
+        listed = await asyncio.wait_for(node_runtime.list_sandboxes(), CALL_DEADLINE)
+        assert listed == []
+    finally:
+        for pull in pulls:
+            pull.cancel()
+        await asyncio.gather(*pulls, return_exceptions=True)
+        registry.close()
+        for writer in connections:
+            writer.close()
+        await node_runtime.close()
 
 
 # -- emptyDir sizeLimit -------------------------------------------------------------------------------------------
