@@ -8,15 +8,20 @@ in the machine-wide shm segment (ENVIRONMENT.md §1.1).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import tempfile
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
+import podman
+
 from shim.runtime.podman_service import CONTAINERS_CONF, PodmanService
+from tests.images import ensure_test_image
 
 PODMAN = shutil.which("podman")
 RESET_DEADLINE = 120.0
@@ -88,6 +93,15 @@ class PodmanEnv:
         )
         containers.setdefault("network", {}).update(network_config_dir=f"{root}/networks")
         (root / "containers.conf").write_text(render_toml(containers))
+
+
+@contextlib.contextmanager
+def podman_root_with_test_image() -> Iterator[PodmanEnv]:
+    """A started PodmanEnv holding the busybox test image, stopped (and removed) afterwards."""
+    with PodmanEnv() as env:
+        with podman.PodmanClient(base_url=env.base_url) as client:
+            ensure_test_image(client)
+        yield env
 
 
 def render_toml(tables: dict[str, dict[str, object]]) -> str:

@@ -22,8 +22,8 @@ podman = pytest.importorskip("podman", reason="the podman package (podman-py) is
 from shim.pki import cluster_id  # noqa: E402
 from shim.runtime.base import LABEL_CLUSTER, LABEL_CONTAINER_NAME, LABEL_POD_UID  # noqa: E402
 from tests.cluster import Cluster, start_cluster, wait_until  # noqa: E402
-from tests.images import TEST_IMAGE, ensure_test_image  # noqa: E402
-from tests.podman_env import PodmanEnv  # noqa: E402
+from tests.images import TEST_IMAGE  # noqa: E402
+from tests.podman_env import PodmanEnv, podman_root_with_test_image  # noqa: E402
 from tests.test_e2e_podman import (  # noqa: E402
     NEVER_PULL,
     WAIT_TIMEOUT,
@@ -52,9 +52,7 @@ CONVERGE_DEADLINE = 120.0
 @pytest.fixture(scope="module")
 def podman_env() -> Iterator[PodmanEnv]:
     """A private Podman root with the test image (its own service is only the test's window into it)."""
-    with PodmanEnv() as env:
-        with podman.PodmanClient(base_url=env.base_url) as client:
-            ensure_test_image(client)
+    with podman_root_with_test_image() as env:
         yield env
 
 
@@ -108,6 +106,13 @@ def podman_pods(env: PodmanEnv, cluster: Cluster) -> list[Obj]:
         return [{"id": p.id, "labels": p.attrs.get("Labels") or {}} for p in listed]
 
 
+def run_sleeper(cluster: Cluster, namespace: str, name: str) -> Obj:
+    """A pod whose container `app` sleeps, once Ready."""
+    apply(cluster, namespace, pod(name, [busybox("app", "exec sleep 3600", **NEVER_PULL)]))
+    wait_ready(cluster, namespace, name)
+    return json_of(cluster, "get", "pod", name, "-n", namespace)
+
+
 def running_containers(env: PodmanEnv, uid: str, name: str) -> list[str]:
     """Ids of the running Podman containers of pod `uid` named `name`."""
     with podman.PodmanClient(base_url=env.base_url) as client:
@@ -118,9 +123,7 @@ def running_containers(env: PodmanEnv, uid: str, name: str) -> list[str]:
 def test_kill_9_of_up_takes_its_podman_service_along_and_a_restart_adopts_the_pods(
     cluster: Cluster, podman_env: PodmanEnv, namespace: str
 ) -> None:
-    apply(cluster, namespace, pod("keeper", [busybox("app", "exec sleep 3600", **NEVER_PULL)]))
-    wait_ready(cluster, namespace, "keeper")
-    before = json_of(cluster, "get", "pod", "keeper", "-n", namespace)
+    before = run_sleeper(cluster, namespace, "keeper")
     pid = service_pid(cluster)
     assert alive(pid)
 
@@ -141,9 +144,7 @@ def test_kill_9_of_up_takes_its_podman_service_along_and_a_restart_adopts_the_po
 async def test_a_killed_podman_service_is_replaced_and_running_pods_are_untouched(
     cluster: Cluster, podman_env: PodmanEnv, namespace: str
 ) -> None:
-    apply(cluster, namespace, pod("steady", [busybox("app", "exec sleep 3600", **NEVER_PULL)]))
-    wait_ready(cluster, namespace, "steady")
-    before = json_of(cluster, "get", "pod", "steady", "-n", namespace)
+    before = run_sleeper(cluster, namespace, "steady")
     pid = service_pid(cluster)
 
     os.kill(pid, signal.SIGKILL)
@@ -151,8 +152,7 @@ async def test_a_killed_podman_service_is_replaced_and_running_pods_are_untouche
                "a new podman service")  # fmt: skip
 
     # new pods still start, and the running one was never touched
-    apply(cluster, namespace, pod("newcomer", [busybox("app", "exec sleep 3600", **NEVER_PULL)]))
-    wait_ready(cluster, namespace, "newcomer")
+    run_sleeper(cluster, namespace, "newcomer")
     after = json_of(cluster, "get", "pod", "steady", "-n", namespace)
     assert container_status(after, "app")["containerID"] == container_status(before, "app")["containerID"]
     assert container_status(after, "app")["restartCount"] == 0

@@ -21,8 +21,7 @@ podman = pytest.importorskip("podman", reason="the podman package (podman-py) is
 from shim.pki import cluster_id  # noqa: E402
 from shim.runtime.base import LABEL_CLUSTER, LABEL_NODE  # noqa: E402
 from tests.cluster import Cluster, start_cluster  # noqa: E402
-from tests.images import ensure_test_image  # noqa: E402
-from tests.podman_env import PodmanEnv  # noqa: E402
+from tests.podman_env import PodmanEnv, podman_root_with_test_image  # noqa: E402
 from tests.test_e2e_podman import WAIT_TIMEOUT, create_web, json_of, podman_node_flags  # noqa: E402
 
 pytestmark = [
@@ -36,9 +35,7 @@ Obj = dict[str, Any]
 
 @pytest.fixture
 def podman_env() -> Iterator[PodmanEnv]:
-    with PodmanEnv() as env:
-        with podman.PodmanClient(base_url=env.base_url) as client:
-            ensure_test_image(client)
+    with podman_root_with_test_image() as env:
         yield env
 
 
