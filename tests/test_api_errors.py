@@ -236,7 +236,7 @@ async def test_creating_an_existing_object_is_409_already_exists(api: RawApi, na
     reply = await api.call("POST", configmaps(namespace), {"metadata": {"name": "once"}, "data": {"v": "2"}})
     status = status_of(reply, 409, "AlreadyExists")
     assert status["message"] == 'configmaps "once" already exists'
-    assert status["details"] == {"name": "once", "group": "", "kind": "configmaps"}
+    assert status["details"] == {"name": "once", "kind": "configmaps"}
     assert (await api.ok("GET", configmaps(namespace) + "/once"))["data"] == {"v": "1"}
 
 
@@ -258,7 +258,7 @@ async def test_a_put_or_patch_that_renames_the_object_is_400(api: RawApi, namesp
 async def test_creating_in_a_missing_namespace_is_404_namespace_not_found(api: RawApi) -> None:
     status = status_of(await api.call("POST", configmaps("no-such-ns"), {"metadata": {"name": "a"}}), 404, "NotFound")
     assert status["message"] == 'namespaces "no-such-ns" not found'
-    assert status["details"] == {"name": "no-such-ns", "group": "", "kind": "namespaces"}
+    assert status["details"] == {"name": "no-such-ns", "kind": "namespaces"}
 
 
 async def test_creating_in_a_terminating_namespace_is_403_forbidden(api: RawApi, namespace: str) -> None:
@@ -396,3 +396,31 @@ async def test_a_store_failure_during_a_watch_is_an_error_event_not_a_second_res
         assert (event["object"]["code"], event["object"]["reason"]) == (500, "InternalError")
         assert event["object"]["message"] == "Internal error occurred: database disk image is malformed"
     await store.close()
+
+
+async def test_a_path_nothing_serves_is_kubes_generic_404_byte_for_byte(api: RawApi) -> None:
+    reply = await api.call("GET", "/api/v1/namespaces/default/pods/x/nothing-here")
+    assert reply.status == 404
+    assert reply.body == (
+        b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
+        b'"message":"the server could not find the requested resource","reason":"NotFound","details":{},"code":404}'
+    )
+
+
+async def test_a_core_object_not_found_has_no_group_in_its_details(api: RawApi) -> None:
+    reply = await api.call("GET", "/api/v1/namespaces/default/configmaps/absent")
+    assert reply.body == (
+        b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
+        b'"message":"configmaps \\"absent\\" not found","reason":"NotFound",'
+        b'"details":{"name":"absent","kind":"configmaps"},"code":404}'
+    )
+
+
+def test_kubectl_debug_reports_ephemeral_containers_unavailable_instead_of_crashing(
+    cluster: Cluster, namespace: str
+) -> None:
+    cluster.kubectl("run", "target", "--image=busybox", "-n", namespace)
+    result = cluster.kubectl("debug", "target", "-n", namespace, "--image=busybox", "--", "true", check=False)
+    assert result.returncode == 1
+    assert "panic" not in result.stderr and "nil pointer" not in result.stderr
+    assert "the server could not find the requested resource" in result.stderr

@@ -159,7 +159,7 @@ async def openapi_v3_index(request: web.Request) -> web.Response:
 async def openapi_v3_document(request: web.Request) -> web.Response:
     found = openapi.v3_document(request.match_info["path"])
     if found is None:
-        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        raise errors.not_found_here()
     body, digest = found
     hashed = request.query.get("hash") == digest
     headers = {
@@ -200,7 +200,7 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPRequestEntityTooLarge:
         return status_response(413, "RequestEntityTooLarge", "Request entity too large: limit is 3145728")
     except web.HTTPNotFound:
-        return status_response(404, "NotFound", "the server could not find the requested resource")
+        return status_response(404, "NotFound", "the server could not find the requested resource", {})
     except web.HTTPMethodNotAllowed:
         return status_response(
             405, "MethodNotAllowed", "the server does not allow this method on the requested resource"

@@ -175,4 +175,4 @@ def _aggregated_resource(r: ResourceType) -> dict[str, Any]:
 def _not_found() -> web.Response:
     from shim.apiserver.errors import status_response
 
-    return status_response(404, "NotFound", "the server could not find the requested resource")
+    return status_response(404, "NotFound", "the server could not find the requested resource", {})

@@ -39,7 +39,7 @@ def status_body(code: int, reason: str, message: str, details: dict[str, Any] | 
         "message": message,
         "reason": reason,
     }
-    if details:
+    if details is not None:  # kube writes `"details":{}` when it has a StatusDetails with nothing in it
         body["details"] = details
     body["code"] = code
     return body
@@ -72,7 +72,8 @@ def _details(name: str | None, group: str, kind: str, causes: list[dict] | None 
     details: dict[str, Any] = {}
     if name:
         details["name"] = name
-    details["group"] = group
+    if group:  # omitempty: core-group objects carry no group
+        details["group"] = group
     details["kind"] = kind
     if causes:
         details["causes"] = causes
@@ -121,6 +122,11 @@ def invalid(group: str, kind: str, name: str, causes: list[dict]) -> ApiError:
     summary = parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
     qualified = f"{kind}.{group}" if group else kind
     return ApiError(422, "Invalid", f'{qualified} "{name}" is invalid: {summary}', _details(name, group, kind, causes))
+
+
+def not_found_here() -> ApiError:
+    """kube's generic 404 for a path nothing serves (with an empty `details`, which kubectl debug reads)."""
+    return ApiError(404, "NotFound", "the server could not find the requested resource", {})
 
 
 def bad_request(message: str) -> ApiError:

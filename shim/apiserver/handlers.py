@@ -55,18 +55,18 @@ def resolve(registry: Registry, group: str, version: str, rest: str) -> Target:
     ):
         namespace, parts = parts[1], parts[2:]
     if not parts or len(parts) > 3:
-        raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
+        raise errors.not_found_here()
     rt = registry.lookup(group, version, parts[0])
     if rt is None:
-        raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
+        raise errors.not_found_here()
     name = parts[1] if len(parts) > 1 else None
     sub = parts[2] if len(parts) > 2 else None
     if namespace is not None and not rt.namespaced:
-        raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
+        raise errors.not_found_here()
     if rt.namespaced and name is not None and namespace is None:
-        raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
+        raise errors.not_found_here()
     if sub is not None and sub not in rt.subresources:
-        raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
+        raise errors.not_found_here()
     return Target(rt, namespace, name, sub, watch_path)
 
 
