@@ -216,10 +216,11 @@ async def up_command(args: argparse.Namespace) -> int:
     default_path = default_kubeconfig_path()
     kubeconfig = (args.kubeconfig or default_path).expanduser()
     write_kubeconfig(kubeconfig, url, pki.ca_cert_pem, pki.token, merge=True)
+    stop = _stop_requested()  # before saying "serving": a SIGTERM from then on is a clean shutdown
     print(f"kube-shim {__version__} is serving {url} (ready in {time.monotonic() - started:.2f}s)", flush=True)
     print(f"kubeconfig: {kubeconfig}", flush=True)
     print(f"try: {kubectl_hint(kubeconfig, default_path)}", flush=True)
-    await _wait_for_signal()
+    await stop.wait()
     log.info("shutting down")
     await _stop_all(components)
     with contextlib.suppress(Exception):
@@ -251,8 +252,9 @@ async def node_command(args: argparse.Namespace) -> int:
     components = await _start_components(
         access, args, args.data_dir.expanduser(), serving_certificate=lambda _name, _hosts: certificate
     )
+    stop = _stop_requested()
     print(f"kube-shim node: {args.nodes} node agent(s) registered with {access.server}", flush=True)
-    await _wait_for_signal()
+    await stop.wait()
     await _stop_all(components)
     return 0
 
@@ -276,8 +278,9 @@ async def scheduler_command(args: argparse.Namespace) -> int:
 
     scheduler = Scheduler(ApiClient(_access(args), user_agent="kube-scheduler"))
     scheduler.start()
+    stop = _stop_requested()
     print("kube-shim scheduler: running", flush=True)
-    await _wait_for_signal()
+    await stop.wait()
     await scheduler.stop()
     return 0
 
@@ -288,8 +291,9 @@ async def controller_manager_command(args: argparse.Namespace) -> int:
 
     controllers = ControllerManager(ApiClient(_access(args), user_agent="kube-controller-manager"))
     controllers.start()
+    stop = _stop_requested()
     print("kube-shim controller-manager: running", flush=True)
-    await _wait_for_signal()
+    await stop.wait()
     await controllers.stop()
     return 0
 
@@ -427,12 +431,13 @@ def _tune_gc() -> None:
     gc.set_threshold(20_000, 50, 100)
 
 
-async def _wait_for_signal() -> None:
+def _stop_requested() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM (which no longer end the process at once)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    return stop
 
 
 if __name__ == "__main__":  # pragma: no cover
