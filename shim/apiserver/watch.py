@@ -106,11 +106,11 @@ class Watcher:
             if options.start > current:
                 raise errors.too_large_resource_version(options.start, current)
 
+        shape = "metadata" if codec.wants_partial_metadata(request) else "table" if codec.wants_table(request) else ""
+        encoder = _EventEncoder(rt, shape, include_object(request))  # a bad includeObject is a 400, before the 200
         response = web.StreamResponse(headers={"Content-Type": "application/json", "Cache-Control": "no-cache"})
         response.enable_chunked_encoding()
         await response.prepare(request)
-        shape = "metadata" if codec.wants_partial_metadata(request) else "table" if codec.wants_table(request) else ""
-        encoder = _EventEncoder(rt, shape, include_object(request))
         prefix = rt.key_prefix(target.namespace if rt.namespaced else None)
         deadline = asyncio.get_running_loop().time() + options.timeout
         self.active += 1
