@@ -199,6 +199,9 @@ class ObjectStore:
             meta.pop("namespace", None)
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + "".join(secrets.choice(_NAME_SUFFIX_ALPHABET) for _ in range(5))
+        if meta.get("resourceVersion"):
+            # kube's storage refuses it (as a 500 with no reason, an accident of its error mapping; 400 here)
+            raise errors.bad_request("resourceVersion should not be set on objects to be created")
         for transient in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
             meta.pop(transient, None)
         meta["uid"] = str(uuid.uuid4())
@@ -220,7 +223,7 @@ class ObjectStore:
         if prepare is not None:
             await prepare(obj)
         rt.strategy.prepare_for_create(obj)
-        key = rt.key(namespace, meta["name"])
+        key = rt.key(namespace, meta.get("name") or "")  # a missing name fails validation below
         async with self._write_lock(rt):
             await rt.strategy.admit(obj, None, self)
             causes = validate_object_meta(obj, rt.namespaced, rt.strategy.name_rule)
@@ -317,6 +320,9 @@ class ObjectStore:
         new["apiVersion"] = rt.api_version
         new["kind"] = rt.kind
         meta, old_meta = new["metadata"], old["metadata"]
+        if meta.get("uid") and meta["uid"] != old_meta.get("uid"):
+            why = f"Precondition failed: UID in precondition: {meta['uid']}, UID in object meta: {old_meta.get('uid')}"
+            raise errors.conflict(rt.group, rt.plural, old_meta.get("name", ""), why)
         for fixed in (
             "name",
             "namespace",

@@ -13,6 +13,7 @@ from aiohttp import web
 from shim.apiserver import codec, errors, query
 from shim.apiserver.errors import ApiError
 from shim.apiserver.handlers import ResourceHandlers, Target, stale
+from shim.apiserver.kinds.other import validate_eviction
 from shim.apiserver.kinds.pods import admit_pod_priority
 from shim.apiserver.objects import DeleteOptions, Obj, now_rfc3339
 from shim.apiserver.registry import ResourceType
@@ -144,6 +145,7 @@ class Subresources:
     async def evict(self, request: web.Request, target: Target) -> web.Response:
         """`pods/eviction`: a delete that respects the eviction's DeleteOptions."""
         eviction = await codec.read_object(request)
+        validate_eviction(eviction, target.name or "")
         opts = eviction.get("deleteOptions") or {}
         options = DeleteOptions(
             grace_period_seconds=opts.get("gracePeriodSeconds"),
