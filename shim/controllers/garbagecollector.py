@@ -91,15 +91,22 @@ class GarbageCollector(Reconciler):
 
     async def _discover_then_start(self) -> None:
         backoff = Backoff(initial=1.0, cap=30.0)
-        while True:
-            try:
-                resources = await deletable_resources(self.client)
-                break
-            except (ApiException, aiohttp.ClientError, OSError) as exc:
-                log.warning("garbage collector: discovery failed, retrying: %s", exc)
-            except Exception:
-                log.exception("garbage collector: discovery failed, retrying")
-            await asyncio.sleep(backoff.next())
+        # until discovery works nothing is collected: /readyz says so if that lasts
+        health = self.client.health.track("garbage collector discovery", failing=True)
+        try:
+            while True:
+                try:
+                    resources = await deletable_resources(self.client)
+                    break
+                except (ApiException, aiohttp.ClientError, OSError) as exc:
+                    log.warning("garbage collector: discovery failed, retrying: %s", exc)
+                    health.failed(exc)
+                except Exception as exc:
+                    log.exception("garbage collector: discovery failed, retrying")
+                    health.failed(exc)
+                await asyncio.sleep(backoff.next())
+        finally:
+            self.client.health.untrack(health)
         for resource, kind in resources:
             self._resources[(resource.group, kind)] = resource
             self.watch(resource, functools.partial(self._on_event, resource))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import aiohttp
+
 from shim.client import ApiClient, ApiException, Informer, Resource
 from shim.client.api import Obj
 from shim.client.discovery import served_resources
@@ -48,7 +50,7 @@ class NamespaceController:
             name = await self._queue.get()
             try:
                 done = await self.finalize(name)
-            except ApiException as exc:  # e.g. a conflict: the namespace is retried below
+            except (ApiException, aiohttp.ClientError, TimeoutError) as exc:  # retried below
                 log.warning("namespace %s: %s", name, exc)
                 done = False
             except Exception:  # keep the worker alive: the namespace is retried below
