@@ -408,7 +408,23 @@ def include_object(request: web.Request) -> str:
 
 def cannot_be_handled(rt: ResourceType, why: str) -> ApiError:
     """400 for a body that does not decode into the kind's type, worded as kube's transformDecodeError."""
-    return errors.bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: {why}')
+    return _cannot_decode(rt.kind, rt.version, why)
+
+
+def _cannot_decode(kind: str, version: str, why: str) -> ApiError:
+    return errors.bad_request(f'{kind} in version "{version}" cannot be handled as a {kind}: {why}')
+
+
+async def read_typed_object(request: web.Request, group: str, version: str, kind: str) -> Obj:
+    """A subresource's body (Binding, Eviction, Scale, ...): decoded, and each value's type checked against
+    the kind's schema as kube's decoding into Go types does (400), so the handler can trust the types."""
+    from shim.apiserver.validation import find_schema_problems
+
+    obj = await codec.read_object(request)
+    causes, _ = find_schema_problems(group, version, kind, obj)
+    if causes:
+        raise _cannot_decode(kind, version, "; ".join(f"{c['field']}: {c['message']}" for c in causes))
+    return obj
 
 
 def check_name(target: Target, obj: Obj) -> None:
