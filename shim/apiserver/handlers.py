@@ -253,15 +253,20 @@ class ResourceHandlers:
                 raise stale(rt, target.name or "")
             return obj
 
-        updated = await self.objects.update(
-            rt,
-            target.namespace,
-            target.name or "",
-            replace,
-            subresource,
-            query.dry_run(request.query),
-            field_manager(request),
-        )
+        dry = query.dry_run(request.query)
+        try:
+            updated = await self.objects.update(
+                rt, target.namespace, target.name or "", replace, subresource, dry, field_manager(request)
+            )
+        except ApiError as exc:
+            if exc.code != 404 or subresource or wanted_rv or not rt.strategy.allow_create_on_update:
+                raise
+            if rt.namespaced:
+                await self.require_active_namespace(rt, target.namespace or "", obj)
+            created = await self.objects.create(
+                rt, target.namespace, obj, dry, self.subresources.admit_create(rt), field_manager(request)
+            )
+            return self.render(request, rt, created, 201, warning_headers(warnings))
         return self.render(request, rt, updated, 200, warning_headers(warnings))
 
     async def patch(self, request: web.Request, target: Target, subresource: str | None = None) -> web.Response:

@@ -31,6 +31,8 @@ class Strategy:
     returns_deleted_object = False
     #: the format metadata.name must have (kube's ValidateNameFunc for the kind)
     name_rule = NameRule.SUBDOMAIN
+    #: a PUT of a missing object creates it (kube's AllowCreateOnUpdate: services, endpoints, events, leases)
+    allow_create_on_update = False
     #: writes of this kind run one at a time from admission to the store write (allocators read what is stored)
     serialize_writes = False
 

@@ -183,6 +183,8 @@ class SecretStrategy(Strategy):
 class EndpointsStrategy(Strategy):
     """Endpoints: ports default to TCP; addresses must be real, non-special IPs."""
 
+    allow_create_on_update = True
+
     def default(self, obj: Obj) -> None:
         for subset in obj.get("subsets") or ():
             for port in subset.get("ports") or ():
@@ -270,6 +272,8 @@ class NodeStrategy(Strategy):
 
 class EventStrategy(Strategy):
     """core/v1 Events: the legacy validation (no name rule of their own beyond the generic one)."""
+
+    allow_create_on_update = True
 
     name_rule = NameRule.PATH_SEGMENT
 

@@ -41,6 +41,8 @@ _PROPAGATION_POLICIES = ("Foreground", "Background", "Orphan")
 class LeaseStrategy(Strategy):
     """coordination.k8s.io/v1 Leases (node heartbeats, leader election)."""
 
+    allow_create_on_update = True
+
     def default(self, obj: Obj) -> None:
         if obj.get("spec") is None:
             obj["spec"] = {}
@@ -68,6 +70,8 @@ class LeaseStrategy(Strategy):
 
 class EventsV1Strategy(Strategy):
     """events.k8s.io/v1 Events: the strict validation newer clients get (field paths are core's, as kube's)."""
+
+    allow_create_on_update = True
 
     def default(self, obj: Obj) -> None:
         # zero-valued fields Go's encoder still writes

@@ -58,6 +58,8 @@ _POLICIES = ("PreferDualStack", "RequireDualStack", "SingleStack")
 class ServiceStrategy(Strategy):
     """Services (core/v1)."""
 
+    allow_create_on_update = True
+
     has_status_subresource = True
     returns_deleted_object = True
     name_rule = NameRule.DNS1035_LABEL
