@@ -19,6 +19,8 @@ import pytest
 podman = pytest.importorskip("podman", reason="the podman package (podman-py) is not installed")
 
 from shim.client import ApiClient  # noqa: E402
+from shim.kubelet.envvars import ContainerConfigError  # noqa: E402
+from shim.kubelet.subpath import resolve_sub_path  # noqa: E402
 from shim.runtime.base import LABEL_NODE  # noqa: E402
 from tests import test_kubelet_podman  # noqa: E402
 from tests.podman_env import PodmanEnv  # noqa: E402
@@ -148,6 +150,22 @@ async def test_a_sub_path_inside_the_volume_is_created_and_mounted(
         volume = tmp_path / node / "pods" / pod["metadata"]["uid"] / "volumes" / "shared"
         assert (volume / "a" / "b" / "note").read_text() == "inside\n"
         assert stat.S_IMODE((volume / "a").stat().st_mode) == 0o777  # the emptyDir's own mode, for any user
+
+
+def test_sub_paths_resolve_inside_the_volume_without_following_symlinks(tmp_path: Path) -> None:
+    volume = tmp_path / "volume"
+    (volume / "a").mkdir(parents=True)
+    volume.chmod(0o770)
+    (volume / "a" / "file").write_text("x")
+    (volume / "a" / "link").symlink_to(tmp_path)
+    assert resolve_sub_path(volume, "a/file", "v", "c") == volume / "a" / "file"
+    made = resolve_sub_path(volume, "./a//new/deeper/", "v", "c")
+    assert made == volume / "a" / "new" / "deeper" and made.is_dir()
+    assert stat.S_IMODE(made.stat().st_mode) == 0o770  # the volume root's mode, whatever the umask
+    for bad in ("a/link", "a/link/x", "a/file/x", "/etc", "a/../..", ".."):
+        with pytest.raises(ContainerConfigError):
+            resolve_sub_path(volume, bad, "v", "c")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["volume"]  # nothing was made through the link
 
 
 # -- secret volumes ------------------------------------------------------------------------------------------
