@@ -111,8 +111,8 @@ class PodmanService:
             delay = min(delay * 2, RESTART_DELAY_MAX)
             try:
                 self._launch()
-            except RuntimeError as error:
-                log.warning("%s", error)
+            except Exception as error:  # the supervisor must outlive any failed start: it retries, backing off
+                log.warning("could not start podman system service: %s", error)
         _terminate(self._process)  # one started while stop() was under way
         self.pid_file.unlink(missing_ok=True)
 
