@@ -9,6 +9,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from shim.kubelet.envvars import ContainerConfigError  # noqa: E402
 from shim.kubelet.subpath import resolve_sub_path  # noqa: E402
 from shim.runtime.base import LABEL_NODE  # noqa: E402
 from tests import test_kubelet_podman  # noqa: E402
+from tests.cluster import start_cluster  # noqa: E402
 from tests.podman_env import PodmanEnv  # noqa: E402
 from tests.test_kubelet import (  # noqa: E402
     PODS,
@@ -312,3 +314,34 @@ async def test_a_node_that_disallows_host_namespaces_rejects_such_pods(
     assert (pod["status"]["reason"], pod["status"]["message"]) == ("HostNamespacesForbidden", message)
     assert event["type"] == "Warning" and event["message"] == message
     assert podman_client.pods.list(filters={"label": f"{LABEL_NODE}={node}"}) == []  # nothing of it ran
+
+
+def test_kube_shim_up_allow_host_namespaces_false_refuses_host_network_pods(tmp_path: Path) -> None:
+    node_flags = ("--runtime", "fake", "--nodes", "1", "--allow-host-namespaces=false")
+    cluster = start_cluster(tmp_path, nodes=node_flags)
+    try:
+        cluster.kubectl("wait", "--for=condition=Ready", "node", "--all", "--timeout=60s")
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "hosty", "namespace": "default"},
+            "spec": {"hostNetwork": True, "containers": [{"name": "app", "image": "busybox:1.36"}]},
+        }
+        cluster.kubectl("apply", "-f", "-", stdin=json.dumps(pod))
+        reason = "--for=jsonpath={.status.reason}=HostNamespacesForbidden"
+        cluster.kubectl("wait", reason, "pod/hosty", "--timeout=60s")
+        message = cluster.kubectl("get", "pod", "hosty", "-o", "jsonpath={.status.message}").stdout
+        assert message == "Pod was rejected: this node does not allow hostNetwork"
+    finally:
+        cluster.stop()
+
+
+def test_node_setting_values_are_checked() -> None:
+    for flag, complaint in (
+        ("--allow-host-namespaces=maybe", "'maybe' is not true or false"),
+        ("--container-log-max-size=lots", "'lots' is not a size"),
+        ("--container-log-max-size=1", "too small"),
+    ):
+        command = [sys.executable, "-m", "shim.cli", "node", "--kubeconfig", "/nonexistent", flag]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+        assert result.returncode == 2 and complaint in result.stderr, (flag, result.stderr)
