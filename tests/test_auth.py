@@ -24,6 +24,8 @@ from kubernetes import config as k8s_config
 from shim.apiserver.auth import USER, UserInfo, authentication_middleware, load_token_file
 from shim.kubeconfig import write_kubeconfig
 from shim.pki import ADMIN_GROUP, ADMIN_USER, Pki, ensure_pki
+from tests.cluster import Cluster
+from tests.rawapi import RawApi
 
 KUBECTL = Path("/usr/lib/google-cloud-sdk/bin/kubectl.1.33")
 needs_kubectl = pytest.mark.skipif(not KUBECTL.exists(), reason="needs the real kubectl 1.33")
@@ -295,3 +297,24 @@ def test_a_token_file_row_with_too_few_columns_is_an_error(tmp_path: Path) -> No
 
     with pytest.raises(ValueError, match="3 columns"):
         load_token_file(path)
+
+
+async def test_impersonation_is_refused_rather_than_run_as_the_caller(cluster: Cluster) -> None:
+    refused = cluster.kubectl("get", "pods", "--as", "jane", check=False)
+    assert refused.returncode == 1 and "Error from server (Forbidden)" in refused.stderr
+    raw = RawApi(cluster.kubeconfig)
+    try:
+        for headers, resource, name in (
+            ({"Impersonate-User": "jane"}, "users", "jane"),
+            ({"Impersonate-Group": "devs"}, "groups", "devs"),
+        ):
+            reply = await raw.call("GET", "/api/v1/namespaces/default/pods", headers=headers)
+            assert reply.status == 403
+            assert reply.json() == {
+                "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": f'{resource} "{name}" is forbidden: User "kube-shim-admin" cannot impersonate resource '
+                f'"{resource}" in API group "" at the cluster scope',
+                "reason": "Forbidden", "details": {"name": name, "kind": resource}, "code": 403,
+            }  # fmt: skip
+    finally:
+        await raw.close()

@@ -55,9 +55,30 @@ def authentication_middleware(tokens: Mapping[str, UserInfo], ca_verified: bool 
             request[USER] = ANONYMOUS
         else:
             return status_response(401, "Unauthorized", "Unauthorized")
+        refused = _impersonation_refused(request, request[USER])
+        if refused is not None:
+            return refused
         return await handler(request)
 
     return authenticate
+
+
+# header -> the resource kube's impersonation filter authorizes (`impersonate` on users, groups, uids)
+_IMPERSONATION = (("Impersonate-User", "users"), ("Impersonate-Group", "groups"), ("Impersonate-Uid", "uids"))
+
+
+def _impersonation_refused(request: web.Request, user: UserInfo) -> web.Response | None:
+    """Without an authorizer nobody may act as someone else: refuse as kube does when `impersonate` is denied,
+    rather than run the request as the caller while the client believes it ran as another user."""
+    for header, resource in _IMPERSONATION:
+        name = request.headers.get(header)
+        if name is not None:
+            message = (
+                f'{resource} "{name}" is forbidden: User "{user.name}" cannot impersonate resource "{resource}" '
+                'in API group "" at the cluster scope'
+            )
+            return status_response(403, "Forbidden", message, {"name": name, "kind": resource})
+    return None
 
 
 def load_token_file(path: Path) -> dict[str, UserInfo]:
