@@ -12,7 +12,7 @@ from aiohttp import web
 
 from shim.apiserver import codec, errors, query
 from shim.apiserver.errors import ApiError
-from shim.apiserver.handlers import ResourceHandlers, Target, stale
+from shim.apiserver.handlers import ResourceHandlers, Target, read_typed_object, stale
 from shim.apiserver.kinds.other import validate_eviction
 from shim.apiserver.kinds.pods import admit_pod_priority
 from shim.apiserver.objects import DeleteOptions, Obj, now_rfc3339
@@ -65,7 +65,7 @@ class Subresources:
 
         rt = target.rt
         if request.method == "PUT":
-            body: Any = await codec.read_object(request)
+            body: Any = await read_typed_object(request, "autoscaling", "v1", "Scale")
             kind = None
         else:
             kind = codec.media_type(request)
@@ -104,7 +104,7 @@ class Subresources:
 
     async def bind(self, request: web.Request, target: Target) -> web.Response:
         """`pods/binding`: the scheduler's assignment of a pod to a node."""
-        binding = await codec.read_object(request)
+        binding = await read_typed_object(request, "", "v1", "Binding")
         node = ((binding.get("target") or {}).get("name")) or ""
         if not node:
             raise errors.invalid(
@@ -144,7 +144,7 @@ class Subresources:
 
     async def evict(self, request: web.Request, target: Target) -> web.Response:
         """`pods/eviction`: a delete that respects the eviction's DeleteOptions."""
-        eviction = await codec.read_object(request)
+        eviction = await read_typed_object(request, "policy", "v1", "Eviction")
         validate_eviction(eviction, target.name or "")
         opts = eviction.get("deleteOptions") or {}
         options = DeleteOptions(
@@ -170,7 +170,7 @@ class Subresources:
 
     async def finalize(self, request: web.Request, target: Target) -> web.Response:
         """`namespaces/NAME/finalize`: the namespace controller removes its spec.finalizers entry here."""
-        body = await codec.read_object(request)
+        body = await read_typed_object(request, "", "v1", "Namespace")
         finalizers = (body.get("spec") or {}).get("finalizers") or []
 
         def set_finalizers(ns: Obj) -> Obj:
