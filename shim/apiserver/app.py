@@ -9,6 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from shim import __version__
@@ -81,12 +82,14 @@ def build_app(
         return await handlers.handle(request, target)
 
     async def health(request: web.Request) -> web.Response:
-        if request.path.startswith("/readyz"):
-            starting: ReadyCheck = ("ready", lambda: None if ready() else "still starting")
-            store_problem = await _store_problem(store)
-            etcd: ReadyCheck = ("etcd", lambda: store_problem)  # kube's name for its storage check
-            return _readyz(request, [starting, etcd, *app[READY_CHECKS]])
-        return web.Response(text="ok")
+        endpoint = request.path.split("/")[1]  # healthz, livez or readyz
+        store_problem = await _store_problem(store)
+        checks: list[ReadyCheck] = [("ping", lambda: None), ("log", lambda: None)]
+        checks.append(("etcd", lambda: store_problem))  # kube's name for its storage check
+        if endpoint == "readyz":
+            checks.append(("ready", lambda: None if ready() else "still starting"))
+            checks.extend(app[READY_CHECKS])
+        return _health_report(request, endpoint, checks)
 
     async def version(request: web.Request) -> web.Response:
         return codec.json_response(version_info())
@@ -122,21 +125,22 @@ def build_app(
     return app
 
 
-def _readyz(request: web.Request, checks: list[ReadyCheck]) -> web.Response:
-    """kube's /readyz: `ok`; or, when a check fails or `?verbose` is asked, one `[+]name ok` or
-    `[-]name failed: reason withheld` line per check (the reason goes to the log, as kube does)."""
+def _health_report(request: web.Request, endpoint: str, checks: list[ReadyCheck]) -> web.Response:
+    """kube's /healthz, /livez and /readyz: `ok`; or, when a check fails or `?verbose` is asked, one
+    `[+]name ok` or `[-]name failed: reason withheld` line per check (the reason goes to the log, as kube
+    does), then `<endpoint> check passed|failed`."""
     wanted = request.match_info.get("check")
     results = [(name, check()) for name, check in checks if not wanted or name == wanted]
     if wanted and not results:
-        raise ApiError(404, "NotFound", f"no readyz check named {wanted!r}")
+        raise ApiError(404, "NotFound", f"no {endpoint} check named {wanted!r}")
     for name, problem in results:
         if problem:
-            log.warning("readyz check %s failed: %s", name, problem)
+            log.warning("%s check %s failed: %s", endpoint, name, problem)
     failed = any(problem for _, problem in results)
     if not failed and "verbose" not in request.query:
         return web.Response(text="ok")
     lines = [f"[-]{name} failed: reason withheld" if problem else f"[+]{name} ok" for name, problem in results]
-    lines.append("readyz check failed" if failed else "readyz check passed")
+    lines.append(f"{endpoint} check failed" if failed else f"{endpoint} check passed")
     return web.Response(status=500 if failed else 200, text="\n".join(lines) + "\n")
 
 
@@ -170,11 +174,19 @@ async def openapi_v3_document(request: web.Request) -> web.Response:
 
 
 async def openapi_v2(request: web.Request) -> web.Response:
-    """Only the gnostic protobuf form: kubectl cannot parse JSON here (kubectl-wire.md G3)."""
+    """The gnostic protobuf form to whoever asks for protobuf (kubectl, which cannot parse JSON here:
+    kubectl-wire.md G3), the Swagger JSON to everyone else, as kube-apiserver negotiates it."""
     from shim.apiserver.openapi_v2 import CONTENT_TYPE
 
-    body = _swagger_v2_protobuf()
-    return web.Response(body=body, content_type=CONTENT_TYPE, headers={"Cache-Control": "no-cache, private"})
+    headers = {"Cache-Control": "no-cache, private"}
+    if "protobuf" in request.headers.get("Accept", ""):
+        return web.Response(body=_swagger_v2_protobuf(), content_type=CONTENT_TYPE, headers=headers)
+    return web.Response(body=_swagger_v2_json(), content_type="application/json", headers=headers)
+
+
+@functools.cache
+def _swagger_v2_json() -> bytes:
+    return orjson.dumps(openapi.swagger_v2())
 
 
 @functools.cache

@@ -91,7 +91,7 @@ def drop_what_go_drops(value: Any, node: SchemaNode) -> None:
                     continue
                 elif field.format == "date-time" and isinstance(item, str):
                     value[key] = _go_time(item, micro=field.name == MICRO_TIME)
-                elif item in ({}, []) and key not in node.required and _is_map_or_list(field):
+                elif item in ({}, []) and _omitted_when_empty(node, key, field):
                     del value[key]  # omitempty leaves out an empty map or slice (not an empty struct)
                 else:
                     drop_what_go_drops(item, field)
@@ -104,8 +104,15 @@ def drop_what_go_drops(value: Any, node: SchemaNode) -> None:
 MICRO_TIME = "io.k8s.apimachinery.pkg.apis.meta.v1.MicroTime"
 
 
-def _is_map_or_list(node: SchemaNode) -> bool:
-    return node.type == "array" or (node.type == "object" and node.additional_properties is not None)
+# optional fields whose Go tag has no omitempty (the schemas do not say so; required fields never have it)
+_KEPT_WHEN_EMPTY = frozenset({("io.k8s.api.discovery.v1.EndpointSlice", "ports")})
+
+
+def _omitted_when_empty(parent: SchemaNode, key: str, field: SchemaNode) -> bool:
+    """Whether Go's encoding leaves out this field when it is an empty map or slice."""
+    if key in parent.required or (parent.name, key) in _KEPT_WHEN_EMPTY:
+        return False
+    return field.type == "array" or (field.type == "object" and field.additional_properties is not None)
 
 
 def _go_time(text: str, micro: bool) -> str:
