@@ -4,6 +4,7 @@ other host users, the container's securityContext reaches Podman, and a node may
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -21,12 +22,14 @@ podman = pytest.importorskip("podman", reason="the podman package (podman-py) is
 
 from shim.client import ApiClient  # noqa: E402
 from shim.kubelet.envvars import ContainerConfigError  # noqa: E402
-from shim.kubelet.subpath import resolve_sub_path  # noqa: E402
+from shim.kubelet.mounts import mount_points_under, unmount_under  # noqa: E402
+from shim.kubelet.subpath import bind_sub_path  # noqa: E402
 from shim.runtime.base import LABEL_NODE  # noqa: E402
 from tests import test_kubelet_podman  # noqa: E402
-from tests.cluster import start_cluster  # noqa: E402
+from tests.cluster import start_cluster, wait_until  # noqa: E402
 from tests.podman_env import PodmanEnv  # noqa: E402
 from tests.test_kubelet import (  # noqa: E402
+    DEADLINE,
     PODS,
     SECRETS,
     container_status,
@@ -35,6 +38,7 @@ from tests.test_kubelet import (  # noqa: E402
     runtime_id,
     wait_event,
     wait_for,
+    wait_gone,
 )
 from tests.test_kubelet_podman import busybox, podman_runtime  # noqa: E402
 
@@ -64,6 +68,13 @@ def waiting_reason(pod: Obj, name: str) -> str:
 def config_error(name: str) -> Callable[[Obj], bool]:
     """The container waits with CreateContainerConfigError (what kubelet shows for a spec it refuses)."""
     return lambda pod: waiting_reason(pod, name) == "CreateContainerConfigError"
+
+
+@pytest.fixture(autouse=True)
+def no_mounts_left_behind(tmp_path: Path) -> Iterator[None]:
+    """A test that fails half-way may leave a pod's sub-path mounts: never leave them in the host's mount table."""
+    yield
+    unmount_under(tmp_path)
 
 
 @pytest.fixture
@@ -149,25 +160,46 @@ async def test_a_sub_path_inside_the_volume_is_created_and_mounted(
     async with running_node(api, tmp_path, podman_runtime(podman_root, tmp_path, node), name=node):
         await api.create(PODS, manifest, namespace)
         pod = await wait_for(api, PODS, namespace, "inside", lambda p: p["status"].get("phase") == "Succeeded")
-        volume = tmp_path / node / "pods" / pod["metadata"]["uid"] / "volumes" / "shared"
+        pod_dir = tmp_path / node / "pods" / pod["metadata"]["uid"]
+        volume = pod_dir / "volumes" / "shared"
         assert (volume / "a" / "b" / "note").read_text() == "inside\n"
         assert stat.S_IMODE((volume / "a").stat().st_mode) == 0o777  # the emptyDir's own mode, for any user
+        assert mount_points_under(pod_dir) == [str(pod_dir / "volume-subpaths" / "shared" / "writer" / "0")]
+        await api.delete(PODS, "inside", namespace)
+        await wait_gone(api, namespace, "inside")
+        # a finished pod is deleted at once; the agent cleans up after it
+        await asyncio.to_thread(wait_until, lambda: not pod_dir.exists(), DEADLINE, "the pod's files removed")
+    assert mount_points_under(tmp_path) == []  # taken down before the files went
 
 
-def test_sub_paths_resolve_inside_the_volume_without_following_symlinks(tmp_path: Path) -> None:
-    volume = tmp_path / "volume"
+def test_sub_paths_are_bound_from_inside_the_volume_without_following_symlinks(tmp_path: Path) -> None:
+    volume, mounts, outside = tmp_path / "volume", tmp_path / "mounts", tmp_path / "outside"
     (volume / "a").mkdir(parents=True)
+    outside.mkdir()
     volume.chmod(0o770)
     (volume / "a" / "file").write_text("x")
-    (volume / "a" / "link").symlink_to(tmp_path)
-    assert resolve_sub_path(volume, "a/file", "v", "c") == volume / "a" / "file"
-    made = resolve_sub_path(volume, "./a//new/deeper/", "v", "c")
-    assert made == volume / "a" / "new" / "deeper" and made.is_dir()
-    assert stat.S_IMODE(made.stat().st_mode) == 0o770  # the volume root's mode, whatever the umask
-    for bad in ("a/link", "a/link/x", "a/file/x", "/etc", "a/../..", ".."):
-        with pytest.raises(ContainerConfigError):
-            resolve_sub_path(volume, bad, "v", "c")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["volume"]  # nothing was made through the link
+    (volume / "a" / "link").symlink_to(outside)
+    try:
+        assert bind_sub_path(volume, "a/file", mounts / "0", "v", "c").read_text() == "x"
+        made = bind_sub_path(volume, "./a//new/deeper/", mounts / "1", "v", "c")
+        assert made == mounts / "1" and (volume / "a" / "new" / "deeper").is_dir()
+        assert stat.S_IMODE((volume / "a" / "new").stat().st_mode) == 0o770  # the volume's mode, not the umask
+        for bad in ("a/link", "a/link/x", "a/file/x", "/etc", "a/../..", ".."):
+            with pytest.raises(ContainerConfigError):
+                bind_sub_path(volume, bad, mounts / "2", "v", "c")
+        assert list(outside.iterdir()) == []  # nothing was made through the link
+        # what was resolved is what stays mounted: swapping the directory for a symlink afterwards changes nothing
+        (volume / "a" / "new" / "deeper" / "mine").write_text("inside")
+        (volume / "a" / "new").rename(volume / "a" / "moved")
+        (volume / "a" / "new").symlink_to(outside)
+        assert [p.name for p in made.iterdir()] == ["mine"]
+        # a second run of the container mounts afresh where the first run's mount was
+        assert bind_sub_path(volume, "a/moved", mounts / "1", "v", "c") == mounts / "1"
+        assert [p.name for p in (mounts / "1").iterdir()] == ["deeper"]
+        assert len(mount_points_under(tmp_path)) == 2
+    finally:
+        assert unmount_under(tmp_path) == []
+    assert mount_points_under(tmp_path) == []
 
 
 # -- secret volumes ------------------------------------------------------------------------------------------

@@ -4,11 +4,15 @@ reads them from, `logs.container_log_path`)."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from shim.kubelet.logs import container_log_path
+from shim.kubelet.mounts import unmount_under
+
+log = logging.getLogger("shim.kubelet.paths")
 
 PRIVATE_DIR_MODE = 0o750  # kubelet's pods/<uid> mode: other host users cannot look inside
 
@@ -31,6 +35,11 @@ class PodPaths:
     def volume(self, name: str) -> Path:
         return self.root / "volumes" / name
 
+    def sub_path_mount(self, volume: str, container: str, index: int) -> Path:
+        """Where the sub-path of a container's index-th volumeMount is bind-mounted (kubelet's volume-subpaths):
+        inside the pod's own directory, which no container can write to."""
+        return self.root / "volume-subpaths" / volume / container / str(index)
+
     def termination_log(self, container: str, attempt: int) -> Path:
         return self.root / "containers" / container / f"{attempt}.termination-log"
 
@@ -39,5 +48,9 @@ class PodPaths:
         return container_log_path(self.data_dir, self.uid, container, attempt)
 
     def remove(self) -> None:
-        """Drop everything the pod left on the node (its API object is gone)."""
+        """Drop everything the pod left on the node (its API object is gone). Its sub-path mounts are taken down
+        first; while one stays, the files stay too (deleting through a mount would reach into its volume)."""
+        if self.root.exists() and (left := unmount_under(self.root)):
+            log.warning("pod %s: not removing %s: still mounted at %s", self.uid, self.root, ", ".join(left))
+            return
         shutil.rmtree(self.root, ignore_errors=True)

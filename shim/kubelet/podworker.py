@@ -372,7 +372,7 @@ class PodWorker:
             return False
         try:
             env = await container_env(pod, container, refs, self._addresses(), node.allocatable, self._warn)
-            mounts = container_mounts(container, self._volumes or {}, env, self.paths.termination_log(name, attempt))
+            mounts = container_mounts(container, self._volumes or {}, env, self.paths, attempt)
             log_path = self.paths.container_log(name, attempt)
             image_user = await self._image_user_if_needed(container)
             spec = container_spec(pod, container, env, mounts, attempt, str(log_path), node.options, image_user)

@@ -17,7 +17,7 @@ from shim.kubelet.downward import DownwardError, PodAddresses, field_value, reso
 from shim.kubelet.envvars import expand
 from shim.kubelet.paths import PodPaths
 from shim.kubelet.refs import ReferencedObjects
-from shim.kubelet.subpath import resolve_sub_path
+from shim.kubelet.subpath import bind_sub_path
 from shim.runtime.base import Mount
 
 Obj = dict[str, Any]
@@ -76,21 +76,25 @@ async def prepare_volumes(
 
 
 def container_mounts(
-    container: Obj, volumes: dict[str, PreparedVolume], env: dict[str, str], termination_log: Path | None
+    container: Obj, volumes: dict[str, PreparedVolume], env: dict[str, str], paths: PodPaths, attempt: int
 ) -> list[Mount]:
-    """The bind mounts of one container: its volumeMounts (with subPath/subPathExpr) and termination log.
+    """The bind mounts of one run of a container: its volumeMounts (a subPath or subPathExpr bind-mounted onto
+    the pod's volume-subpaths first) and its termination log.
 
     Raises ContainerConfigError for a sub-path that is invalid or leads out of its volume."""
+    name = container["name"]
     mounts = []
-    for mount in container.get("volumeMounts") or ():
+    for index, mount in enumerate(container.get("volumeMounts") or ()):
         volume = volumes[mount["name"]]
         host = volume.path
         sub_path = mount.get("subPath") or (expand(mount["subPathExpr"], env) if mount.get("subPathExpr") else "")
         if sub_path:
-            host = resolve_sub_path(volume.path, sub_path, mount["name"], container["name"])
+            target = paths.sub_path_mount(mount["name"], name, index)
+            host = bind_sub_path(volume.path, sub_path, target, mount["name"], name)
         read_only = bool(mount.get("readOnly")) or volume.read_only
         mounts.append(Mount(str(host), mount["mountPath"], read_only))
-    if termination_log is not None and container.get("terminationMessagePath"):
+    if container.get("terminationMessagePath"):
+        termination_log = paths.termination_log(name, attempt)
         termination_log.parent.mkdir(parents=True, exist_ok=True)
         termination_log.touch()
         termination_log.chmod(0o666)  # any container user may write its last words
