@@ -42,3 +42,11 @@ async def test_openapi_v2_is_json_unless_protobuf_is_asked_for(api: RawApi) -> N
 def test_kubectl_explain_still_reads_openapi_v2(cluster: Cluster) -> None:
     explained = cluster.kubectl("explain", "pod.spec.containers.image", version="1.27")
     assert "image" in explained.stdout.lower()
+
+
+def test_kubectl_get_endpoints_warns_that_endpoints_are_deprecated(cluster: Cluster) -> None:
+    got = cluster.kubectl("get", "endpoints", "-n", "default")
+    warning = "Warning: v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice"
+    assert got.stderr.splitlines()[0] == warning
+    slices = cluster.kubectl("get", "endpointslices", "-n", "default")
+    assert "Warning" not in slices.stderr

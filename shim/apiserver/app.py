@@ -30,6 +30,7 @@ KUBE_MAJOR, KUBE_MINOR, KUBE_PATCH = "1", "33", "1"
 
 OBJECTS = web.AppKey("objects", ObjectStore)
 RESOURCE = web.RequestKey("resource", str)  # for metrics: which resource a request addressed
+DEPRECATION = web.RequestKey("deprecation", str)  # the Warning a deprecated resource's responses carry
 ReadyCheck = tuple[str, Callable[[], str | None]]  # a /readyz check: its name, and the problem (None: fine)
 READY_CHECKS = web.AppKey("ready_checks", list[ReadyCheck])  # components running in this process add theirs
 
@@ -74,11 +75,14 @@ def build_app(
     )
     app[OBJECTS] = objects
     app[READY_CHECKS] = []
+    app.on_response_prepare.append(_warn_deprecated)
 
     async def resource(request: web.Request) -> web.StreamResponse:
         info = request.match_info
         target = resolve(registry, info.get("group", ""), info.get("version", "v1"), info["rest"])
         request[RESOURCE] = target.rt.plural + (f"/{target.subresource}" if target.subresource else "")
+        if target.rt.deprecation:
+            request[DEPRECATION] = target.rt.deprecation
         return await handlers.handle(request, target)
 
     async def health(request: web.Request) -> web.Response:
@@ -194,6 +198,13 @@ def _swagger_v2_protobuf() -> bytes:
     from shim.apiserver.openapi_v2 import encode_swagger_v2
 
     return encode_swagger_v2(openapi.swagger_v2())
+
+
+async def _warn_deprecated(request: web.Request, response: web.StreamResponse) -> None:
+    """Every answer about a deprecated resource warns, as kube's deprecation filter does (kubectl prints it)."""
+    deprecation = request.get(DEPRECATION)
+    if deprecation:
+        response.headers.add("Warning", "299 - " + orjson.dumps(deprecation).decode())
 
 
 # -- middlewares -------------------------------------------------------------------------------------------------

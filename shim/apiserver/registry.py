@@ -108,6 +108,8 @@ class ResourceType:
     categories: tuple[str, ...] = ()
     verbs: tuple[str, ...] = ALL_VERBS
     subresources: tuple[str, ...] = ()
+    #: the Warning every response about this resource carries (kube's deprecated APIs)
+    deprecation: str | None = None
     #: (group, plural) whose storage this resource shares, through `conversion`
     stored_as: tuple[str, str] | None = None
     conversion: Conversion | None = None
