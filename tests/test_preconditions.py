@@ -21,7 +21,8 @@ def core(cluster: Cluster) -> Iterator[client.CoreV1Api]:
 
 
 def pod(name: str) -> dict:
-    return {"metadata": {"name": name}, "spec": {"schedulerName": "nobody", "containers": [{"name": "c", "image": "x"}]}}
+    spec = {"schedulerName": "nobody", "containers": [{"name": "c", "image": "x"}]}
+    return {"metadata": {"name": name}, "spec": spec}
 
 
 def test_an_eviction_naming_another_pod_is_refused(core: client.CoreV1Api, namespace: str) -> None:
