@@ -69,8 +69,8 @@ class ProbeWorker:
 
     `on_result(kind, success)` is called when the probe's result changes (after its thresholds);
     `on_report(kind, verdict, output)` after every failed attempt (for the Unhealthy event) and every success
-    with a warning (ProbeWarning). A liveness or startup
-    probe that reaches its failure threshold stops: the container will be restarted and get a new worker.
+    with a warning (ProbeWarning). A liveness or startup probe that reaches its failure threshold stops: the
+    container will be restarted and get a new worker.
     """
 
     def __init__(
