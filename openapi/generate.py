@@ -13,9 +13,9 @@ kube-apiserver serves (`type: [string, null]` -> `type: string`, no `enum` on ap
 `int-or-string` and Quantity as strings), and adds kube-apiserver-shaped `paths`.
 
 Output, deterministic (sorted keys, compact, gzip without a timestamp):
-- `openapi/v3/<gv>.json.gz`, one OpenAPI 3.0 document per group-version, `<gv>` being the
+- `shim/apiserver/openapi_documents/v3/<gv>.json.gz`, one OpenAPI 3.0 document per group-version, `<gv>` being the
   `/openapi/v3` index key with `/` replaced by `__` (`api__v1`, `apis__apps__v1`, ...).
-- `openapi/v2/swagger.json.gz`, one Swagger 2.0 document for all served group-versions.
+- `shim/apiserver/openapi_documents/v2/swagger.json.gz`, one Swagger 2.0 document for all served group-versions.
 They are gzipped (about 1.6 MB of JSON today, 230 kB gzipped, and more with every kind); the
 server decompresses them once and serves plain JSON. `zcat` them to read or diff.
 
@@ -34,7 +34,7 @@ from typing import Any
 
 KUBE_VERSION = "v1.33.0"
 SOURCE = ("kubernetes-json-schema", "v1.33.0-local", "_definitions.json")
-OUT_DIR = Path(__file__).resolve().parent
+OUT_DIR = Path(__file__).resolve().parents[1] / "shim" / "apiserver" / "openapi_documents"  # shipped in the wheel
 
 
 @dataclass(frozen=True)
@@ -52,9 +52,7 @@ class Kind:
 
 SERVED: tuple[Kind, ...] = (
     Kind("", "v1", "namespaces", "Namespace", namespaced=False, deletecollection=False),
-    Kind(
-        "", "v1", "pods", "Pod", subresources=("status", "binding", "eviction", "log", "exec", "portforward")
-    ),
+    Kind("", "v1", "pods", "Pod", subresources=("status", "binding", "eviction", "log", "exec", "portforward")),
     Kind("", "v1", "services", "Service", subresources=("status",)),
     Kind("", "v1", "endpoints", "Endpoints"),
     Kind("", "v1", "configmaps", "ConfigMap"),
@@ -195,9 +193,7 @@ DELETE_PARAMS = (
     "orphanDependents",
     "propagationPolicy",
 )
-DELETECOLLECTION_PARAMS = DELETE_PARAMS + tuple(
-    p for p in LIST_PARAMS if p not in ("allowWatchBookmarks", "watch")
-)
+DELETECOLLECTION_PARAMS = DELETE_PARAMS + tuple(p for p in LIST_PARAMS if p not in ("allowWatchBookmarks", "watch"))
 PATCH_TYPES = (
     "application/apply-patch+yaml",
     "application/json-patch+json",
@@ -293,9 +289,7 @@ def _write(path: Path, document: dict[str, Any]) -> None:
 
 def _schema_name(source: dict[str, Any], group: str, version: str, kind: str) -> str:
     for name, schema in source.items():
-        if {"group": group, "version": version, "kind": kind} in schema.get(
-            "x-kubernetes-group-version-kind", []
-        ):
+        if {"group": group, "version": version, "kind": kind} in schema.get("x-kubernetes-group-version-kind", []):
             return name
     raise SystemExit(f"no schema for {group}/{version} {kind} in the source")
 
@@ -442,9 +436,7 @@ class _PathBuilder:
             ),
         )
         named = ("name", *self.scope_params, "pretty")
-        watch_scope = (
-            f"{self.prefix}/watch/namespaces/{{namespace}}" if k.namespaced else f"{self.prefix}/watch"
-        )
+        watch_scope = f"{self.prefix}/watch/namespaces/{{namespace}}" if k.namespaced else f"{self.prefix}/watch"
         items = [
             PathItem(f"{self.scope}/{k.plural}", (*self.scope_params, "pretty"), tuple(collection), k.kind),
             PathItem(f"{self.scope}/{k.plural}/{{name}}", named, item, k.kind),
@@ -462,9 +454,7 @@ class _PathBuilder:
             )
             items.append(PathItem(f"{self.prefix}/{k.plural}", ("pretty", *LIST_PARAMS), (listing,), k.kind))
             items.append(
-                self._watch(
-                    f"{self.prefix}/watch/{k.plural}", ("pretty",), f"{gv}{k.kind}ListForAllNamespaces"
-                )
+                self._watch(f"{self.prefix}/watch/{k.plural}", ("pretty",), f"{gv}{k.kind}ListForAllNamespaces")
             )
         return items + [self._subresource(sub) for sub in k.subresources]
 
@@ -497,9 +487,7 @@ class _PathBuilder:
             elif method == "get":
                 text = f"read {sub} of the specified {k.kind}"
                 operations.append(
-                    self._op(
-                        "get", "get", "read" + stem, text, params=spec.params, response=response, gvk=gvk
-                    )
+                    self._op("get", "get", "read" + stem, text, params=spec.params, response=response, gvk=gvk)
                 )
             elif method == "put":
                 text = f"replace {sub} of the specified {k.kind}"
@@ -518,9 +506,7 @@ class _PathBuilder:
                 )
             elif method == "patch":
                 operations.append(
-                    self._patch(
-                        "patch" + stem, f"partially update {sub} of the specified {k.kind}", response, gvk
-                    )
+                    self._patch("patch" + stem, f"partially update {sub} of the specified {k.kind}", response, gvk)
                 )
             else:
                 text = f"create {sub} of a {k.kind}"

@@ -77,18 +77,25 @@ class Cluster:
 
 
 def start_cluster(
-    data_dir: Path, port: int | None = None, extra: tuple[str, ...] = (), nodes: tuple[str, ...] = ("--nodes", "0")
+    data_dir: Path,
+    port: int | None = None,
+    extra: tuple[str, ...] = (),
+    nodes: tuple[str, ...] = ("--nodes", "0"),
+    env: dict[str, str] | None = None,
 ) -> Cluster:
     """Launch `kube-shim up` and return once it says it is serving (or fail with its output).
 
     By default the cluster has no node agents (the control plane alone); pass e.g.
-    `nodes=("--runtime", "fake", "--nodes", "3")` for simulated nodes."""
+    `nodes=("--runtime", "fake", "--nodes", "3")` for simulated nodes. `env` adds to the environment (e.g. a
+    PYTHONPATH that puts an installed wheel first)."""
     port = port or free_port()
     kubeconfig = data_dir / "kubeconfig"
-    env = dict(os.environ, HOME=str(data_dir), PYTHONUNBUFFERED="1")
+    env = dict(os.environ, HOME=str(data_dir), PYTHONUNBUFFERED="1", **(env or {}))
     cmd = [sys.executable, "-m", "shim.cli", "up", "--data-dir", str(data_dir / "state"),
            "--listen", f"127.0.0.1:{port}", "--kubeconfig", str(kubeconfig), *nodes, *extra]  # fmt: skip
-    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    # run from the data dir: the package must come from where it is installed, never from the checkout
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=data_dir)
     cluster = Cluster(data_dir, port, kubeconfig, process, LineReader(process))
     try:
         cluster.reader.wait_for(" is serving ", READY_TIMEOUT)

@@ -1,4 +1,5 @@
-"""The OpenAPI documents kube-shim serves, loaded once from `openapi/` (see openapi/generate.py).
+"""The OpenAPI documents kube-shim serves, loaded once from `openapi_documents/` beside this module (the
+package ships them; `openapi/generate.py` in the repository writes them).
 
 Routes and headers, as kube-apiserver answers them (kube-openapi `handler3`):
 - `GET /openapi/v3` -> `v3_index()` as `application/json`, with `Etag: "<sha512 of the body>"`.
@@ -8,8 +9,8 @@ Routes and headers, as kube-apiserver answers them (kube-openapi `handler3`):
   `301 Moved Permanently` to the current `serverRelativeURL`. An unknown `<gv>` is a 404 Status.
 - Every other response (the index, unhashed documents, the whole API) carries kube-apiserver's
   default `Cache-Control: no-cache, private`.
-- `GET /openapi/v2` -> `swagger_v2()`, but kubectl only accepts gnostic protobuf there: serve
-  JSON only when `Accept` asks for `application/json` (404 otherwise, see kubectl-wire G3).
+- `GET /openapi/v2` -> `swagger_v2()`: gnostic protobuf when `Accept` asks for protobuf (kubectl accepts
+  nothing else there, see kubectl-wire G3), JSON otherwise.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 import orjson
 
-OPENAPI_DIR = Path(__file__).resolve().parents[2] / "openapi"
+OPENAPI_DIR = Path(__file__).resolve().with_name("openapi_documents")
 
 
 def v3_index() -> dict[str, Any]:
