@@ -146,6 +146,26 @@ async def test_a_pod_whose_empty_dir_outgrows_its_size_limit_is_evicted(
         assert event["type"] == "Warning"
 
 
+@pytest.mark.parametrize("runtime", [pytest.param("podman", marks=podman_only)])
+async def test_a_container_filling_its_empty_dir_past_the_limit_gets_its_pod_evicted(
+    api: ApiClient, podman_root: PodmanEnv, tmp_path: Path, namespace: str, runtime: str
+) -> None:
+    node = new_node()
+    filler = busybox(
+        "filler",
+        "dd if=/dev/zero of=/cache/blob bs=1048576 count=3 && exec sleep 3600",
+        volumeMounts=[{"name": "cache", "mountPath": "/cache"}],
+    )
+    volumes = [{"name": "cache", "emptyDir": {"sizeLimit": "2Mi"}}]
+    node_runtime = podman_runtime(podman_root, tmp_path, node)
+    async with running_node(api, tmp_path, node_runtime, name=node, volume_stats_interval=0.2):
+        await api.create(PODS, pod_manifest("filler", node, [filler], volumes=volumes), namespace)
+        evicted = await wait_for(api, PODS, namespace, "filler", lambda p: p["status"].get("phase") == "Failed")
+    assert evicted["status"]["reason"] == "Evicted"
+    assert evicted["status"]["message"] == 'Usage of EmptyDir volume "cache" exceeds the limit "2Mi". '
+    assert container_status(evicted, "filler")["state"]["terminated"]["exitCode"] == 137  # killed at once
+
+
 # -- probes ---------------------------------------------------------------------------------------------------
 
 
