@@ -36,6 +36,7 @@ from shim.apiserver.fieldpath import (
     value_element,
 )
 from shim.apiserver.schema import SchemaNode
+from shim.apiserver.typed_patch import check_applied
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 MAX_UPDATE_MANAGERS = 10  # older Update entries are merged into "ancient-changes" buckets beyond this
@@ -98,16 +99,20 @@ def apply(
     schema: SchemaNode | None,
     now: str,
     api_version: str,
+    subresource: str = "",
 ) -> dict[str, Any]:
     """The object after `manager` applies `applied` to `live` (None: the object does not exist yet).
 
-    The result is a new object with `metadata.managedFields` updated (an `Apply` entry for `manager`);
-    status is never changed through the main resource. Raises `ApplyConflict` when the apply would change
-    fields other managers own and `force` is false, and a 400 `ApiError` for a malformed configuration.
+    The result is a new object with `metadata.managedFields` updated (an `Apply` entry for `manager`, for
+    `subresource` when one is named); status is never changed through the main resource, spec never through
+    `status`. Raises `ApplyConflict` when the apply would change fields other managers own and `force` is
+    false, and a 400 `ApiError` for a malformed configuration or one that does not fit the schema.
     """
     _check_applied(live, applied, api_version)
+    group, _, version = api_version.rpartition("/")
+    check_applied(applied, schema, group, version, str(applied.get("kind") or ""))
     t = _type_of(schema)
-    ignored = "status" if "status" in t.declared else None
+    ignored = "spec" if subresource == "status" else "status" if "status" in t.declared else None
     base = orjson.loads(orjson.dumps(live)) if live is not None else {}
     managers = _decode(base.get("metadata", {}).get("managedFields")) or {}
     if live is not None and not managers:
@@ -119,7 +124,7 @@ def apply(
             )
     config = {key: value for key, value in applied.items() if key != ignored}
     try:
-        result, managers = _apply(base, config, managers, manager, force, t, ignored, now, api_version)
+        result, managers = _apply(base, config, managers, (manager, subresource), force, t, ignored, now, api_version)
     except ApplyConflict as exc:
         if manager != _KUBECTL:
             raise
@@ -131,7 +136,7 @@ def apply(
         remaining = {key: fields for key, fields in remaining.items() if fields}
         if remaining:
             raise ApplyConflict(remaining) from None
-        result, managers = _apply(base, config, managers, manager, True, t, ignored, now, api_version)
+        result, managers = _apply(base, config, managers, (manager, subresource), True, t, ignored, now, api_version)
     if manager == _KUBECTL and result.get("metadata", {}).get("annotations", {}).get(LAST_APPLIED):
         result["metadata"]["annotations"][LAST_APPLIED] = _last_applied_value(applied)
     _store(result, managers)
@@ -196,20 +201,23 @@ def _apply(
     live: dict[str, Any],
     config: dict[str, Any],
     managers: dict[_Key, _Entry],
-    manager: str,
+    applier: tuple[str, str],
     force: bool,
     t: _Type,
     ignored: str | None,
     now: str,
     api_version: str,
 ) -> tuple[dict[str, Any], dict[_Key, _Entry]]:
-    """Merge, prune what `manager` stopped applying, check conflicts: upstream's Updater.Apply."""
-    key: _Key = (manager, "Apply", "", "")
+    """Merge, prune what the applier (manager, subresource) stopped applying, check conflicts: upstream's
+    Updater.Apply."""
+    manager, subresource = applier
+    key: _Key = (manager, "Apply", "", subresource)
     previous = managers.get(key)
     merged = _merge(live, config, t)
     applied_fields = _fields_map(config, t, _STRIPPED_ROOT, _SKIP_BELOW_ROOT)
     managers = dict(managers)
-    managers[key] = _Entry(manager, "Apply", api_version, "", previous.time if previous else None, applied_fields)
+    time = previous.time if previous else None
+    managers[key] = _Entry(manager, "Apply", api_version, subresource, time, applied_fields)
     if previous is not None and previous.fields:
         # upstream prunes before stripping identity fields from the new set: `metadata.name` keeps metadata
         owned = _fields_map(config, t)

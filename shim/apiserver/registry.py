@@ -52,10 +52,13 @@ class Strategy:
     def prepare_for_status_update(self, new: dict[str, Any], old: dict[str, Any]) -> None:
         """Adjust an update through the `status` endpoint: everything but status comes from `old`."""
         status = new.get("status")
+        managed = (new.get("metadata") or {}).get("managedFields")
         new.clear()
         new.update({k: v for k, v in old.items() if k != "status"})
         if status is not None:
             new["status"] = status
+        if managed is not None:  # a server-side apply to status records its manager (other writes recompute them)
+            new["metadata"] = {**old["metadata"], "managedFields": managed}
 
     def admit_delete(self, obj: dict[str, Any]) -> None:
         """Refuse the deletion of `obj` by raising ApiError (kube's admission on delete)."""

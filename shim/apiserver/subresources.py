@@ -12,7 +12,7 @@ from aiohttp import web
 
 from shim.apiserver import codec, errors, query
 from shim.apiserver.errors import ApiError
-from shim.apiserver.handlers import ResourceHandlers, Target, read_typed_object, stale
+from shim.apiserver.handlers import ResourceHandlers, Target, field_manager, read_typed_object, stale
 from shim.apiserver.kinds.other import validate_eviction
 from shim.apiserver.kinds.pods import admit_pod_priority
 from shim.apiserver.objects import DeleteOptions, Obj, now_rfc3339
@@ -95,8 +95,15 @@ class Subresources:
             apply_scale(old, wanted)
             return old
 
+        # the writer owns spec.replicas through `scale` (kube's managedFields: operation Update, subresource scale)
         updated = await self.objects.update(
-            rt, target.namespace, target.name or "", rescale, None, query.dry_run(request.query)
+            rt,
+            target.namespace,
+            target.name or "",
+            rescale,
+            "scale",
+            query.dry_run(request.query),
+            field_manager(request),
         )
         return codec.json_response(scale_from(updated, rt))
 
@@ -207,7 +214,7 @@ class Subresources:
         name = target.name or ""
 
         def run(live: Obj | None) -> Obj:
-            return apply(live, patch, manager, force, schema, now_rfc3339(), rt.api_version)
+            return apply(live, patch, manager, force, schema, now_rfc3339(), rt.api_version, target.subresource or "")
 
         try:
             await self.objects.get(rt, target.namespace, name)
