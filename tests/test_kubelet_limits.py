@@ -21,6 +21,7 @@ import pytest
 from aiohttp import WSMsgType, web
 
 from shim.client import ApiClient
+from shim.kubelet.logs import LogOptions, stream_log
 from shim.kubelet.spdy import (
     DICTIONARY,
     MAX_STREAM_BUFFER,
@@ -45,6 +46,7 @@ from tests.test_kubelet import (
     is_running_and_ready,
     pod_manifest,
     running_node,
+    runtime_id,
     wait_event,
     wait_for,
 )
@@ -71,19 +73,38 @@ def new_node() -> str:
 
 
 @pytest.mark.parametrize("runtime", [pytest.param("podman", marks=podman_only)])
-async def test_a_container_log_is_rotated_at_the_nodes_maximum_size(
+async def test_a_container_log_is_rotated_at_the_nodes_maximum_size_and_followed_across(
     api: ApiClient, podman_root: PodmanEnv, tmp_path: Path, namespace: str, runtime: str
 ) -> None:
     node, max_size = new_node(), 64 * 1024
-    line = "x" * 100
-    # about 440 KB of output, then a last line to wait for
-    app = busybox("app", f"i=0; while [ $i -lt 4000 ]; do echo {line} $i; i=$((i+1)); done; echo done; exec sleep 3600")
+    # a first line; then, once told, about 440 KB of output and a last line
+    script = (
+        "echo first; until [ -e /tmp/go ]; do sleep 0.1; done; "
+        f"i=0; while [ $i -lt 4000 ]; do echo {'x' * 100} $i; i=$((i+1)); done; echo done; exec sleep 3600"
+    )
     node_runtime = podman_runtime(podman_root, tmp_path, node)
+    followed: list[bytes] = []
+
+    async def collect(data: bytes) -> None:
+        followed.append(data)
+
+    async def still_running() -> bool:
+        return True
+
     async with running_node(api, tmp_path, node_runtime, name=node, container_log_max_size=max_size):
-        await api.create(PODS, pod_manifest("chatty", node, [app]), namespace)
-        pod = await wait_for(api, PODS, namespace, "chatty", lambda p: p["status"].get("phase") == "Running")
-        log = tmp_path / node / "pods" / pod["metadata"]["uid"] / "logs" / "app" / "0.log"
-        await asyncio.to_thread(wait_until, lambda: log.exists() and log.read_text().endswith(" done\n"), DEADLINE)
+        created = await api.create(PODS, pod_manifest("chatty", node, [busybox("app", script)]), namespace)
+        log = tmp_path / node / "pods" / created["metadata"]["uid"] / "logs" / "app" / "0.log"
+        follower = asyncio.create_task(stream_log(log, LogOptions(follow=True), collect, still_running))
+        try:
+            pod = await wait_for(api, PODS, namespace, "chatty", lambda p: p["status"].get("phase") == "Running")
+            await asyncio.to_thread(wait_until, lambda: b"first\n" in b"".join(followed), DEADLINE, "the first line")
+            container_id = runtime_id(container_status(pod, "app")["containerID"])
+            assert (await node_runtime.exec(container_id, ["touch", "/tmp/go"], DEADLINE)).exit_code == 0
+            # `kubectl logs -f` goes on in each new file the runtime rotates to, up to the last line
+            await asyncio.to_thread(wait_until, lambda: b"done\n" in b"".join(followed), DEADLINE, "the last line")
+        finally:
+            follower.cancel()
+            await asyncio.gather(follower, return_exceptions=True)
         size = log.stat().st_size
     assert size <= max_size, size
     assert container_status(pod, "app")["restartCount"] == 0

@@ -114,10 +114,11 @@ async def stream_log(
         file = await _wait_for_file(path, running)
         if file is None:
             return
-    with file:
+    try:
         if options.tail_lines is not None:
             file.seek(_tail_offset(file, options.tail_lines))
         pending = b""
+        rotated = False
         checked = asyncio.get_running_loop().time()
         while not output.full:
             chunk = file.read(READ_CHUNK)
@@ -129,6 +130,13 @@ async def stream_log(
                 continue
             if not options.follow:
                 return
+            if rotated:  # the old file is read to its end: go on in the new one
+                file.close()
+                file, pending, rotated = path.open("rb"), b"", False
+                continue
+            if _replaced(path, file):  # the runtime rotated the log (containerLogMaxSize)
+                rotated = True
+                continue  # first what was written to the old file before it was replaced
             now = asyncio.get_running_loop().time()
             if now - checked >= FOLLOW_STATE_CHECK_SECONDS:
                 checked = now
@@ -137,6 +145,8 @@ async def stream_log(
                     options = dataclasses.replace(options, follow=False)
                     continue
             await asyncio.sleep(FOLLOW_POLL_SECONDS)
+    finally:
+        file.close()
 
 
 def timestamp_ns(text: bytes) -> int:
@@ -225,6 +235,14 @@ def _tail_offset(file: Any, lines: int) -> int:
                 return start + index + 1
         position = start
     return 0
+
+
+def _replaced(path: Path, file: Any) -> bool:
+    """Another file now has the log's name (rotation renames a fresh file over it)."""
+    try:
+        return os.stat(path).st_ino != os.fstat(file.fileno()).st_ino
+    except FileNotFoundError:
+        return False
 
 
 async def _wait_for_file(path: Path, running: Callable[[], Awaitable[bool]]) -> Any:
