@@ -18,6 +18,16 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     running.stop()
 
 
+@pytest.fixture(scope="module")
+def compacting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A second server that compacts every 0.2 s down to the newest revision (expired tokens and revisions)."""
+    running = start_cluster(
+        tmp_path_factory.mktemp("compacting"), extra=("--compaction-interval", "0.2", "--compaction-keep", "1")
+    )
+    yield running
+    running.stop()
+
+
 @pytest.fixture
 def namespace(cluster: Cluster) -> Iterator[str]:
     """A fresh namespace per test, so tests sharing the cluster do not see each other's objects."""

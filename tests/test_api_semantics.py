@@ -7,12 +7,12 @@ kube-apiserver that kubectl, client-go or the Python client rely on.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from tests.cluster import Cluster, start_cluster
+from tests.cluster import Cluster
 from tests.rawapi import RawApi
 
 MERGE = "application/merge-patch+json"
@@ -27,16 +27,6 @@ async def api(cluster: Cluster) -> AsyncIterator[RawApi]:
     raw = RawApi(cluster.kubeconfig)
     yield raw
     await raw.close()
-
-
-@pytest.fixture(scope="module")
-def compacting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """A second server that compacts every 0.2 s down to the newest revision."""
-    running = start_cluster(
-        tmp_path_factory.mktemp("compacting"), extra=("--compaction-interval", "0.2", "--compaction-keep", "1")
-    )
-    yield running
-    running.stop()
 
 
 def configmaps(namespace: str) -> str:

@@ -6,6 +6,8 @@ understands v2beta1 (kubectl-wire.md G5), so the version is negotiated from the 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from typing import Any
 
 from aiohttp import web
@@ -78,7 +80,7 @@ class Discovery:
             return _not_found()
         resources: list[dict[str, Any]] = []
         for r in rows:
-            resources.append(_legacy_resource(r))
+            resources.append(_legacy_resource(r, self._storage_version_hash(r)))
             for sub in r.subresources:
                 verbs, g, v, kind = _SUBRESOURCES[sub]
                 entry = {
@@ -95,6 +97,15 @@ class Discovery:
         return codec.json_response(
             {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}
         )
+
+    def _storage_version_hash(self, r: ResourceType) -> str:
+        """The hash of the kind objects of `r` are stored as (a resource sharing another's storage, such as
+        events.k8s.io Events, hashes that resource's kind: kube's storage version)."""
+        stored = r
+        if r.stored_as is not None:
+            group, plural = r.stored_as
+            stored = next(s for s in self.registry.resources if (s.group, s.plural) == (group, plural))
+        return storage_version_hash(stored.group, stored.version, stored.kind)
 
     def _group(self, group: str) -> dict[str, Any]:
         versions = [{"groupVersion": f"{group}/{v}", "version": v} for v in self.groups[group]]
@@ -126,7 +137,13 @@ class Discovery:
         return response
 
 
-def _legacy_resource(r: ResourceType) -> dict[str, Any]:
+def storage_version_hash(group: str, version: str, kind: str) -> str:
+    """kube's discovery.StorageVersionHash: base64 of the first 8 bytes of sha256("<group>/<version>/<kind>")."""
+    digest = hashlib.sha256(f"{group}/{version}/{kind}".encode()).digest()
+    return base64.b64encode(digest[:8]).decode()
+
+
+def _legacy_resource(r: ResourceType, storage_hash: str) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "name": r.plural,
         "singularName": r.singular,
@@ -138,6 +155,7 @@ def _legacy_resource(r: ResourceType) -> dict[str, Any]:
         entry["shortNames"] = list(r.short_names)
     if r.categories:
         entry["categories"] = list(r.categories)
+    entry["storageVersionHash"] = storage_hash  # last, as in Go's APIResource
     return entry
 
 

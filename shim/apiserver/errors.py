@@ -29,12 +29,18 @@ _REASONS = {
 }
 
 
-def status_body(code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A failure `Status` object as kube-apiserver writes it."""
+def status_body(
+    code: int,
+    reason: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    list_meta: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A failure `Status` object as kube-apiserver writes it (`list_meta`: its ListMeta, e.g. a `continue`)."""
     body: dict[str, Any] = {
         "kind": "Status",
         "apiVersion": "v1",
-        "metadata": {},
+        "metadata": list_meta or {},
         "status": "Failure",
         "message": message,
         "reason": reason,
@@ -45,27 +51,41 @@ def status_body(code: int, reason: str, message: str, details: dict[str, Any] | 
     return body
 
 
-def status_response(code: int, reason: str | None, message: str, details: dict[str, Any] | None = None) -> web.Response:
+def status_response(
+    code: int,
+    reason: str | None,
+    message: str,
+    details: dict[str, Any] | None = None,
+    list_meta: dict[str, Any] | None = None,
+) -> web.Response:
     """An aiohttp response carrying a failure `Status` with the same HTTP code."""
-    body = status_body(code, reason or _REASONS.get(code, ""), message, details)
+    body = status_body(code, reason or _REASONS.get(code, ""), message, details, list_meta)
     return web.Response(status=code, body=orjson.dumps(body), content_type="application/json")
 
 
 class ApiError(Exception):
     """An error the API answers with a `Status`; raise it anywhere under a handler."""
 
-    def __init__(self, code: int, reason: str | None, message: str, details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        code: int,
+        reason: str | None,
+        message: str,
+        details: dict[str, Any] | None = None,
+        list_meta: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.reason = reason or _REASONS.get(code, "")
         self.message = message
         self.details = details
+        self.list_meta = list_meta
 
     def body(self) -> dict[str, Any]:
-        return status_body(self.code, self.reason, self.message, self.details)
+        return status_body(self.code, self.reason, self.message, self.details, self.list_meta)
 
     def response(self) -> web.Response:
-        return status_response(self.code, self.reason, self.message, self.details)
+        return status_response(self.code, self.reason, self.message, self.details, self.list_meta)
 
 
 def _details(name: str | None, group: str, kind: str, causes: list[dict] | None = None) -> dict[str, Any]:
@@ -133,8 +153,9 @@ def bad_request(message: str) -> ApiError:
     return ApiError(400, "BadRequest", message)
 
 
-def expired(message: str) -> ApiError:
-    return ApiError(410, "Expired", message)
+def expired(message: str, list_meta: dict[str, Any] | None = None) -> ApiError:
+    """410 Expired; an expired continue token's answer carries a fresh one in `list_meta`."""
+    return ApiError(410, "Expired", message, list_meta=list_meta)
 
 
 def too_large_resource_version(requested: int, current: int) -> ApiError:

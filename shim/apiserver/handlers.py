@@ -121,6 +121,8 @@ class ResourceHandlers:
         accept = self.filter_for(request, rt)
         limit = query.parse_int(q, "limit")
         revision = self.list_revision(q, limit)
+        if revision is None and (minimum := query.parse_int(q, "resourceVersion")):
+            await self.objects.wait_for_revision(minimum)  # NotOlderThan: never older data than asked for
         as_table, as_metadata = codec.wants_table(request), codec.wants_partial_metadata(request)
         raw = accept is None and not as_table and not as_metadata and rt.conversion is None
         page = await self.objects.list(
@@ -129,6 +131,8 @@ class ResourceHandlers:
         list_meta: dict[str, Any] = {"resourceVersion": str(page.resource_version)}
         if page.continue_token:
             list_meta["continue"] = page.continue_token
+        if page.remaining is not None:
+            list_meta["remainingItemCount"] = page.remaining
         if as_table:
             return codec.json_response(
                 build_table(rt.group, rt.plural, page.items, datetime.now(UTC), include_object(request), list_meta)
@@ -160,6 +164,11 @@ class ResourceHandlers:
             )
         if match and not rv:
             raise errors.bad_request("resourceVersionMatch is forbidden unless resourceVersion is provided")
+        if q.get("continue"):  # kube's storage.ValidateListOptions
+            if match:
+                raise errors.bad_request("resourceVersionMatch is forbidden when continue is provided")
+            if rv and rv != "0":
+                raise errors.bad_request("specifying resource version is not allowed when using continue")
         if not rv or rv == "0":
             if match == "Exact" and rv == "0":
                 raise errors.bad_request('resourceVersionMatch "exact" is forbidden for resourceVersion "0"')

@@ -88,6 +88,8 @@ class ListPage:
     items: list[Obj]
     resource_version: int
     continue_token: str | None
+    #: objects after this page (kube's remainingItemCount: only for an unfiltered page with a continuation)
+    remaining: int | None = None
 
 
 @dataclass
@@ -145,7 +147,8 @@ class ObjectStore:
         prefix = rt.key_prefix(namespace if rt.namespaced else None)
         start = None
         if continue_token:
-            revision, start = _decode_continue(continue_token, prefix)
+            revision, resume_after = _decode_continue(continue_token)
+            start = prefix + resume_after + "\x00"  # the token names the last key returned
         items: list[Any] = []
         # with a filter, read ahead in bigger pages: most stored objects may not match
         batch = (limit if accept is None else max(limit, 256)) if limit else None
@@ -154,8 +157,10 @@ class ObjectStore:
                 page = await self.store.list(prefix, revision=revision, limit=batch, continue_from=start)
             except CompactedError as exc:
                 if continue_token:
-                    raise errors.expired(_CONTINUE_EXPIRED) from exc
-                raise errors.expired(f"too old resource version: {exc.requested} ({exc.compacted})") from exc
+                    # kube's handleCompactedErrorForPaging: a token for the rest of the list at the latest revision
+                    fresh = _encode_continue(_LATEST, resume_after)
+                    raise errors.expired(_CONTINUE_EXPIRED, list_meta={"continue": fresh}) from exc
+                raise errors.expired("The resourceVersion for the provided list is too old.") from exc
             except FutureRevisionError as exc:
                 raise errors.too_large_resource_version(exc.requested, exc.current) from exc
             revision = page.revision
@@ -169,11 +174,39 @@ class ObjectStore:
                     items.append(obj)
                 if limit and len(items) == limit:
                     if page.more or i < len(page.items) - 1:
-                        return ListPage(items, revision, _encode_continue(revision, kv.key[len(prefix) :]))
+                        last = kv.key[len(prefix) :]
+                        token = _encode_continue(revision, last)
+                        if accept is not None:  # kube counts keys, not matches: no count for a filtered list
+                            return ListPage(items, revision, token)
+                        return ListPage(items, revision, token, await self._count_after(kv.key, prefix, revision))
                     return ListPage(items, revision, None)
             if not page.more:
                 return ListPage(items, revision, None)
             start = page.items[-1].key + "\x00"
+
+    async def _count_after(self, key: str, prefix: str, revision: int) -> int | None:
+        """How many keys under `prefix` follow `key` at `revision` (read in bounded pages); None when
+        `revision` was compacted meanwhile (the count is optional, the page is not)."""
+        count, start = 0, key + "\x00"
+        while True:
+            try:
+                page = await self.store.list(prefix, revision=revision, limit=_COUNT_BATCH, continue_from=start)
+            except CompactedError:
+                return None
+            count += len(page.items)
+            if not page.more or not page.items:
+                return count
+            start = page.items[-1].key + "\x00"
+
+    async def wait_for_revision(self, revision: int) -> None:
+        """Return once the store has reached `revision`; after kube's watch-cache wait (3 s), 504
+        `Too large resource version` (a NotOlderThan read may not serve older data)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _FRESHNESS_WAIT
+        while (current := await self.store.current_revision()) < revision:
+            if loop.time() >= deadline:
+                raise errors.too_large_resource_version(revision, current)
+            await asyncio.sleep(_FRESHNESS_POLL)
 
     # -- create ------------------------------------------------------------------------------------------------
 
@@ -408,10 +441,18 @@ class ObjectStore:
         raise errors.conflict(rt.group, rt.plural, name, "too many concurrent updates; please try again")
 
 
+# kube's inconsistentContinue (apiserver/pkg/storage/etcd3/errors.go, as expiredList above), sent with a fresh token
 _CONTINUE_EXPIRED = (
     "The provided continue parameter is too old to display a consistent list result. You can start a new "
-    "list without the continue parameter."
+    "list without the continue parameter, or use the continue token in this response to retrieve the "
+    "remainder of the results. Continuing with the provided token results in an inconsistent list - objects "
+    "that were created, modified, or deleted between the time the first chunk was returned and now may show "
+    "up in the list."
 )
+_LATEST = -1  # a continue token's revision meaning "the latest" (kube's, for the token of an expired one)
+_COUNT_BATCH = 1000
+_FRESHNESS_WAIT = 3.0  # kube's blockTimeout in watchCache.waitUntilFreshAndBlock
+_FRESHNESS_POLL = 0.05
 
 
 def _encode_continue(revision: int, start: str) -> str:
@@ -419,15 +460,16 @@ def _encode_continue(revision: int, start: str) -> str:
     return base64.urlsafe_b64encode(token).decode().rstrip("=")
 
 
-def _decode_continue(token: str, prefix: str) -> tuple[int, str]:
+def _decode_continue(token: str) -> tuple[int | None, str]:
+    """(revision or None for the latest, the name the previous page ended with)."""
     try:
         data = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         revision, start = int(data["rv"]), str(data["start"])
     except (ValueError, KeyError, TypeError):
         raise errors.bad_request("continue key is not valid: incorrect encoded start resourceVersion") from None
-    if data.get("v") != "meta.k8s.io/v1" or revision <= 0:
+    if data.get("v") != "meta.k8s.io/v1" or revision == 0 or revision < _LATEST:
         raise errors.bad_request("continue key is not valid: incorrect encoded start resourceVersion")
-    return revision, prefix + start + "\x00"  # the token names the last key returned
+    return (None if revision == _LATEST else revision), start
 
 
 def _same_content(new: Obj, old: Obj) -> bool:
