@@ -316,6 +316,19 @@ async def test_run_as_non_root_refuses_an_image_that_runs_as_root(
 # -- host namespaces ------------------------------------------------------------------------------------------
 
 
+async def test_a_node_that_allows_host_namespaces_gives_host_pid_and_ipc(
+    api: ApiClient, podman_root: PodmanEnv, tmp_path: Path, namespace: str
+) -> None:
+    node = new_node()
+    app = busybox("app", "(readlink /proc/self/ns/pid; readlink /proc/self/ns/ipc) > /dev/termination-log")
+    manifest = pod_manifest("hostns", node, [app], hostPID=True, hostIPC=True, restartPolicy="Never")
+    async with running_node(api, tmp_path, podman_runtime(podman_root, tmp_path, node), name=node):
+        await api.create(PODS, manifest, namespace)
+        pod = await wait_for(api, PODS, namespace, "hostns", lambda p: p["status"].get("phase") == "Succeeded")
+    seen = container_status(pod, "app")["state"]["terminated"]["message"].split()
+    assert seen == [os.readlink("/proc/self/ns/pid"), os.readlink("/proc/self/ns/ipc")]
+
+
 @pytest.mark.parametrize(
     ("spec", "container", "refused"),
     [

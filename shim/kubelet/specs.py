@@ -107,6 +107,8 @@ def container_spec(
         # kube's AddNoNewPrivileges: only an explicit allowPrivilegeEscalation=false (never when privileged)
         no_new_privileges=security.get("allowPrivilegeEscalation") is False and not privileged,
         seccomp_profile=_seccomp_profile(seccomp, Path(options.seccomp_profile_root)),
+        host_pid=bool(pod["spec"].get("hostPID")),
+        host_ipc=bool(pod["spec"].get("hostIPC")),
         tty=bool(container.get("tty")),
         stdin=bool(container.get("stdin")),
         stdin_once=bool(container.get("stdinOnce")),

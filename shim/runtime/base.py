@@ -89,6 +89,8 @@ class ContainerSpec:
     capabilities_drop: list[str] = field(default_factory=list)
     no_new_privileges: bool = False
     seccomp_profile: str = ""  # "" = the runtime's default profile, "unconfined", or a profile file's path
+    host_pid: bool = False  # the host's PID namespace (the pod's hostPID)
+    host_ipc: bool = False  # the host's IPC namespace (the pod's hostIPC)
     tty: bool = False
     stdin: bool = False
     stdin_once: bool = False

@@ -582,7 +582,9 @@ def _container_options(spec: ContainerSpec) -> dict[str, Any]:
             {"type": "bind", "source": m.host_path, "target": m.container_path, "read_only": m.read_only}
             for m in spec.mounts
         ],
-        "init": True,  # catatonit as PID 1 forwards SIGTERM; `sleep` or `httpd` as PID 1 would ignore it
+        # catatonit as PID 1 forwards SIGTERM; `sleep` or `httpd` as PID 1 would ignore it (in the host's PID
+        # namespace the app is no PID 1, and Podman refuses an init there)
+        "init": not spec.host_pid,
         "stop_timeout": spec.stop_timeout,  # also bounds `remove(force=True)`
         "read_only": spec.read_only_root,
         "privileged": spec.privileged,
@@ -611,6 +613,10 @@ def _container_options(spec: ContainerSpec) -> dict[str, Any]:
         options["cpu_shares"] = spec.cpu_shares
     if spec.seccomp_profile:
         options["seccomp_profile_path"] = spec.seccomp_profile
+    if spec.host_pid:
+        options["pid_mode"] = "host"
+    if spec.host_ipc:
+        options["ipc_mode"] = "host"  # per container: it overrides the IPC namespace the pod shares
     if spec.log_path:
         options["log_config"] = {"Type": "k8s-file", "Config": {"path": spec.log_path, "size": spec.log_max_size}}
     return options
