@@ -33,4 +33,7 @@ def namespace(cluster: Cluster) -> Iterator[str]:
     """A fresh namespace per test, so tests sharing the cluster do not see each other's objects."""
     name = "t-" + uuid.uuid4().hex[:8]
     cluster.kubectl("create", "namespace", name)
+    # pods need the `default` service account, which a controller adds just after the namespace (kube's
+    # e2e framework waits for it the same way)
+    cluster.kubectl("wait", "--for=create", "serviceaccount/default", "-n", name, "--timeout=60s")
     yield name

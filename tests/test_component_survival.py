@@ -112,6 +112,8 @@ async def test_a_watch_carries_an_object_as_large_as_the_api_accepts(client: Api
     informer.start()
     try:
         await asyncio.wait_for(informer.synced.wait(), DEADLINE)
+        # no serviceaccount controller runs here, and ServiceAccount admission wants the pod's account
+        await client.create(Resource("", "v1", "serviceaccounts"), {"metadata": {"name": "default"}}, "default")
         await client.create(PODS, pod, "default")
         await eventually(lambda: "largest" in seen.names, "the watch event of a ~3 MiB pod")
         assert informer.cache["default/largest"]["spec"]["containers"][0]["env"][0]["value"] == value

@@ -230,8 +230,6 @@ class ObjectStore:
             meta["namespace"] = namespace
         else:
             meta.pop("namespace", None)
-        if not meta.get("name") and meta.get("generateName"):
-            meta["name"] = meta["generateName"] + "".join(secrets.choice(_NAME_SUFFIX_ALPHABET) for _ in range(5))
         if meta.get("resourceVersion"):
             # kube's storage refuses it (as a 500 with no reason, an accident of its error mapping; 400 here)
             raise errors.bad_request("resourceVersion should not be set on objects to be created")
@@ -255,6 +253,9 @@ class ObjectStore:
             )
         if prepare is not None:
             await prepare(obj)
+        # named after admission, as kube's BeforeCreate does (admission errors show the generateName)
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = meta["generateName"] + "".join(secrets.choice(_NAME_SUFFIX_ALPHABET) for _ in range(5))
         rt.strategy.prepare_for_create(obj)
         key = rt.key(namespace, meta.get("name") or "")  # a missing name fails validation below
         async with self._write_lock(rt):

@@ -14,7 +14,7 @@ from shim.apiserver import codec, errors, query
 from shim.apiserver.errors import ApiError
 from shim.apiserver.handlers import ResourceHandlers, Target, field_manager, read_typed_object, stale
 from shim.apiserver.kinds.other import validate_eviction
-from shim.apiserver.kinds.pods import admit_pod_priority
+from shim.apiserver.kinds.pods import admit_pod_priority, require_service_account
 from shim.apiserver.objects import DeleteOptions, Obj, now_rfc3339
 from shim.apiserver.registry import ResourceType
 
@@ -239,9 +239,12 @@ class Subresources:
         return None
 
     async def admit_pod(self, pod: Obj) -> None:
-        """Priority admission: the pod's PriorityClass (named, or the global default) sets its priority."""
+        """ServiceAccount admission (the pod's account must exist), then Priority admission: the pod's
+        PriorityClass (named, or the global default) sets its priority (kube's plugin order)."""
+        accounts = self.h.registry.lookup("", "v1", "serviceaccounts")
         classes = self.h.registry.lookup("scheduling.k8s.io", "v1", "priorityclasses")
-        assert classes is not None
+        assert accounts is not None and classes is not None
+        await require_service_account(pod, lambda namespace, name: self.objects.get(accounts, namespace, name))
         name = pod.get("spec", {}).get("priorityClassName")
         chosen = None
         if name:

@@ -6,11 +6,15 @@ and the ServiceAccount, DefaultTolerationSeconds and Priority admission plugins.
 
 from __future__ import annotations
 
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
 from fractions import Fraction
 from typing import Any
 
 import orjson
 
+from shim.apiserver import errors
 from shim.apiserver.errors import ApiError
 from shim.apiserver.kinds.addresses import validate_ip
 from shim.apiserver.kinds.causes import Cause, forbidden, go_string_map, invalid, required, undecodable
@@ -24,6 +28,7 @@ Obj = dict[str, Any]
 
 MIRROR_POD_ANNOTATION = "kubernetes.io/config.mirror"
 DEFAULT_TOLERATION_SECONDS = 300
+_DEFAULT_ACCOUNT_LOOKUPS = 10
 _NODE_NOT_READY = "node.kubernetes.io/not-ready"
 _NODE_UNREACHABLE = "node.kubernetes.io/unreachable"
 _UPDATABLE_FIELDS = ",".join(
@@ -99,6 +104,32 @@ def admit_service_account(spec: Obj) -> None:
     if not spec.get("serviceAccountName"):
         spec["serviceAccountName"] = "default"
         spec["serviceAccount"] = "default"
+
+
+async def require_service_account(pod: Obj, get_account: Callable[[str, str], Awaitable[Any]]) -> None:
+    """ServiceAccount admission: a pod may only run as a service account that exists (403 otherwise).
+
+    `get_account(namespace, name)` reads it (ApiError 404 when missing). `default` is looked up ten times
+    100-200 ms apart, as kube's plugin does: the serviceaccount controller creates it just after its namespace.
+    The name in the message is the pod's generateName when it has no name yet (kube admits before naming)."""
+    meta = pod.get("metadata") or {}
+    if MIRROR_POD_ANNOTATION in (meta.get("annotations") or {}):
+        return
+    namespace = meta.get("namespace") or ""
+    account = (pod.get("spec") or {}).get("serviceAccountName") or "default"
+    attempts = _DEFAULT_ACCOUNT_LOOKUPS if account == "default" else 1
+    interval = random.uniform(0.1, 0.2)
+    for attempt in range(attempts):
+        if attempt:
+            await asyncio.sleep(interval)
+        try:
+            await get_account(namespace, account)
+            return
+        except ApiError as exc:
+            if exc.code != 404:
+                raise
+    why = f'error looking up service account {namespace}/{account}: serviceaccount "{account}" not found'
+    raise errors.forbidden("", "pods", meta.get("name") or meta.get("generateName") or "", why)
 
 
 def add_default_tolerations(spec: Obj) -> None:
