@@ -187,6 +187,25 @@ def unsupported_media_type(kind: str, supported: tuple[str, ...]) -> errors.ApiE
 # -- responses --------------------------------------------------------------------------------------------------
 
 
+# what kube-apiserver serves a built-in resource as (CBOR is off by default in 1.33)
+_SERVED_MEDIA_TYPES = (JSON, YAML, PROTOBUF)
+_ACCEPTABLE_RANGES = frozenset({"*/*", "application/*", *_SERVED_MEDIA_TYPES})
+
+
+def check_acceptable(request: web.Request) -> None:
+    """406 when the Accept header names no media type a resource is served as (kube's NegotiateOutputMediaType);
+    the answer itself is JSON whatever was accepted, which every client reads."""
+    accept = request.headers.get("Accept", "").strip()
+    if not accept:
+        return
+    ranges = {clause.split(";", 1)[0].strip().lower() for clause in accept.split(",")}
+    if ranges & _ACCEPTABLE_RANGES or ranges <= {""}:
+        return
+    raise errors.ApiError(
+        406, "NotAcceptable", "only the following media types are accepted: " + ", ".join(_SERVED_MEDIA_TYPES)
+    )
+
+
 def wants_table(request: web.Request) -> bool:
     """kubectl's `Accept: application/json;as=Table;v=v1;g=meta.k8s.io, ...` (v1beta1 also served)."""
     accept = request.headers.get("Accept", "")

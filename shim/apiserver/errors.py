@@ -94,7 +94,8 @@ def _details(name: str | None, group: str, kind: str, causes: list[dict] | None 
         details["name"] = name
     if group:  # omitempty: core-group objects carry no group
         details["group"] = group
-    details["kind"] = kind
+    if kind:  # omitempty, as every StatusDetails field (an Invalid patch names no kind)
+        details["kind"] = kind
     if causes:
         details["causes"] = causes
     return details

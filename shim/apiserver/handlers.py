@@ -15,6 +15,7 @@ from aiohttp import web
 
 from shim.apiserver import codec, errors, query
 from shim.apiserver.errors import ApiError
+from shim.apiserver.kinds.causes import invalid as invalid_value
 from shim.apiserver.objects import DeleteOptions, Obj, ObjectStore
 from shim.apiserver.registry import Registry, ResourceType
 from shim.apiserver.schema import schema_for
@@ -26,6 +27,7 @@ from shim.apiserver.selectors import (
     parse_label_selector,
 )
 from shim.apiserver.tables import build_table
+from shim.apiserver.typed_patch import go_sprint
 
 _NAMESPACE_SUBRESOURCES = ("status", "finalize")
 
@@ -83,6 +85,8 @@ class ResourceHandlers:
     async def handle(self, request: web.Request, target: Target) -> web.StreamResponse:
         method = request.method
         q = request.query
+        if target.subresource in (None, "status", "scale"):  # objects (logs, exec and the like stream other types)
+            codec.check_acceptable(request)
         if target.subresource is not None:
             return await self.subresources.handle(request, target)
         if target.name is None:
@@ -156,22 +160,13 @@ class ResourceHandlers:
 
     def list_revision(self, q: Any, limit: int | None) -> int | None:
         """resourceVersion + resourceVersionMatch: an exact revision only when the client asked for one."""
+        query.check_list_options(q)
         rv = q.get("resourceVersion")
         match = q.get("resourceVersionMatch")
-        if match and match not in ("Exact", "NotOlderThan"):
-            raise errors.bad_request(
-                f'resourceVersionMatch: Unsupported value: "{match}": supported values: "Exact", "NotOlderThan"'
-            )
-        if match and not rv:
-            raise errors.bad_request("resourceVersionMatch is forbidden unless resourceVersion is provided")
-        if q.get("continue"):  # kube's storage.ValidateListOptions
-            if match:
-                raise errors.bad_request("resourceVersionMatch is forbidden when continue is provided")
-            if rv and rv != "0":
-                raise errors.bad_request("specifying resource version is not allowed when using continue")
+        # kube's storage.ValidateListOptions
+        if q.get("continue") and rv and rv != "0":
+            raise errors.bad_request("specifying resource version is not allowed when using continue")
         if not rv or rv == "0":
-            if match == "Exact" and rv == "0":
-                raise errors.bad_request('resourceVersionMatch "exact" is forbidden for resourceVersion "0"')
             return None
         try:
             revision = int(rv)
@@ -262,7 +257,7 @@ class ResourceHandlers:
                 raise stale(rt, target.name or "")
             return obj
 
-        dry = query.dry_run(request.query)
+        dry = query.dry_run(request.query, options="UpdateOptions")
         try:
             updated = await self.objects.update(
                 rt, target.namespace, target.name or "", replace, subresource, dry, field_manager(request)
@@ -284,9 +279,11 @@ class ResourceHandlers:
         rt = target.rt
         kind = codec.media_type(request)
         body = await codec.read_body(request)
-        patch = parse_patch(kind, body)
         q = request.query
-        dry = query.dry_run(q)
+        if kind in codec.PATCH_TYPES:  # kube checks the options before it decodes the patch
+            query.check_patch_options(q, kind == codec.APPLY_PATCH)
+        dry = query.dry_run(q, options="PatchOptions")
+        patch = parse_patch(kind, body)
         warnings: list[str] = []
         if kind == codec.APPLY_PATCH:
             return await self.subresources.server_side_apply(request, target, patch, dry)
@@ -297,7 +294,9 @@ class ResourceHandlers:
             if wanted_rv and wanted_rv != old["metadata"]["resourceVersion"]:
                 raise stale(rt, target.name or "")
             check_name(target, new)
-            warnings[:] = self.check_fields(request, rt, new, patched=True)
+            # kube shows a strategic merge patch as Go prints its map, other patches as the patched JSON
+            shown = go_sprint(patch) if kind == codec.STRATEGIC_PATCH else orjson.dumps(new).decode()
+            warnings[:] = self.check_fields(request, rt, new, patched=shown)
             return new
 
         updated = await self.objects.update(
@@ -367,12 +366,12 @@ class ResourceHandlers:
             )
 
     def check_fields(
-        self, request: web.Request, rt: ResourceType, obj: Obj, body: bytes | None = None, patched: bool = False
+        self, request: web.Request, rt: ResourceType, obj: Obj, body: bytes | None = None, patched: str | None = None
     ) -> list[str]:
         """Decode `obj` as kube decodes into its Go types: wrong types fail; unknown fields (and keys repeated
         in a JSON `body`) fail under fieldValidation=Strict and are returned as warnings under Warn; unknown
         fields and nulls are then dropped from `obj`, whatever the mode. `patched`: `obj` is a patch result,
-        which kube reports as an invalid `patch` rather than an undecodable body."""
+        which kube reports as an invalid `patch` (showing this text) rather than an undecodable body."""
         from shim.apiserver.validation import duplicate_fields, find_schema_problems, strict_decoding_message
 
         mode = query.field_validation(request.query)
@@ -385,11 +384,8 @@ class ResourceHandlers:
         problems = [] if mode == "Ignore" else unknown + (duplicate_fields(body) if body else [])
         if problems and mode == "Strict":
             message = strict_decoding_message(problems)
-            if patched:
-                value = orjson.dumps(orjson.dumps(obj).decode()).decode()
-                raise errors.invalid(
-                    "", "", "", [errors.cause("FieldValueInvalid", "patch", f"Invalid value: {value}: {message}")]
-                )
+            if patched is not None:
+                raise errors.invalid("", "", "", [invalid_value("patch", patched, message)])
             raise cannot_be_handled(rt, message)
         codec.drop_what_go_drops(obj, schema)
         return problems
@@ -483,7 +479,12 @@ def success_status(rt: ResourceType, obj: Obj) -> dict[str, Any]:
         "apiVersion": "v1",
         "metadata": {},
         "status": "Success",
-        "details": {"name": meta.get("name"), "group": rt.group, "kind": rt.plural, "uid": meta.get("uid")},
+        "details": {  # Go's omitempty: no group for core objects
+            "name": meta.get("name"),
+            **({"group": rt.group} if rt.group else {}),
+            "kind": rt.plural,
+            "uid": meta.get("uid"),
+        },
     }
 
 
@@ -528,7 +529,7 @@ async def read_delete_options(request: web.Request) -> DeleteOptions:
         propagation_policy="Orphan" if orphan else policy,
         precondition_uid=pre.get("uid"),
         precondition_resource_version=pre.get("resourceVersion"),
-        dry_run=query.dry_run(q, body.get("dryRun")),
+        dry_run=query.dry_run(q, body.get("dryRun"), "DeleteOptions"),
     )
 
 

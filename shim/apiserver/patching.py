@@ -21,7 +21,7 @@ def parse_patch(kind: str, body: bytes) -> Any:
     if kind == codec.JSON_PATCH:
         if not isinstance(patch, list):
             raise errors.bad_request("json: cannot unmarshal object into Go value of type jsonpatch.Patch")
-    elif not isinstance(patch, dict):
+    elif kind != codec.STRATEGIC_PATCH and not isinstance(patch, dict):  # strategic says it in Go's words
         raise errors.bad_request("the body of a merge or apply patch must be a JSON object")
     return patch
 
@@ -36,6 +36,8 @@ def apply_patch(rt: ResourceType, kind: str, old: dict[str, Any], patch: Any) ->
         else:
             new = strategic_merge_patch(old, patch, schema_for(rt.group, rt.version, rt.kind))
     except PatchError as exc:
+        if exc.code == 422:
+            raise unprocessable(str(exc)) from None
         raise errors.ApiError(exc.code, None, str(exc)) from None
     if not isinstance(new, dict) or not isinstance(new.get("metadata"), dict):
         raise errors.ApiError(422, "Invalid", "the patched object must be an object with metadata")
@@ -44,3 +46,14 @@ def apply_patch(rt: ResourceType, kind: str, old: dict[str, Any], patch: Any) ->
     if problem is not None:
         raise errors.ApiError(422, "Invalid", f"the patched object {problem}")
     return new
+
+
+def unprocessable(why: str) -> errors.ApiError:
+    """A patch that does not apply, as kube answers it (`NewGenericServerResponse(422, ...)`): a fixed
+    message, and the patch library's own words as the one cause."""
+    return errors.ApiError(
+        422,
+        "Invalid",
+        "the server rejected our request due to an error in our request",
+        {"causes": [{"reason": "UnexpectedServerResponse", "message": why}]},
+    )

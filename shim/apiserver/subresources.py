@@ -102,7 +102,7 @@ class Subresources:
             target.name or "",
             rescale,
             "scale",
-            query.dry_run(request.query),
+            query.dry_run(request.query, options="UpdateOptions" if request.method == "PUT" else "PatchOptions"),
             field_manager(request),
         )
         return codec.json_response(scale_from(updated, rt))
@@ -187,7 +187,12 @@ class Subresources:
             return ns
 
         updated = await self.objects.update(
-            target.rt, None, target.name or "", set_finalizers, "finalize", query.dry_run(request.query)
+            target.rt,
+            None,
+            target.name or "",
+            set_finalizers,
+            "finalize",
+            query.dry_run(request.query, options="UpdateOptions"),
         )
         return codec.json_response(updated)
 

@@ -150,10 +150,11 @@ def _scalar_problem(value: Any, node: SchemaNode) -> str | None:
 
 def _go_v(value: Any) -> str:
     """`%v` of smd's `*valueUnstructured`: `&{5}`, `&{map[a:1]}`."""
-    return "&{" + _plain(value) + "}"
+    return "&{" + go_sprint(value) + "}"
 
 
-def _plain(value: Any) -> str:
+def go_sprint(value: Any) -> str:
+    """Go's `%v` (and `%+v`) of a decoded JSON value: `map[a:1 b:[x y]]`, `<nil>`."""
     if value is None:
         return "<nil>"
     if isinstance(value, bool):
@@ -163,9 +164,9 @@ def _plain(value: Any) -> str:
     if isinstance(value, float):
         return _go_float(value)
     if isinstance(value, dict):
-        return "map[" + " ".join(f"{k}:{_plain(value[k])}" for k in sorted(value)) + "]"
+        return "map[" + " ".join(f"{k}:{go_sprint(value[k])}" for k in sorted(value)) + "]"
     if isinstance(value, list):
-        return "[" + " ".join(_plain(v) for v in value) + "]"
+        return "[" + " ".join(go_sprint(v) for v in value) + "]"
     return str(value)
 
 
