@@ -10,12 +10,13 @@ from shim.apiserver.kinds.core import (
     NamespaceStrategy,
     NodeStrategy,
     SecretStrategy,
+    ServiceAccountStrategy,
 )
 from shim.apiserver.kinds.discovery import EndpointSliceStrategy
 from shim.apiserver.kinds.other import EventsV1Conversion, EventsV1Strategy, LeaseStrategy, PriorityClassStrategy
 from shim.apiserver.kinds.pods import PodStrategy
 from shim.apiserver.kinds.service import ServiceStrategy
-from shim.apiserver.registry import ALL_VERBS, Registry, ResourceType, Strategy
+from shim.apiserver.registry import ALL_VERBS, Registry, ResourceType
 
 _NO_DELETECOLLECTION = tuple(v for v in ALL_VERBS if v != "deletecollection")
 _POD_SUBRESOURCES = ("status", "binding", "eviction", "log", "exec", "attach", "portforward")
@@ -34,7 +35,7 @@ def build_registry() -> Registry:
           deprecation="v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice"),
         R("", "v1", "ConfigMap", "configmaps", "configmap", True, ConfigMapStrategy(), ("cm",)),
         R("", "v1", "Secret", "secrets", "secret", True, SecretStrategy()),
-        R("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", True, Strategy(), ("sa",)),
+        R("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", True, ServiceAccountStrategy(), ("sa",)),
         R("", "v1", "Node", "nodes", "node", False, NodeStrategy(), ("no",), subresources=("status",)),
         R("", "v1", "Event", "events", "event", True, EventStrategy(), ("ev",)),
         R("apps", "v1", "Deployment", "deployments", "deployment", True, DeploymentStrategy(), ("deploy",),

@@ -180,6 +180,13 @@ class SecretStrategy(Strategy):
         return causes
 
 
+class ServiceAccountStrategy(Strategy):
+    """ServiceAccounts: only metadata is validated; a delete answers the deleted account, as kube's store
+    has ReturnDeletedObject (pkg/registry/core/serviceaccount/storage/storage.go)."""
+
+    returns_deleted_object = True
+
+
 class EndpointsStrategy(Strategy):
     """Endpoints: ports default to TCP; addresses must be real, non-special IPs."""
 
