@@ -36,11 +36,6 @@ CONTENT_TYPES = {
 }
 # Rows where kube-shim still answers differently from kube, with why ("*" for every kind); strict, so a fix shows.
 KNOWN_DIFFERENCES: dict[str, str] = {
-    "*:create-wrong-kind": (
-        "handlers.check_type_meta says 'the kind in the data (Wrong) does not match the expected kind'; kube "
-        "answers transformDecodeError's 'Wrong in version \"v1\" cannot be handled as a ConfigMap: no kind "
-        '"Wrong" is registered for version ...\''
-    ),
     "*:update-foreign-uid": (
         "objects._prepare_update leaves out the storage error kube wraps: 'StorageError: invalid object, Code: 4, "
         "Key: /registry/<etcd prefix>/..., ResourceVersion: 0, AdditionalErrorMsg: ' (needs kube's etcd key "

@@ -224,7 +224,7 @@ class ResourceHandlers:
         rt = target.rt
         body = await codec.read_body(request)
         obj = codec.decode_object(codec.media_type(request), body)
-        check_type_meta(rt, obj)
+        check_type_meta(rt, obj, self.registry)
         warnings = self.check_fields(request, rt, obj, body)
         if rt.namespaced:
             body_ns = (obj.get("metadata") or {}).get("namespace")
@@ -247,7 +247,7 @@ class ResourceHandlers:
         rt = target.rt
         body = await codec.read_body(request)
         obj = codec.decode_object(codec.media_type(request), body)
-        check_type_meta(rt, obj)
+        check_type_meta(rt, obj, self.registry)
         warnings = self.check_fields(request, rt, obj, body)
         check_name(target, obj)
         wanted_rv = (obj.get("metadata") or {}).get("resourceVersion")
@@ -451,7 +451,7 @@ def check_name(target: Target, obj: Obj) -> None:
         )
 
 
-def check_type_meta(rt: ResourceType, obj: Obj) -> None:
+def check_type_meta(rt: ResourceType, obj: Obj, registry: Registry) -> None:
     """A body may omit kind/apiVersion; when it has them they must match the URL."""
     api_version = obj.get("apiVersion")
     kind = obj.get("kind")
@@ -460,6 +460,11 @@ def check_type_meta(rt: ResourceType, obj: Obj) -> None:
             f"the API version in the data ({api_version}) does not match the expected API version ({rt.api_version})"
         )
     if kind and kind != rt.kind:
+        if registry.by_kind(rt.group, rt.version, kind) is None:  # kube's decoder knows no such kind
+            raise errors.bad_request(
+                f'{kind} in version "{rt.version}" cannot be handled as a {rt.kind}: no kind "{kind}" is registered '
+                f'for version "{rt.api_version}" in scheme "pkg/api/legacyscheme/scheme.go:30"'
+            )
         raise errors.bad_request(f"the kind in the data ({kind}) does not match the expected kind ({rt.kind})")
 
 
