@@ -1,9 +1,11 @@
-"""Namespace controller: a deleted namespace empties itself, then drops its `kubernetes` finalizer."""
+"""Namespace controller: a deleted namespace empties itself, then drops its `kubernetes` finalizer; its
+status conditions say what is left and why (kube's namespaced_resources_deleter.go)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 
 import aiohttp
 
@@ -11,11 +13,15 @@ from shim.client import ApiClient, ApiException, Informer, Resource
 from shim.client.api import Obj
 from shim.client.discovery import served_resources
 from shim.client.supervise import keep_running, spawn
+from shim.controllers.namespace_conditions import ContentReport, update_conditions
+from shim.controllers.podutil import format_time, now
 
 log = logging.getLogger("shim.controllers.namespace")
 
 NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
+PODS = Resource("", "v1", "pods")
 FINALIZER = "kubernetes"
+_TERMINAL_PHASES = ("Succeeded", "Failed")
 
 
 class NamespaceController:
@@ -62,7 +68,8 @@ class NamespaceController:
                 asyncio.get_running_loop().call_later(self.retry_interval, self._queue.put_nowait, name)
 
     async def finalize(self, name: str) -> bool:
-        """One pass: delete what is left in the namespace; finalize it once nothing is. True when done."""
+        """One pass: delete what is left in the namespace and write the conditions saying what remains;
+        finalize it once nothing does. True when done."""
         try:
             ns = await self.client.get(NAMESPACES, name)
         except ApiException as exc:
@@ -72,14 +79,50 @@ class NamespaceController:
         finalizers = list(ns.get("spec", {}).get("finalizers") or [])
         if FINALIZER not in finalizers:
             return True
-        remaining = 0
-        for resource, verbs in await served_resources(self.client):
-            if not resource.namespaced or "deletecollection" not in verbs or "list" not in verbs:
-                continue
-            await self.client.delete_collection(resource, name, propagationPolicy="Background")
-            remaining += len((await self.client.list(resource, name)).get("items", []))
-        if remaining:
+        report = ContentReport()
+        try:
+            resources = await served_resources(self.client)
+        except ApiException as exc:  # as kube: go on with what is known, say so in a condition
+            report.discovery_error = _message(exc)
+            resources = []
+        for resource, verbs in resources:
+            if resource.namespaced and "deletecollection" in verbs and "list" in verbs:
+                await self._empty(resource, name, report)
+        if update_conditions(ns.setdefault("status", {}), report, format_time(now())):
+            ns = await self.client.request("PUT", f"/api/v1/namespaces/{name}/status", ns)
+        if not report.done:
             return False
         ns["spec"]["finalizers"] = [f for f in finalizers if f != FINALIZER]
         await self.client.request("PUT", f"/api/v1/namespaces/{name}/finalize", ns)
         return True
+
+    async def _empty(self, resource: Resource, namespace: str, report: ContentReport) -> None:
+        """Delete every `resource` object in `namespace`; record in `report` what stays and why (kube's
+        deleteAllContentForGroupVersionResource: pods may still be terminating, others only wait on finalizers)."""
+        try:
+            await self.client.delete_collection(resource, namespace, propagationPolicy="Background")
+            items = (await self.client.list(resource, namespace)).get("items", [])
+        except ApiException as exc:
+            report.content_errors.append(_message(exc))
+            return
+        if not items:
+            return
+        held = Counter(f for item in items for f in item["metadata"].get("finalizers") or ())
+        terminating = resource == PODS and any(_terminating_gracefully(pod) for pod in items)
+        if not held and not terminating:
+            gvr = f"{resource.group}/{resource.version}, Resource={resource.plural}"
+            report.content_errors.append(f"unexpected items still remain in namespace: {namespace} for gvr: {gvr}")
+            return
+        report.remaining[f"{resource.plural}.{resource.group}"] = len(items)
+        report.finalizers.update(held)
+
+
+def _terminating_gracefully(pod: Obj) -> bool:
+    """A pod its node still has to stop (kube's estimateGracefulTerminationForPods counts it)."""
+    grace = pod.get("spec", {}).get("terminationGracePeriodSeconds", 30)
+    return pod.get("status", {}).get("phase") not in _TERMINAL_PHASES and bool(grace)
+
+
+def _message(exc: ApiException) -> str:
+    """The error text kube's Go client would give: the Status message."""
+    return str(exc.body.get("message") or exc)
