@@ -69,6 +69,8 @@ class Subresources:
             kind = None
         else:
             kind = codec.media_type(request)
+            if kind in codec.PATCH_TYPES:
+                query.check_patch_options(request.query, kind == codec.APPLY_PATCH)
             body = parse_patch(kind, await codec.read_body(request))
         scale_rt = self.h.registry.by_kind("autoscaling", "v1", "Scale") or rt
 
