@@ -174,6 +174,17 @@ def test_an_invalid_dry_run_is_a_422_for_the_verbs_options(cluster: Cluster, nam
     assert reply.json()["message"] == f'PatchOptions.meta.k8s.io "" is invalid: dryRun: {unsupported}'
 
 
+# kube: validation.go ValidateFieldValidation (supported values from a sorted set: "", "Ignore", "Strict",
+# "Warn") inside ValidateUpdateOptions, answered by handlers/update.go as NewInvalid(meta.k8s.io/UpdateOptions).
+def test_an_invalid_field_validation_is_a_422_for_the_verbs_options(cluster: Cluster, namespace: str) -> None:
+    path = configmap(cluster, namespace, "validated")
+    body = {"metadata": {"name": "validated"}, "data": {"a": "4"}}
+    reply = raw(cluster, lambda api: api.call("PUT", path, body, params={"fieldValidation": "Sometimes"}))
+    unsupported = 'Unsupported value: "Sometimes": supported values: "", "Ignore", "Strict", "Warn"'
+    assert reply.status == 422
+    assert reply.json()["message"] == f'UpdateOptions.meta.k8s.io "" is invalid: fieldValidation: {unsupported}'
+
+
 # kube: validation.go ValidatePatchOptions ("may not be specified for non-apply patch" when force is set
 # at all on any other patch type), answered by handlers/patch.go as NewInvalid(meta.k8s.io/PatchOptions).
 def test_force_on_a_non_apply_patch_is_a_422(cluster: Cluster, namespace: str) -> None:

@@ -257,7 +257,7 @@ class ResourceHandlers:
                 raise stale(rt, target.name or "")
             return obj
 
-        dry = query.dry_run(request.query, options="UpdateOptions")
+        dry = query.dry_run(request.query, options=query.options_kind(request.method))
         try:
             updated = await self.objects.update(
                 rt, target.namespace, target.name or "", replace, subresource, dry, field_manager(request)
@@ -282,7 +282,7 @@ class ResourceHandlers:
         q = request.query
         if kind in codec.PATCH_TYPES:  # kube checks the options before it decodes the patch
             query.check_patch_options(q, kind == codec.APPLY_PATCH)
-        dry = query.dry_run(q, options="PatchOptions")
+        dry = query.dry_run(q, options=query.options_kind(request.method))
         patch = parse_patch(kind, body)
         warnings: list[str] = []
         if kind == codec.APPLY_PATCH:
@@ -374,7 +374,7 @@ class ResourceHandlers:
         which kube reports as an invalid `patch` (showing this text) rather than an undecodable body."""
         from shim.apiserver.validation import duplicate_fields, find_schema_problems, strict_decoding_message
 
-        mode = query.field_validation(request.query)
+        mode = query.field_validation(request.query, query.options_kind(request.method))
         schema = schema_for(rt.group, rt.version, rt.kind)
         if schema is None:
             return []
@@ -534,7 +534,7 @@ async def read_delete_options(request: web.Request) -> DeleteOptions:
         propagation_policy="Orphan" if orphan else policy,
         precondition_uid=pre.get("uid"),
         precondition_resource_version=pre.get("resourceVersion"),
-        dry_run=query.dry_run(q, body.get("dryRun"), "DeleteOptions"),
+        dry_run=query.dry_run(q, body.get("dryRun"), query.options_kind(request.method)),
     )
 
 

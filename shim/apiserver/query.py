@@ -76,12 +76,15 @@ def options_invalid(options: str, cause: dict[str, str]) -> ApiError:
     return invalid("meta.k8s.io", options, "", [cause])
 
 
-def field_validation(query: MultiMapping[str]) -> str:
-    """`fieldValidation`: Strict, Warn (the server default) or Ignore."""
+def field_validation(query: MultiMapping[str], options: str = "CreateOptions") -> str:
+    """`fieldValidation`: Strict, Warn (the server default) or Ignore; anything else is kube's 422 for the
+    verb's options kind (ValidateFieldValidation)."""
     value = query.get("fieldValidation") or "Warn"
     if value not in ("Strict", "Warn", "Ignore"):
-        raise bad_request(
-            f'Invalid fieldValidation parameter: Unsupported value: "{value}": '
-            'supported values: "Ignore", "Strict", "Warn"'
-        )
+        raise options_invalid(options, unsupported("fieldValidation", value, ["", "Ignore", "Strict", "Warn"]))
     return value
+
+
+def options_kind(method: str) -> str:
+    """The options kind kube decodes a write's query into (`PUT` -> `UpdateOptions`)."""
+    return {"PUT": "UpdateOptions", "PATCH": "PatchOptions", "DELETE": "DeleteOptions"}.get(method, "CreateOptions")

@@ -104,7 +104,7 @@ class Subresources:
             target.name or "",
             rescale,
             "scale",
-            query.dry_run(request.query, options="UpdateOptions" if request.method == "PUT" else "PatchOptions"),
+            query.dry_run(request.query, options=query.options_kind(request.method)),
             field_manager(request),
         )
         return codec.json_response(scale_from(updated, rt))
@@ -194,7 +194,7 @@ class Subresources:
             target.name or "",
             set_finalizers,
             "finalize",
-            query.dry_run(request.query, options="UpdateOptions"),
+            query.dry_run(request.query, options=query.options_kind(request.method)),
         )
         return codec.json_response(updated)
 
