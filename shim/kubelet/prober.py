@@ -11,9 +11,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol, runtime_checkable
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
-import yarl
 
 from shim.runtime.base import Runtime, RuntimeFailure
 
@@ -175,15 +175,15 @@ async def _get_following_local_redirects(
 ) -> tuple[int, str]:
     """GET `url`, following redirects only while they stay on the same host, as kubelet's prober does (a pod
     must not make the node send requests elsewhere); the last response's status and the start of its body."""
-    current = first = yarl.URL(url)
+    current, host = url, urlsplit(url).hostname
     for _ in range(MAX_REDIRECTS + 1):
         async with http.get(current, headers=headers, ssl=False, allow_redirects=False) as response:
             body = (await response.content.read(MAX_OUTPUT)).decode(errors="replace")
             location = response.headers.get("Location")
             if response.status not in _REDIRECTS or not location:
                 return response.status, body
-            following = current.join(yarl.URL(location))
-            if following.host != first.host:
+            following = urljoin(current, location)
+            if urlsplit(following).hostname != host:
                 return response.status, body
             current = following
     raise aiohttp.ClientError(f"stopped after {MAX_REDIRECTS} redirects")
