@@ -197,3 +197,31 @@ def test_server_side_apply_to_status_applies_it_and_records_the_manager(cluster:
     entry = next(e for e in live["metadata"]["managedFields"] if e["manager"] == "status-writer")
     assert (entry["operation"], entry["apiVersion"], entry["subresource"]) == ("Apply", "v1", "status")
     assert entry["fieldsV1"] == {"f:status": {"f:loadBalancer": {"f:ingress": {}}}}
+
+
+# kube: test/integration/apiserver/apply/scale_test.go (an apply of a Scale conflicts with the manager of
+# the parent's spec.replicas; forced, only the new manager owns it) and printManager for Apply entries.
+def test_server_side_apply_of_a_scale_owns_the_parents_replicas(cluster: Cluster, namespace: str) -> None:
+    assert server_side_apply(cluster, deployment(namespace, "sc", 1))[0] == 0
+    path = f"/apis/apps/v1/namespaces/{namespace}/deployments/sc/scale"
+    scale = json.dumps(
+        {
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": {"name": "sc", "namespace": namespace},
+            "spec": {"replicas": 5},
+        }
+    )
+    code, body = raw_apply(cluster, path, scale, {"fieldManager": "scaler"})
+    assert code == 409
+    assert orjson.loads(body)["message"] == 'Apply failed with 1 conflict: conflict with "kubectl": .spec.replicas'
+
+    code, body = raw_apply(cluster, path, scale, {"fieldManager": "scaler", "force": "true"})
+    assert code == 200, body
+    assert orjson.loads(body)["spec"] == {"replicas": 5}
+    live = json.loads(
+        cluster.kubectl("get", "deploy", "sc", "-n", namespace, "-o", "json", "--show-managed-fields").stdout
+    )
+    owners = [e for e in live["metadata"]["managedFields"] if "f:replicas" in e["fieldsV1"].get("f:spec", {})]
+    assert [(e["manager"], e["operation"], e.get("subresource")) for e in owners] == [("scaler", "Apply", "scale")]
+    assert live["spec"]["replicas"] == 5

@@ -72,6 +72,8 @@ class Subresources:
             if kind in codec.PATCH_TYPES:
                 query.check_patch_options(request.query, kind == codec.APPLY_PATCH)
             body = parse_patch(kind, await codec.read_body(request))
+            if kind == codec.APPLY_PATCH:
+                return await self.apply_scale(request, target, body)
         scale_rt = self.h.registry.by_kind("autoscaling", "v1", "Scale") or rt
 
         def rescale(old: Obj) -> Obj:
@@ -80,20 +82,7 @@ class Subresources:
             wanted_rv = (wanted.get("metadata") or {}).get("resourceVersion")
             if kind is None and wanted_rv and wanted_rv != old["metadata"]["resourceVersion"]:
                 raise stale(rt, target.name or "")
-            replicas = (wanted.get("spec") or {}).get("replicas", 0)
-            if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
-                raise errors.invalid(
-                    "autoscaling",
-                    "Scale",
-                    target.name or "",
-                    [
-                        errors.cause(
-                            "FieldValueInvalid",
-                            "spec.replicas",
-                            f"Invalid value: {replicas}: must be greater than or equal to 0",
-                        )
-                    ],
-                )
+            _check_replicas((wanted.get("spec") or {}).get("replicas", 0), target.name or "")
             apply_scale(old, wanted)
             return old
 
@@ -107,6 +96,35 @@ class Subresources:
             query.dry_run(request.query, options=query.options_kind(request.method)),
             field_manager(request),
         )
+        return codec.json_response(scale_from(updated, rt))
+
+    async def apply_scale(self, request: web.Request, target: Target, config: dict[str, Any]) -> web.Response:
+        """Server-side apply of a Scale: kube maps it onto the parent, so the applier owns the parent's
+        spec.replicas (an Apply entry with subresource `scale`) and taking it from another manager conflicts."""
+        from shim.apiserver.fieldmanager import apply
+        from shim.apiserver.kinds.apps import scale_from
+        from shim.apiserver.schema import schema_for
+        from shim.apiserver.typed_patch import check_applied
+
+        rt, name = target.rt, target.name or ""
+        manager = _apply_manager(request.query)
+        force = query.parse_bool(request.query, "force")
+        if (config.get("apiVersion"), config.get("kind")) != ("autoscaling/v1", "Scale"):
+            group, _, version = str(config.get("apiVersion") or "").rpartition("/")
+            raise errors.bad_request(f"invalid object type: {group}/{version}, Kind={config.get('kind') or ''}")
+        check_applied(config, schema_for("autoscaling", "v1", "Scale"), "autoscaling", "v1", "Scale")
+        parent: dict[str, Any] = {"apiVersion": rt.api_version, "kind": rt.kind, "metadata": {"name": name}}
+        spec = config.get("spec") or {}
+        if "replicas" in spec:
+            _check_replicas(spec["replicas"], name)
+            parent["spec"] = {"replicas": spec["replicas"]}
+        schema = schema_for(rt.group, rt.version, rt.kind)
+
+        def run(live: Obj) -> Obj:
+            return apply(live, parent, manager, force, schema, now_rfc3339(), rt.api_version, "scale")
+
+        dry = query.dry_run(request.query, options="PatchOptions")
+        updated = await self.objects.update(rt, target.namespace, name, run, "scale", dry)
         return codec.json_response(scale_from(updated, rt))
 
     # -- pods --------------------------------------------------------------------------------------------------
@@ -208,14 +226,7 @@ class Subresources:
 
         rt = target.rt
         q = request.query
-        manager = q.get("fieldManager")
-        if not manager:
-            raise errors.invalid(
-                "meta.k8s.io",
-                "PatchOptions",
-                "",
-                [errors.cause("FieldValueRequired", "fieldManager", "Required value: is required for apply patch")],
-            )
+        manager = _apply_manager(q)
         force = query.parse_bool(q, "force")
         schema = schema_for(rt.group, rt.version, rt.kind)
         name = target.name or ""
@@ -264,3 +275,23 @@ class Subresources:
             defaults = await self.objects.list(classes, None, lambda pc: bool(pc.get("globalDefault")))
             chosen = defaults.items[0] if defaults.items else None
         admit_pod_priority(pod, chosen)
+
+
+def _apply_manager(q: Any) -> str:
+    """The apply's `fieldManager`, which kube requires (ValidatePatchOptions: 422 PatchOptions)."""
+    manager = q.get("fieldManager")
+    if not manager:
+        raise errors.invalid(
+            "meta.k8s.io",
+            "PatchOptions",
+            "",
+            [errors.cause("FieldValueRequired", "fieldManager", "Required value: is required for apply patch")],
+        )
+    return str(manager)
+
+
+def _check_replicas(replicas: Any, name: str) -> None:
+    """A Scale's spec.replicas must be a count (kube's ValidateScale)."""
+    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+        why = f"Invalid value: {replicas}: must be greater than or equal to 0"
+        raise errors.invalid("autoscaling", "Scale", name, [errors.cause("FieldValueInvalid", "spec.replicas", why)])
