@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import struct
 import uuid
 import zlib
@@ -56,11 +55,7 @@ from tests.test_kubelet_podman import busybox, podman_runtime
 podman_root = test_kubelet_podman.podman_root
 api = test_kubelet_podman.api
 
-podman_only = [
-    pytest.mark.podman,
-    pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed (apt-get install podman runc)"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="these tests drive root Podman"),
-]
+podman_only = test_kubelet_podman.pytestmark  # Podman installed, and root
 Obj = dict[str, Any]
 CALL_DEADLINE = 5.0  # a runtime call that is not stuck behind others answers well within this
 

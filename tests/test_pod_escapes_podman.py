@@ -42,11 +42,7 @@ from tests.test_kubelet import (  # noqa: E402
 )
 from tests.test_kubelet_podman import busybox, podman_runtime  # noqa: E402
 
-pytestmark = [
-    pytest.mark.podman,
-    pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed (apt-get install podman runc)"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="these tests drive root Podman"),
-]
+pytestmark = test_kubelet_podman.pytestmark  # Podman installed, and root
 
 # the Podman root with the test image, and the API client, shared with the other node tests
 podman_root = test_kubelet_podman.podman_root
