@@ -36,11 +36,6 @@ CONTENT_TYPES = {
 }
 # Rows where kube-shim still answers differently from kube, with why ("*" for every kind); strict, so a fix shows.
 KNOWN_DIFFERENCES: dict[str, str] = {
-    "*:update-foreign-uid": (
-        "objects._prepare_update leaves out the storage error kube wraps: 'StorageError: invalid object, Code: 4, "
-        "Key: /registry/<etcd prefix>/..., ResourceVersion: 0, AdditionalErrorMsg: ' (needs kube's etcd key "
-        "prefixes: services/specs, services/endpoints, minions)"
-    ),
     "replicasets:list-bad-field-selector": (
         "apps/v1 registers field label conversion for ReplicaSet (status.replicas), so kube says 'field label "
         "not supported: bogus'; selectors.py treats replicasets as a kind without one (issue 18 item 8)"
@@ -117,6 +112,7 @@ async def test_kube_says(api: RawApi, case: Row) -> None:
         before = kind.get("immutable", {}).get("before", {}) if row["id"] == "update-immutable" else {}
         stored = await api.ok("POST", collection(kind, ns), merged(valid_body(kind, name, ns), before))
         words["uid"] = stored["metadata"]["uid"]
+        words["resource_version"] = stored["metadata"]["resourceVersion"]
     reply = await send(api, kind, row, name, ns, stored)
     expect = row["expect"]
     if "created_on_update" in expect and kind.get("create_on_update"):
@@ -141,7 +137,7 @@ async def send(api: RawApi, kind: dict[str, Any], row: dict[str, Any], name: str
     if verb == "list":
         return await api.call("GET", collection(kind, ns), params=query)
     if verb == "delete":
-        return await api.call("DELETE", item, params=query)
+        return await api.call("DELETE", item, row.get("body"), params=query)
     body = request_body(kind, row, name, ns, stored)
     if verb == "create":
         return await api.call("POST", collection(kind, ns), body, params=query)
@@ -327,7 +323,8 @@ def placeholders(kind: dict[str, Any], name: str, ns: str) -> dict[str, str]:
         "gv": group_version_of(kind),
         "resource": f"{plural}.{group}" if group else plural,
         "qkind": qkind,
-        "invalid_qkind": invalid.get("qualified_kind", qkind),
+        "internal_kind": kind.get("internal_kind", qkind),
+        "internal_group": "" if "internal_kind" in kind else group,
         "invalid_message": invalid.get("message", ""),
         "invalid_patch_message": invalid.get("patch_message", invalid.get("message", "")),
         "immutable_message": kind.get("immutable", {}).get("message", ""),
@@ -337,6 +334,7 @@ def placeholders(kind: dict[str, Any], name: str, ns: str) -> dict[str, str]:
         ],
         "etcd_key": f"{kind['etcd_prefix']}/{ns}/{name}" if kind["namespaced"] else f"{kind['etcd_prefix']}/{name}",
         "uid": "",
+        "resource_version": "",
     }
 
 

@@ -40,9 +40,10 @@ def test_an_eviction_naming_another_pod_is_refused(core: client.CoreV1Api, names
 def test_a_put_or_patch_carrying_another_uid_is_a_conflict(core: client.CoreV1Api, namespace: str) -> None:
     made = core.create_namespaced_config_map(namespace, {"metadata": {"name": "c"}, "data": {"k": "1"}})
     wrong = "00000000-0000-0000-0000-000000000000"
-    expected = (
-        f'Operation cannot be fulfilled on configmaps "c": Precondition failed: UID in precondition: {wrong}, '
-        f"UID in object meta: {made.metadata.uid}"
+    expected = (  # kube's storage precondition error, quoted whole (storage/errors.go StorageError)
+        f'Operation cannot be fulfilled on configmaps "c": StorageError: invalid object, Code: 4, '
+        f"Key: /registry/configmaps/{namespace}/c, ResourceVersion: 0, AdditionalErrorMsg: "
+        f"Precondition failed: UID in precondition: {wrong}, UID in object meta: {made.metadata.uid}"
     )
     replaced = {"metadata": {"name": "c", "uid": wrong}, "data": {"k": "2"}}
     with pytest.raises(ApiException) as put:

@@ -277,7 +277,8 @@ class ObjectStore:
         """Raise 422 Invalid when there are causes, worded like kube."""
         if causes:
             name = obj.get("metadata", {}).get("name") or ""
-            raise errors.invalid(rt.group, rt.kind, name, causes)
+            # kube names the stored (internal) type: events.k8s.io Events are core Events inside
+            raise errors.invalid(rt.stored_group, rt.kind, name, causes)
 
     # -- update ------------------------------------------------------------------------------------------------
 
@@ -355,7 +356,12 @@ class ObjectStore:
         new["kind"] = rt.kind
         meta, old_meta = new["metadata"], old["metadata"]
         if meta.get("uid") and meta["uid"] != old_meta.get("uid"):
-            why = f"Precondition failed: UID in precondition: {meta['uid']}, UID in object meta: {old_meta.get('uid')}"
+            # kube's storage checks the body's uid as a precondition; its StorageError shows through the 409
+            key = rt.kube_etcd_key(old_meta.get("namespace"), old_meta.get("name", ""))
+            why = (
+                f"StorageError: invalid object, Code: 4, Key: {key}, ResourceVersion: 0, AdditionalErrorMsg: "
+                f"Precondition failed: UID in precondition: {meta['uid']}, UID in object meta: {old_meta.get('uid')}"
+            )
             raise errors.conflict(rt.group, rt.plural, old_meta.get("name", ""), why)
         for fixed in (
             "name",
@@ -483,24 +489,22 @@ def _spec_changed(new: Obj, old: Obj) -> bool:
 
 
 def _check_preconditions(rt: ResourceType, obj: Obj, options: DeleteOptions) -> None:
+    """rest.BeforeDelete's early check, worded as kube's: it names the stored type's kind, not the resource."""
     meta = obj["metadata"]
-    if options.precondition_uid and options.precondition_uid != meta.get("uid"):
-        raise errors.conflict(
-            rt.group,
-            rt.plural,
-            meta["name"],
-            f"Precondition failed: UID in precondition: {options.precondition_uid}, "
-            f"UID in object meta: {meta.get('uid')}",
+    uid = options.precondition_uid
+    if uid and uid != meta.get("uid"):
+        why = (
+            f"the UID in the precondition ({uid}) does not match the UID in record ({meta.get('uid')}). "
+            "The object might have been deleted and then recreated"
         )
+        raise errors.conflict(rt.stored_group, rt.kind, meta["name"], why)
     rv = options.precondition_resource_version
     if rv and rv != meta.get("resourceVersion"):
-        raise errors.conflict(
-            rt.group,
-            rt.plural,
-            meta["name"],
-            f"Precondition failed: ResourceVersion in precondition: {rv}, "
-            f"ResourceVersion in object meta: {meta.get('resourceVersion')}",
+        why = (
+            f"the ResourceVersion in the precondition ({rv}) does not match the ResourceVersion in record "
+            f"({meta.get('resourceVersion')}). The object might have been modified"
         )
+        raise errors.conflict(rt.stored_group, rt.kind, meta["name"], why)
 
 
 def _grace_period(rt: ResourceType, obj: Obj, options: DeleteOptions) -> int:

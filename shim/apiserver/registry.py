@@ -144,6 +144,26 @@ class ResourceType:
     def key(self, namespace: str | None, name: str) -> str:
         return self.key_prefix(namespace if self.namespaced else None) + name
 
+    @property
+    def stored_group(self) -> str:
+        """The group of the type kept in storage, which kube's Invalid and delete-precondition errors name."""
+        return self.stored_as[0] if self.stored_as else self.group
+
+    def kube_etcd_key(self, namespace: str | None, name: str) -> str:
+        """The key kube-apiserver keeps this object under in etcd: its storage errors quote it."""
+        group, plural = self.stored_as or (self.group, self.plural)
+        prefix = f"/registry/{_KUBE_ETCD_PREFIXES.get((group, plural), plural)}/"
+        return prefix + (f"{namespace}/{name}" if self.namespaced else name)
+
+
+# kube-apiserver's etcd prefixes that are not the plural (kubeapiserver/default_storage_factory_builder.go
+# SpecialDefaultResourcePrefixes); every other resource is kept under its plural, without its group
+_KUBE_ETCD_PREFIXES = {
+    ("", "services"): "services/specs",
+    ("", "endpoints"): "services/endpoints",
+    ("", "nodes"): "minions",
+}
+
 
 class Registry:
     """All served resources, looked up by URL parts or by kind."""
