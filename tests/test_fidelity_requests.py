@@ -106,22 +106,43 @@ def test_json_patch_keeps_the_leniencies_and_words_of_kubes_library(cluster: Clu
 
 
 # kube: pkg/apis/core/v1/conversion.go (Pod's field label conversion: "field label not supported: %s");
-# apps/v1 registers no field label conversion for ReplicaSet, so runtime.Scheme.ConvertFieldLabel falls
-# back to DefaultMetaV1FieldSelectorConversion ("%q is not a known field selector: only %q, %q");
-# handlers/get.go turns the conversion error into a 400 BadRequest.
-def test_field_selector_errors_are_worded_per_kind_as_kube_does(cluster: Cluster, namespace: str) -> None:
+# ReplicaSets select on status.replicas (pkg/registry/apps/replicaset ReplicaSetToSelectableFields; listed in
+# kube's "Field Selectors" page) with the same wording for other labels; a kind with no conversion function
+# (Deployment) falls back to runtime.DefaultMetaV1FieldSelectorConversion. handlers/get.go answers 400.
+def test_field_selectors_are_supported_and_worded_per_kind_as_kube_does(cluster: Cluster, namespace: str) -> None:
     result = cluster.kubectl("get", "pods", "-n", namespace, "--field-selector", "spec.bogus=x", check=False)
     assert result.stderr == (
         'Error from server (BadRequest): Unable to find "/v1, Resource=pods" that match label selector "", '
         'field selector "spec.bogus=x": field label not supported: spec.bogus\n'
     )
-
-    result = cluster.kubectl("get", "rs", "-n", namespace, "--field-selector", "status.replicas=1", check=False)
+    result = cluster.kubectl("get", "rs", "-n", namespace, "--field-selector", "spec.replicas=1", check=False)
     assert result.stderr == (
-        'Error from server (BadRequest): Unable to find "apps/v1, Resource=replicasets" that match label selector "", '
-        'field selector "status.replicas=1": "status.replicas" is not a known field selector: '
+        'Error from server (BadRequest): Unable to find "apps/v1, Resource=replicasets" that match label selector '
+        '"", field selector "spec.replicas=1": field label not supported: spec.replicas\n'
+    )
+    result = cluster.kubectl("get", "deploy", "-n", namespace, "--field-selector", "status.replicas=1", check=False)
+    assert result.stderr == (
+        'Error from server (BadRequest): Unable to find "apps/v1, Resource=deployments" that match label selector '
+        '"", field selector "status.replicas=1": "status.replicas" is not a known field selector: '
         'only "metadata.name", "metadata.namespace"\n'
     )
+
+    labels = {"app": "idle"}
+    idle = {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {"name": "idle", "namespace": namespace},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}},
+        },
+    }
+    cluster.kubectl("apply", "-f", "-", stdin=json.dumps(idle))
+    names = cluster.kubectl("get", "rs", "-n", namespace, "--field-selector", "status.replicas=0", "-o", "name")
+    assert names.stdout == "replicaset.apps/idle\n"
+    names = cluster.kubectl("get", "rs", "-n", namespace, "--field-selector", "status.replicas!=0", "-o", "name")
+    assert names.stdout == ""
 
 
 # -- item 23: request options ------------------------------------------------------------------------------------

@@ -336,7 +336,8 @@ def test_unsupported_field_labels_are_rejected_with_the_kinds_own_message() -> N
     assert unsupported("", "configmaps", "data.x=1") == (
         '"data.x" is not a known field selector: only "metadata.name", "metadata.namespace"'
     )
-    assert unsupported("apps", "replicasets", "status.replicas=1") == (
+    assert unsupported("apps", "replicasets", "spec.replicas=1") == "field label not supported: spec.replicas"
+    assert unsupported("apps", "deployments", "status.replicas=1") == (
         '"status.replicas" is not a known field selector: only "metadata.name", "metadata.namespace"'
     )
     assert (

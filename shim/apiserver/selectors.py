@@ -688,6 +688,10 @@ _FIELD_KINDS: dict[tuple[str, str], _FieldKind] = {
         | {f"regarding.{f}": f"involvedObject.{f}" for f in _REFERENCE_FIELDS},
         _not_supported,
     ),
+    # pkg/registry/apps/replicaset ReplicaSetToSelectableFields (kube's field selector docs list it)
+    ("apps", "replicasets"): _kind(
+        _NAMESPACED | {"status.replicas": lambda rs: str((rs.get("status") or {}).get("replicas") or 0)}
+    ),
     ("batch", "jobs"): _kind(
         _NAMESPACED | {"status.successful": lambda job: str((job.get("status") or {}).get("succeeded") or 0)},
         unsupported=lambda label: f"field label {go_quote(label)} not supported for batchv1.Job",
