@@ -10,6 +10,7 @@ A served kind without rows fails the module: discovery is read at test time, lik
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import re
 import uuid
@@ -106,6 +107,8 @@ async def test_kube_says(api: RawApi, case: Row) -> None:
     if row.get("setup") == "created":
         before = kind.get("immutable", {}).get("before", {}) if row["id"] == "update-immutable" else {}
         stored = await api.ok("POST", collection(kind, ns), merged(valid_body(kind, name, ns), before))
+        if "settled" in kind:
+            stored = await settled(api, f"{collection(kind, ns)}/{name}", kind["settled"])
         words["uid"] = stored["metadata"]["uid"]
         words["resource_version"] = stored["metadata"]["resourceVersion"]
     reply = await send(api, kind, row, name, ns, stored)
@@ -114,6 +117,7 @@ async def test_kube_says(api: RawApi, case: Row) -> None:
         expect = expect["created_on_update"]
     expect = expect.get("when_name_rule", {}).get(kind["name_rule"], expect)
     assert reply.status == expect["code"], f"{row['source']}\n{reply.body.decode()}"
+    assert reply.headers["Content-Type"] == "application/json", reply.headers  # as kube's serializer writes it
     if expect["code"] >= 400:
         check_status(reply, expect, words)
     else:
@@ -144,6 +148,17 @@ async def send(api: RawApi, kind: dict[str, Any], row: dict[str, Any], name: str
         if kind["namespaced"]:
             body["metadata"]["namespace"] = ns
     return await api.call("PATCH", item, body, content_type=CONTENT_TYPES[verb], params=query)
+
+
+async def settled(api: RawApi, path: str, wanted: dict[str, Any], timeout: float = 20) -> Any:
+    """The object once its controller's write shows (`wanted` paths equal), polled with a deadline."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        obj = await api.ok("GET", path)
+        if all(lookup(obj, key) == value for key, value in wanted.items()):
+            return obj
+        assert asyncio.get_running_loop().time() < deadline, f"{path} never showed {wanted}: {obj}"
+        await asyncio.sleep(0.05)
 
 
 def request_body(kind: dict[str, Any], row: dict[str, Any], name: str, ns: str, stored: Any) -> Any:
@@ -245,6 +260,12 @@ def shape_of(kind: dict[str, Any], shape: Any) -> dict[str, Any]:
         return {"equal": {"kind": "Status", "apiVersion": "v1", "status": "Success",
                           "details": {"name": "{name}", "group": "{group}", "kind": "{plural}", "uid": "{uid}"}},
                 "absent": ["code", "message", "reason"]}  # fmt: skip
+    if shape and shape.get("generation") == "kind":  # 1 where PrepareForCreate sets it, else 0: omitted
+        shape = {key: value for key, value in shape.items() if key != "generation"}
+        if kind["generation"] == "absent":
+            shape["absent"] = [*shape.get("absent", []), "metadata.generation"]
+        else:
+            shape["equal"] = {**shape.get("equal", {}), "metadata.generation": kind["generation"]}
     return shape or {}
 
 
