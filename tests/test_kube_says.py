@@ -102,6 +102,8 @@ async def test_kube_says(api: RawApi, case: Row) -> None:
     name = ns if kind_plural(kind) == "namespaces" else f"ks-{uuid.uuid4().hex[:10]}"
     if kind["namespaced"]:
         await api.ok("POST", "/api/v1/namespaces", {"metadata": {"name": ns}})
+        if kind_plural(kind) == "pods":  # ServiceAccount admission wants the controller's `default` account
+            await settled(api, f"/api/v1/namespaces/{ns}/serviceaccounts/default", {})
     words = placeholders(kind, name, ns)
     stored = None
     if row.get("setup") == "created":
@@ -151,13 +153,14 @@ async def send(api: RawApi, kind: dict[str, Any], row: dict[str, Any], name: str
 
 
 async def settled(api: RawApi, path: str, wanted: dict[str, Any], timeout: float = 20) -> Any:
-    """The object once its controller's write shows (`wanted` paths equal), polled with a deadline."""
+    """The object once it exists and its controller's write shows (`wanted` paths equal), polled with a deadline."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        obj = await api.ok("GET", path)
-        if all(lookup(obj, key) == value for key, value in wanted.items()):
+        reply = await api.call("GET", path)
+        obj = reply.json() if reply.status == 200 else None
+        if obj is not None and all(lookup(obj, key) == value for key, value in wanted.items()):
             return obj
-        assert asyncio.get_running_loop().time() < deadline, f"{path} never showed {wanted}: {obj}"
+        assert asyncio.get_running_loop().time() < deadline, f"{path} never showed {wanted}: {reply.body!r}"
         await asyncio.sleep(0.05)
 
 
