@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-KUBECTL_DIR = Path("/usr/lib/google-cloud-sdk/bin")
+from tests.prerequisites import kubectl_path
+
 KUBECTL_VERSIONS = ("1.27", "1.28", "1.29", "1.30", "1.31", "1.32", "1.33")
 READY_TIMEOUT = 30.0
 
@@ -55,7 +56,7 @@ class Cluster:
                 timeout: float = 60) -> subprocess.CompletedProcess[str]:  # fmt: skip
         """Run the real kubectl of `version` against this cluster."""
         cache = self.data_dir / f"kubecache-{version}"
-        cmd = [str(KUBECTL_DIR / f"kubectl.{version}"), "--kubeconfig", str(self.kubeconfig), *args]
+        cmd = [str(kubectl_path(version)), "--kubeconfig", str(self.kubeconfig), *args]
         env = dict(os.environ, KUBECACHEDIR=str(cache), HOME=str(self.data_dir))
         result = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout, env=env)
         if check and result.returncode != 0:

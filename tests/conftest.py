@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from tests.cluster import Cluster, start_cluster
+from tests.prerequisites import MISSING
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +39,16 @@ def namespace(cluster: Cluster) -> Iterator[str]:
     # e2e framework waits for it the same way)
     cluster.kubectl("wait", "--for=create", "serviceaccount/default", "-n", name, "--timeout=60s")
     yield name
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Where every prerequisite must be there (KUBE_SHIM_REQUIRE_ALL=1, as CI sets it), a skip for a missing one
+    fails instead: a CI run that silently tested less is worse than a red one."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and os.environ.get("KUBE_SHIM_REQUIRE_ALL") == "1":
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        if MISSING in reason:
+            report.outcome = "failed"
+            report.longrepr = f"{reason} (KUBE_SHIM_REQUIRE_ALL=1: every prerequisite must be installed)"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-KUBECTL_DIR = Path("/usr/lib/google-cloud-sdk/bin")
+from tests.prerequisites import kubectl_path
 
 Handler = Callable[[web.Request, bytes], Awaitable[web.StreamResponse]]
 
@@ -83,7 +83,7 @@ class Kubectl:
 
 def kubectl_for(version: str, server_url: str, workdir: Path) -> Kubectl:
     """The kubectl of `version` (e.g. "1.27") with a kubeconfig for `server_url`; skips if not installed."""
-    binary = KUBECTL_DIR / f"kubectl.{version}"
+    binary = kubectl_path(version)
     if not binary.exists():
         pytest.skip(f"kubectl {version} is not installed")
     kubeconfig = workdir / "kubeconfig"

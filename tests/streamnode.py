@@ -25,7 +25,8 @@ from shim.kubelet.server import PodRecord, StreamingServer
 from shim.pki import ServingCertificate, ensure_node_certificate
 from shim.runtime.base import LABEL_CONTAINER_NAME, ContainerSpec, ExecSession, Runtime, SandboxSpec
 from shim.runtime.fake import FakeRuntime
-from tests.cluster import KUBECTL_DIR, Cluster
+from tests.cluster import Cluster
+from tests.prerequisites import kubectl_path
 
 T = TypeVar("T")
 CALL_TIMEOUT = 30.0
@@ -254,7 +255,7 @@ def kubectl_process(cluster: Cluster, version: str, *args: str, terminal: int | 
     """A long-running kubectl (logs -f, port-forward) whose output the test reads as it comes; with `terminal`
     (a pty's fd) as its stdin, stdout and stderr instead of pipes."""
     env = dict(os.environ, KUBECACHEDIR=str(cluster.data_dir / f"kubecache-{version}"), HOME=str(cluster.data_dir))
-    command = [str(KUBECTL_DIR / f"kubectl.{version}"), "--kubeconfig", str(cluster.kubeconfig), *args]
+    command = [str(kubectl_path(version)), "--kubeconfig", str(cluster.kubeconfig), *args]
     stdio = subprocess.PIPE if terminal is None else terminal
     return subprocess.Popen(command, stdin=terminal, stdout=stdio, stderr=stdio, text=True, env=env)
 

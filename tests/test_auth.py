@@ -25,10 +25,10 @@ from shim.apiserver.auth import USER, UserInfo, authentication_middleware, load_
 from shim.kubeconfig import write_kubeconfig
 from shim.pki import ADMIN_GROUP, ADMIN_USER, Pki, ensure_pki
 from tests.cluster import Cluster
+from tests.prerequisites import kubectl_path, needs_kubectl
 from tests.rawapi import RawApi
 
-KUBECTL = Path("/usr/lib/google-cloud-sdk/bin/kubectl.1.33")
-needs_kubectl = pytest.mark.skipif(not KUBECTL.exists(), reason="needs the real kubectl 1.33")
+KUBECTL = kubectl_path()
 
 UNAUTHORIZED = {
     "kind": "Status",

@@ -12,22 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+import podman
 import pytest
 
-podman = pytest.importorskip("podman", reason="the podman package (podman-py) is not installed")
-
-from shim.client import ApiClient, Resource  # noqa: E402
-from shim.runtime.base import LABEL_CONTAINER_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID  # noqa: E402
-from tests.cluster import Cluster, free_port, start_cluster  # noqa: E402
-from tests.images import TEST_IMAGE, ensure_test_image  # noqa: E402
-from tests.podman_env import PodmanEnv  # noqa: E402
-from tests.streamnode import Lines, exchange, kubectl_process  # noqa: E402
-from tests.test_kubelet import (  # noqa: E402
+from shim.client import ApiClient, Resource
+from shim.runtime.base import LABEL_CONTAINER_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID
+from tests.cluster import Cluster, free_port, start_cluster
+from tests.images import TEST_IMAGE, ensure_test_image
+from tests.podman_env import PodmanEnv
+from tests.prerequisites import needs_podman
+from tests.streamnode import Lines, exchange, kubectl_process
+from tests.test_kubelet import (
     DEADLINE,
     EVENTS,
     PODS,
@@ -36,14 +34,10 @@ from tests.test_kubelet import (  # noqa: E402
     container_status,
     is_running_and_ready,
 )
-from tests.test_kubelet_podman import busybox  # noqa: E402
-from tests.workloads import watch_until  # noqa: E402
+from tests.test_kubelet_podman import busybox
+from tests.workloads import watch_until
 
-pytestmark = [
-    pytest.mark.podman,
-    pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed (apt-get install podman runc)"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="these tests drive root Podman"),
-]
+pytestmark = needs_podman
 
 Obj = dict[str, Any]
 REPLICASETS = Resource("apps", "v1", "replicasets")

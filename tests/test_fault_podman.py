@@ -15,16 +15,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import podman
 import pytest
 
-podman = pytest.importorskip("podman", reason="the podman package (podman-py) is not installed")
-
-from shim.pki import cluster_id  # noqa: E402
-from shim.runtime.base import LABEL_CLUSTER, LABEL_CONTAINER_NAME, LABEL_POD_UID  # noqa: E402
-from tests.cluster import Cluster, start_cluster, wait_until  # noqa: E402
-from tests.images import TEST_IMAGE  # noqa: E402
-from tests.podman_env import PodmanEnv, podman_root_with_test_image  # noqa: E402
-from tests.test_e2e_podman import (  # noqa: E402
+from shim.pki import cluster_id
+from shim.runtime.base import LABEL_CLUSTER, LABEL_CONTAINER_NAME, LABEL_POD_UID
+from tests.cluster import Cluster, start_cluster, wait_until
+from tests.images import TEST_IMAGE
+from tests.podman_env import PodmanEnv, podman_root_with_test_image
+from tests.prerequisites import needs_podman
+from tests.test_e2e_podman import (
     NEVER_PULL,
     WAIT_TIMEOUT,
     apply,
@@ -33,15 +33,11 @@ from tests.test_e2e_podman import (  # noqa: E402
     wait_ready,
     web_pods_running,
 )
-from tests.test_kubelet import PODS, api_client, container_status  # noqa: E402
-from tests.test_kubelet_podman import busybox  # noqa: E402
-from tests.workloads import watch_until  # noqa: E402
+from tests.test_kubelet import PODS, api_client, container_status
+from tests.test_kubelet_podman import busybox
+from tests.workloads import watch_until
 
-pytestmark = [
-    pytest.mark.podman,
-    pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed (apt-get install podman runc)"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="these tests drive root Podman"),
-]
+pytestmark = needs_podman
 
 Obj = dict[str, Any]
 NODE = "n1"

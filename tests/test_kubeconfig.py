@@ -12,8 +12,9 @@ import pytest
 import yaml
 
 from shim.kubeconfig import default_kubeconfig_path, kubectl_hint, write_kubeconfig
+from tests.prerequisites import kubectl_path, needs_kubectl
 
-KUBECTL = Path("/usr/lib/google-cloud-sdk/bin/kubectl.1.33")
+KUBECTL = kubectl_path()
 CA_PEM = b"-----BEGIN CERTIFICATE-----\nnot checked here\n-----END CERTIFICATE-----\n"
 SERVER = "https://127.0.0.1:6443"
 
@@ -156,7 +157,7 @@ def test_a_held_lock_stops_the_write_and_leaves_the_file_alone(tmp_path: Path) -
     assert (tmp_path / "config.lock").exists()
 
 
-@pytest.mark.skipif(not KUBECTL.exists(), reason="needs the real kubectl 1.33")
+@needs_kubectl
 def test_kubectl_reads_the_merged_file_with_both_contexts(tmp_path: Path) -> None:
     path = tmp_path / "config"
     _write_existing(path)

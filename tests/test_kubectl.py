@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from tests.cluster import KUBECTL_VERSIONS, Cluster, LineReader
+from tests.prerequisites import kubectl_path
 
 POD = """
 apiVersion: v1
@@ -26,7 +27,7 @@ spec:
 
 def kubectl_watch(cluster: Cluster, version: str, *args: str) -> tuple[subprocess.Popen[str], LineReader]:
     cache = cluster.data_dir / f"kubecache-{version}"
-    cmd = [f"/usr/lib/google-cloud-sdk/bin/kubectl.{version}", "--kubeconfig", str(cluster.kubeconfig), *args]
+    cmd = [str(kubectl_path(version)), "--kubeconfig", str(cluster.kubeconfig), *args]
     env = {"KUBECACHEDIR": str(cache), "HOME": str(cluster.data_dir), "PATH": "/usr/bin:/bin"}
     process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     return process, LineReader(process)

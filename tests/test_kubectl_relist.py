@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from tests.cluster import free_port, start_cluster, wait_until
+from tests.prerequisites import kubectl_path
 
 FAST_COMPACTION = ("--compaction-interval", "0.2", "--compaction-keep", "1")
 
@@ -32,7 +33,7 @@ def test_kubectl_wait_relists_after_its_resource_version_was_compacted(tmp_path:
     cluster.kubectl("create", "configmap", "target", "--from-literal=a=b")
     cache = tmp_path / "kubecache-wait"
     waiter = subprocess.Popen(
-        ["/usr/lib/google-cloud-sdk/bin/kubectl.1.33", "--kubeconfig", str(cluster.kubeconfig), "wait",
+        [str(kubectl_path()), "--kubeconfig", str(cluster.kubeconfig), "wait",
          "--for=delete", "configmap/target", "--timeout=90s", "-v=6"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={"KUBECACHEDIR": str(cache), "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},

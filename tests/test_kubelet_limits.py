@@ -36,6 +36,7 @@ from shim.runtime.podman import PULL_WORKERS, WORKERS
 from tests import test_kubelet_podman
 from tests.cluster import free_port, wait_until
 from tests.podman_env import PodmanEnv
+from tests.prerequisites import needs_podman
 from tests.streamnode import LocalProcess
 from tests.test_kubelet import (
     DEADLINE,
@@ -55,7 +56,7 @@ from tests.test_kubelet_podman import busybox, podman_runtime
 podman_root = test_kubelet_podman.podman_root
 api = test_kubelet_podman.api
 
-podman_only = test_kubelet_podman.pytestmark  # Podman installed, and root
+podman_only = needs_podman
 Obj = dict[str, Any]
 CALL_DEADLINE = 5.0  # a runtime call that is not stuck behind others answers well within this
 

@@ -5,23 +5,21 @@ kills, graceful deletion and adoption after an agent restart."""
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import podman
 import pytest
 
-podman = pytest.importorskip("podman", reason="the podman package (podman-py) is not installed")
-
-from shim.client import ApiClient  # noqa: E402
-from shim.runtime.podman import PodmanRuntime  # noqa: E402
-from tests.cluster import Cluster  # noqa: E402
-from tests.images import TEST_IMAGE, ensure_test_image  # noqa: E402
-from tests.podman_env import PodmanEnv  # noqa: E402
-from tests.test_kubelet import (  # noqa: E402
+from shim.client import ApiClient
+from shim.runtime.podman import PodmanRuntime
+from tests.cluster import Cluster
+from tests.images import TEST_IMAGE, ensure_test_image
+from tests.podman_env import PodmanEnv
+from tests.prerequisites import needs_podman
+from tests.test_kubelet import (
     CONFIGMAPS,
     DEADLINE,
     PODS,
@@ -38,11 +36,7 @@ from tests.test_kubelet import (  # noqa: E402
     wait_gone,
 )
 
-pytestmark = [
-    pytest.mark.podman,
-    pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed (apt-get install podman runc)"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="these tests drive root Podman"),
-]
+pytestmark = needs_podman
 
 HTTP_PORT = 8080
 FAST_PROBE = {"periodSeconds": 1, "failureThreshold": 1}

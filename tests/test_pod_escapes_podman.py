@@ -16,19 +16,19 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import podman
 import pytest
 
-podman = pytest.importorskip("podman", reason="the podman package (podman-py) is not installed")
-
-from shim.client import ApiClient  # noqa: E402
-from shim.kubelet.envvars import ContainerConfigError  # noqa: E402
-from shim.kubelet.mounts import mount_points_under, unmount_under  # noqa: E402
-from shim.kubelet.subpath import bind_sub_path  # noqa: E402
-from shim.runtime.base import LABEL_NODE  # noqa: E402
-from tests import test_kubelet_podman  # noqa: E402
-from tests.cluster import start_cluster, wait_until  # noqa: E402
-from tests.podman_env import PodmanEnv  # noqa: E402
-from tests.test_kubelet import (  # noqa: E402
+from shim.client import ApiClient
+from shim.kubelet.envvars import ContainerConfigError
+from shim.kubelet.mounts import mount_points_under, unmount_under
+from shim.kubelet.subpath import bind_sub_path
+from shim.runtime.base import LABEL_NODE
+from tests import test_kubelet_podman
+from tests.cluster import start_cluster, wait_until
+from tests.podman_env import PodmanEnv
+from tests.prerequisites import needs_podman
+from tests.test_kubelet import (
     DEADLINE,
     PODS,
     SECRETS,
@@ -40,9 +40,9 @@ from tests.test_kubelet import (  # noqa: E402
     wait_for,
     wait_gone,
 )
-from tests.test_kubelet_podman import busybox, podman_runtime  # noqa: E402
+from tests.test_kubelet_podman import busybox, podman_runtime
 
-pytestmark = test_kubelet_podman.pytestmark  # Podman installed, and root
+pytestmark = needs_podman
 
 # the Podman root with the test image, and the API client, shared with the other node tests
 podman_root = test_kubelet_podman.podman_root

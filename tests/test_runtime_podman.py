@@ -5,20 +5,17 @@ from __future__ import annotations
 import asyncio
 import inspect
 import ipaddress
-import os
 import re
-import shutil
 import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
+import podman
 import pytest
 
-podman = pytest.importorskip("podman", reason="the podman package (podman-py) is not installed")
-
-from shim.runtime.base import (  # noqa: E402
+from shim.runtime.base import (
     ContainerSpec,
     ImagePullError,
     Mount,
@@ -26,17 +23,14 @@ from shim.runtime.base import (  # noqa: E402
     RuntimeEvent,
     SandboxSpec,
 )
-from shim.runtime.image_ref import normalize_image  # noqa: E402
-from shim.runtime.podman import PodmanRuntime  # noqa: E402
-from shim.runtime.podman_network import POD_NETWORK_RANGE, free_subnet  # noqa: E402
-from tests.images import TEST_IMAGE, ensure_test_image  # noqa: E402
-from tests.podman_env import PodmanEnv  # noqa: E402
+from shim.runtime.image_ref import normalize_image
+from shim.runtime.podman import PodmanRuntime
+from shim.runtime.podman_network import POD_NETWORK_RANGE, free_subnet
+from tests.images import TEST_IMAGE, ensure_test_image
+from tests.podman_env import PodmanEnv
+from tests.prerequisites import needs_podman
 
-pytestmark = [
-    pytest.mark.podman,
-    pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed (apt-get install podman runc)"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="these tests drive root Podman"),
-]
+pytestmark = needs_podman
 
 DEADLINE = 30.0
 T = TypeVar("T")

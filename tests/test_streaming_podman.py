@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import uuid
 from collections.abc import Iterator
 
+import podman
 import pytest
 
-podman = pytest.importorskip("podman", reason="the podman package (podman-py) is not installed")
+from shim.runtime.podman import PodmanRuntime
+from tests.cluster import Cluster, free_port
+from tests.images import TEST_IMAGE, ensure_test_image
+from tests.podman_env import PodmanEnv
+from tests.prerequisites import needs_podman
+from tests.streamnode import Lines, StreamNode, exchange, kubectl_process, register_node, start_pod
 
-from shim.runtime.podman import PodmanRuntime  # noqa: E402
-from tests.cluster import Cluster, free_port  # noqa: E402
-from tests.images import TEST_IMAGE, ensure_test_image  # noqa: E402
-from tests.podman_env import PodmanEnv  # noqa: E402
-from tests.streamnode import Lines, StreamNode, exchange, kubectl_process, register_node, start_pod  # noqa: E402
-
-pytestmark = [
-    pytest.mark.podman,
-    pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed (apt-get install podman runc)"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="these tests drive root Podman"),
-]
+pytestmark = needs_podman
 
 HTTP_PORT = 8080
 # prints a line, then serves "ok" over HTTP on HTTP_PORT with busybox httpd

@@ -6,7 +6,6 @@ and each has its own network and subnet.
 from __future__ import annotations
 
 import ipaddress
-import os
 import shutil
 import socket
 import tempfile
@@ -14,21 +13,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import podman
 import pytest
 
-podman = pytest.importorskip("podman", reason="the podman package (podman-py) is not installed")
+from shim.pki import cluster_id
+from shim.runtime.base import LABEL_CLUSTER, LABEL_NODE
+from tests.cluster import Cluster, start_cluster
+from tests.podman_env import PodmanEnv, podman_root_with_test_image
+from tests.prerequisites import needs_podman
+from tests.test_e2e_podman import WAIT_TIMEOUT, create_web, json_of, podman_node_flags
 
-from shim.pki import cluster_id  # noqa: E402
-from shim.runtime.base import LABEL_CLUSTER, LABEL_NODE  # noqa: E402
-from tests.cluster import Cluster, start_cluster  # noqa: E402
-from tests.podman_env import PodmanEnv, podman_root_with_test_image  # noqa: E402
-from tests.test_e2e_podman import WAIT_TIMEOUT, create_web, json_of, podman_node_flags  # noqa: E402
-
-pytestmark = [
-    pytest.mark.podman,
-    pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed (apt-get install podman runc)"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="these tests drive root Podman"),
-]
+pytestmark = needs_podman
 
 Obj = dict[str, Any]
 
