@@ -12,6 +12,7 @@ import pytest
 from shim.store import Store
 from shim.store.factory import open_store
 from tests.etcd_server import ETCD_BINARY, EtcdServer
+from tests.prerequisites import MISSING
 
 BACKENDS = [
     "memory",
@@ -65,6 +66,6 @@ async def store(store_factory: StoreFactory) -> Store:
 def etcd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
     """A real etcd on loopback shared by the whole session."""
     if ETCD_BINARY is None:
-        pytest.skip("etcd binary not found (install Debian's etcd-server package)")
+        pytest.skip(MISSING + "etcd (apt-get install etcd-server)")
     with EtcdServer(tmp_path_factory.mktemp("etcd")) as server:
         yield server

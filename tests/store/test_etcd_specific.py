@@ -18,12 +18,10 @@ from shim.store import (
     StoreError,
 )
 from shim.store.etcd import EtcdStore, open_etcd_store
-from tests.etcd_server import ETCD_BINARY, EtcdServer, free_ports
+from tests.etcd_server import EtcdServer, free_ports
+from tests.prerequisites import needs_etcd
 
-pytestmark = [
-    pytest.mark.etcd,
-    pytest.mark.skipif(ETCD_BINARY is None, reason="etcd binary not found (install Debian's etcd-server package)"),
-]
+pytestmark = needs_etcd
 
 OpenEtcd = Callable[..., Awaitable[EtcdStore]]
 
