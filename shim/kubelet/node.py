@@ -61,6 +61,10 @@ class NodeReporter:
         """Create the Node (or take over the existing one: labels, taints and status made ours)."""
         self.runtime_version = await self.runtime.version()
         status = self._status(runtime_ok=True)
+        cidrs = await self.runtime.pod_cidrs()
+        spec: Obj = {"podCIDR": cidrs[0], "podCIDRs": cidrs} if cidrs else {}
+        if self.options.node_taints:
+            spec["taints"] = self.options.node_taints
         node = {
             "apiVersion": "v1",
             "kind": "Node",
@@ -72,7 +76,7 @@ class NodeReporter:
                     "volumes.kubernetes.io/controller-managed-attach-detach": "true",
                 },
             },
-            "spec": {"taints": self.options.node_taints} if self.options.node_taints else {},
+            "spec": spec,
             "status": status,
         }
         try:
@@ -81,11 +85,24 @@ class NodeReporter:
             if exc.status != 409:
                 raise
             created = await self.client.patch(NODES, self.node_name, {"metadata": {"labels": self._labels()}})
+            if cidrs and (created.get("spec") or {}).get("podCIDRs") != cidrs:
+                created = await self._claim_pod_cidrs(cidrs)
             await self._post_status(status)
         else:
             self._remember(status)
         self.node_uid = created["metadata"]["uid"]
         log.info("node %s registered (%s)", self.node_name, self.runtime_version)
+
+    async def _claim_pod_cidrs(self, cidrs: list[str]) -> Obj:
+        """Set the existing Node's podCIDRs; kube lets them change only from unset, so a Node that names other
+        ranges (its network was recreated with another subnet) keeps them, with a warning."""
+        try:
+            return await self.client.patch(NODES, self.node_name, {"spec": {"podCIDR": cidrs[0], "podCIDRs": cidrs}})
+        except ApiException as exc:
+            if exc.status != 422:
+                raise
+            log.warning("node %s: pods use %s; the Node keeps its podCIDRs: %s", self.node_name, cidrs, exc)
+            return await self.client.get(NODES, self.node_name)
 
     async def run_lease(self) -> None:
         """Renew the Lease forever; failed renewals are retried with back-off."""

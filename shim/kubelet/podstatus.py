@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from shim.kubelet.specs import LABEL_RESTART_COUNT
+from shim.kubelet.specs import LABEL_IMAGE, LABEL_RESTART_COUNT
 from shim.runtime.base import ContainerStatus, SandboxStatus
 
 Obj = dict[str, Any]
@@ -170,6 +170,7 @@ def _container_status(view: PodView, container: Obj, has_init: bool, init: bool)
     if runs:
         latest = runs[0]
         status["restartCount"] = attempt_of(latest)
+        status["image"] = latest.labels.get(LABEL_IMAGE, container["image"])  # what runs, until the new one does
         status["imageID"] = latest.image_id
         status["containerID"] = f"{view.runtime_scheme}://{latest.id}"
         status["state"] = _state(view, latest) or status["state"]

@@ -40,7 +40,14 @@ from shim.kubelet.podstatus import (
 )
 from shim.kubelet.prober import ActionTarget, ProbeWorker, Verdict, run_action
 from shim.kubelet.refs import ReferencedObjects, ServiceLister
-from shim.kubelet.specs import DEFAULT_GRACE_SECONDS, container_spec, host_namespaces, sandbox_spec
+from shim.kubelet.specs import (
+    DEFAULT_GRACE_SECONDS,
+    LABEL_HASH,
+    container_hash,
+    container_spec,
+    host_namespaces,
+    sandbox_spec,
+)
 from shim.kubelet.volumes import MountError, PreparedVolume, container_mounts, prepare_volumes
 from shim.runtime.base import ContainerStatus, Runtime, RuntimeFailure, SandboxStatus
 
@@ -98,6 +105,7 @@ class PodWorker:
         self._started: dict[str, bool] = {}  # container id -> startup result
         self._unhealthy: dict[str, str] = {}  # container id -> the probe kind that failed it
         self._messages: dict[str, str] = {}  # container id -> termination message
+        self._redefined: set[str] = set()  # containers stopped because their definition changed: start them anew
         self._probes: dict[tuple[str, str], ProbeWorker] = {}
         self._terminal = False
         self._retry = RETRY_MIN
@@ -205,6 +213,8 @@ class PodWorker:
             return False
         if deadline is not None:
             self.wake_after(deadline)
+        if await self._kill_redefined(runs):
+            runs = await self._runs()  # what was stopped starts again in this sync, from its new definition
         killed = await self._kill_unhealthy(runs)
         started = await self._start_next(runs, refs)
         if killed or started:
@@ -314,7 +324,7 @@ class PodWorker:
         changed = False
         for container in spec.get("containers") or ():
             history = runs.get(container["name"], [])
-            if should_restart(history, policy):
+            if should_restart(history, policy) or container["name"] in self._redefined:
                 changed |= await self._start(container, history, refs)
         return changed
 
@@ -332,14 +342,16 @@ class PodWorker:
         attempt = attempt_of(latest) + 1 if latest else self._first_attempt(name)
         if not await self._launch(container, attempt, refs):
             return changed
+        self._redefined.discard(name)
         for old in history[1:]:  # keep the newest dead run (for `logs --previous`), drop older ones
             await runtime.remove_container(old.id)
         return True
 
     async def _backing_off(self, container: Obj, latest: ContainerStatus) -> bool:
-        """kubelet's doBackOff: a restart waits out the container's back-off, counted from when it died."""
+        """kubelet's doBackOff: a restart waits out the container's back-off, counted from when it died. The
+        back-off is the definition's (kube's key holds the container's hash): a new image starts afresh."""
         name = container["name"]
-        key = f"{self.uid}/{name}"
+        key = f"{self.uid}/{name}/{container_hash(container)}"
         finished = _epoch(latest.finished_at) or time.time()
         restarts = self.node.restarts
         if restarts.in_backoff_since(key, finished):
@@ -484,6 +496,25 @@ class PodWorker:
             worker.result = True
         self._probes[(container_id, kind)] = worker
         worker.start()
+
+    async def _kill_redefined(self, runs: Runs) -> bool:
+        """kube's computePodActions: a running container whose definition changed since it was created (its image,
+        by `kubectl set image`) is stopped and started again from the new one, whatever the restart policy."""
+        killed = False
+        for container in self.pod["spec"].get("containers") or ():
+            name = container["name"]
+            history = runs.get(name) or []
+            if not history or history[0].state != "running":
+                continue
+            created_from = history[0].labels.get(LABEL_HASH)
+            if created_from is None or created_from == container_hash(container):  # None: made before hashes
+                continue
+            message = f"Container {name} definition changed, will be restarted"
+            await self._event("Normal", "Killing", message, self._field_path(name))
+            self._redefined.add(name)
+            await self._stop_container(container, history[0], self._grace())
+            killed = True
+        return killed
 
     async def _kill_unhealthy(self, runs: Runs) -> bool:
         """Stop the containers a liveness or startup probe failed; the restart policy then restarts them."""

@@ -166,15 +166,20 @@ class StreamingServer:
         record = self._lookup(namespace, name)
         if record is None:
             return web.Response(status=404, text="pod does not exist")
-        address = await self.runtime.sandbox_ip(record.sandbox_id) if record.sandbox_id else None
         uid = record.pod.get("metadata", {}).get("uid", "")
-        if not address:
-            return web.Response(status=500, text=f"pod {name}_{namespace}, uid {uid} has no network address yet")
+        describe = f"{name}_{namespace}, uid {uid}"
+        refusal = self.runtime.port_forward_refusal()
+        if refusal is not None:  # refused before the upgrade: the client is told at once, and nothing is dialled
+            return web.Response(status=400, text=f"unable to forward ports of pod {describe}: {refusal}")
+        sandbox_id = record.sandbox_id
+        address = await self.runtime.sandbox_ip(sandbox_id) if sandbox_id else None
+        if not sandbox_id or not address:
+            return web.Response(status=500, text=f"pod {describe} has no network address yet")
 
         async def dial(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-            return await asyncio.open_connection(address, port)
+            return await self.runtime.dial_pod(sandbox_id, port)
 
-        return await serve_port_forward(request, dial, f"{name}_{namespace}, uid {uid}")
+        return await serve_port_forward(request, dial, describe)
 
     # -- helpers -----------------------------------------------------------------------------------------------
 

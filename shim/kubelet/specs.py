@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 from pathlib import Path
@@ -15,6 +17,8 @@ from shim.runtime.base import LABEL_CONTAINER_NAME, ContainerSpec, Mount, PortMa
 Obj = dict[str, Any]
 
 LABEL_RESTART_COUNT = "io.kubernetes.container.restartCount"  # which run of the container this is
+LABEL_HASH = "io.kubernetes.container.hash"  # the definition it was created from (container_hash)
+LABEL_IMAGE = "io.kubernetes.shim.container.image"  # the image as the pod named it when this run was created
 CPU_PERIOD = 100_000  # microseconds, the CFS default kubelet uses
 MIN_QUOTA = 1_000
 MIN_SHARES, MAX_SHARES = 2, 262_144
@@ -56,6 +60,13 @@ def host_namespaces(pod: Obj) -> list[str]:
     if any(port.get("hostPort") for c in containers for port in c.get("ports") or ()):
         used.append("hostPort")
     return used
+
+
+def container_hash(container: Obj) -> str:
+    """kube's HashContainerWithoutResources: a run whose hash differs from its container's current definition
+    (an image changed by `kubectl set image`) is restarted. Resources are left out: they are resized in place."""
+    definition = {k: v for k, v in container.items() if k not in ("resources", "resizePolicy")}
+    return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:8]
 
 
 def container_spec(
@@ -115,7 +126,12 @@ def container_spec(
         stop_timeout=DEFAULT_GRACE_SECONDS if grace is None else grace,
         log_path=log_path,
         log_max_size=options.container_log_max_size,
-        labels={LABEL_CONTAINER_NAME: container["name"], LABEL_RESTART_COUNT: str(attempt)},
+        labels={
+            LABEL_CONTAINER_NAME: container["name"],
+            LABEL_RESTART_COUNT: str(attempt),
+            LABEL_HASH: container_hash(container),
+            LABEL_IMAGE: container["image"],
+        },
     )
 
 

@@ -8,6 +8,7 @@ restarted node agent can adopt what is running and remove what is orphaned.
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -239,3 +240,18 @@ class Runtime(abc.ABC):
     @abc.abstractmethod
     async def attach(self, container_id: str, stdin: bool, tty: bool) -> ExecSession:
         """Attach to the container's main process."""
+
+    async def pod_cidrs(self) -> list[str]:
+        """The address ranges this node's pods get their IPs from (the Node's spec.podCIDRs); [] if unknown."""
+        return []
+
+    def port_forward_refusal(self) -> str | None:
+        """Why this runtime cannot forward connections to its pods' ports, or None when it can."""
+        return None
+
+    async def dial_pod(self, sandbox_id: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A TCP connection to a port of the pod (port-forward). Raises OSError when it cannot be made."""
+        address = await self.sandbox_ip(sandbox_id)
+        if not address:
+            raise OSError(f"sandbox {sandbox_id} has no network address")
+        return await asyncio.open_connection(address, port)

@@ -16,9 +16,15 @@ SCRIPT, anything else is one statement):
 Statements are separated by `;`, `&&` (stop at the first non-zero status) or newlines; the program ends with
 the status of its last statement. A program with no statements (the image's default) runs until stopped, and
 so does one whose last statement is a server. SIGTERM ends a container at once with code 143 unless trapped.
-`exec` runs the same language to completion (unknown commands succeed); `exec_results` overrides the result of
-given command lines and `exec_log` records every exec, for tests. Network probes ask `probe_port`: a pod
-"listens" on every port while one of its containers runs. `spec_of` shows what a container was created with.
+`exec` (probes and hooks) runs the same language to completion (unknown commands succeed); `exec_results`
+overrides the result of given command lines and `exec_log` records every exec, for tests. Network probes ask
+`probe_port`: a pod "listens" on every port while one of its containers runs. `spec_of` shows what a container
+was created with.
+
+Nothing a client asks for runs or goes anywhere: an interactive exec (`kubectl exec`) runs nothing, writes
+SIMULATED_EXEC to stderr and ends with exit code 126 (the shell's "command cannot be executed"), and
+port-forward is refused before any stream is opened (the pod addresses are made up, so dialling one would
+send traffic to whoever owns that address on the host's real network).
 """
 
 from __future__ import annotations
@@ -54,6 +60,12 @@ SIGKILL_EXIT = 137
 _SHELLS = frozenset({"sh", "/bin/sh", "bash", "/bin/bash", "ash", "/bin/ash"})
 _FOREVER = float("inf")
 _Printer = Callable[[str], None]
+SIMULATED_EXEC_EXIT = 126
+SIMULATED_EXEC = "kube-shim: {command}: not run: this pod's node is simulated (fake runtime), no process runs in it"
+SIMULATED_NETWORK = (
+    "this pod's node is simulated (fake runtime): its pod address is made up and nothing listens there, "
+    "so no connection is made"
+)
 
 
 def node_pod_cidr(index: int) -> str:
@@ -67,6 +79,7 @@ class FakeRuntime(Runtime):
 
     def __init__(self, pod_cidr: str = "10.244.0.0/24", unpullable: set[str] | None = None) -> None:
         network = ipaddress.ip_network(pod_cidr)
+        self.pod_cidr = str(network)
         self._free_ips = [str(ip) for ip in itertools.islice(network.hosts(), 1, None)]  # .1 is the gateway
         self._free_ips.reverse()
         self.unpullable: set[str] = set(unpullable or ())
@@ -195,12 +208,25 @@ class FakeRuntime(Runtime):
         return ExecResult(code, "".join(f"{line}\n" for line in output).encode(), b"")
 
     async def exec_stream(self, container_id: str, command: list[str], stdin: bool, tty: bool) -> ExecSession:
+        """Runs nothing: SIMULATED_EXEC on stderr, exit code 126."""
         self._running(container_id)
-        return _FakeSession(parse_program(command))
+        message = SIMULATED_EXEC.format(command=shlex.join(command)) + "\n"
+        return _FakeSession(echo=False, output=(2, message.encode()), exit_code=SIMULATED_EXEC_EXIT)
 
     async def attach(self, container_id: str, stdin: bool, tty: bool) -> ExecSession:
+        """The main process echoes stdin (with stdin) or prints nothing until the client leaves."""
         self._running(container_id)
-        return _FakeSession([["cat"]] if stdin else [["sleep", "infinity"]])
+        return _FakeSession(echo=stdin)
+
+    async def pod_cidrs(self) -> list[str]:
+        return [self.pod_cidr]
+
+    def port_forward_refusal(self) -> str | None:
+        return SIMULATED_NETWORK
+
+    async def dial_pod(self, sandbox_id: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Never dials: the pod's address is made up (see port_forward_refusal)."""
+        raise OSError(SIMULATED_NETWORK)
 
     async def probe_port(self, ip: str, port: int) -> bool:
         """Whether a connection to ip:port would be accepted: some container of the pod with that IP runs."""
@@ -288,7 +314,7 @@ async def _run_to_end(program: list[list[str]], out: _Printer) -> int:
             await asyncio.sleep(verdict)
             status = 0
         else:
-            status = verdict
+            status = 0 if verdict is None else verdict
     return status
 
 
@@ -472,14 +498,17 @@ class _Container:
 
 
 class _FakeSession(ExecSession):
-    """An interactive exec: `cat` echoes stdin; other programs print their echo output and end."""
+    """An interactive session that runs no program: `echo` sends stdin back until it closes; otherwise it
+    writes `output` (if any) and ends with `exit_code`, or (no exit code) waits until the client leaves."""
 
-    def __init__(self, program: list[list[str]]) -> None:
+    def __init__(self, echo: bool, output: tuple[int, bytes] | None = None, exit_code: int | None = None) -> None:
         self._chunks: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue()
-        self._echo = program[:1] == [["cat"]]
+        self._echo = echo
         self._code: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        if not self._echo:
-            asyncio.get_running_loop().create_task(self._run(program))
+        if output is not None:
+            self._chunks.put_nowait(output)
+        if exit_code is not None:
+            self._finish(exit_code)
 
     async def write_stdin(self, data: bytes) -> None:
         if self._echo:
@@ -498,10 +527,6 @@ class _FakeSession(ExecSession):
 
     async def wait(self) -> int:
         return await self._code
-
-    async def _run(self, program: list[list[str]]) -> None:
-        code = await _run_to_end(program, lambda line: self._chunks.put_nowait((1, f"{line}\n".encode())))
-        self._finish(code)
 
     def _finish(self, code: int) -> None:
         if not self._code.done():

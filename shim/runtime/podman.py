@@ -217,6 +217,11 @@ class PodmanRuntime(Runtime):
         self._sandboxes[pod_id] = _Sandbox(name, labels, infra_id)
         return pod_id
 
+    async def pod_cidrs(self) -> list[str]:
+        """The subnets of the node's Podman network, which its pods get their addresses from."""
+        network = await self._call(self._client.networks.get, self.network)
+        return [entry["subnet"] for entry in network.attrs.get("subnets") or [] if entry.get("subnet")]
+
     async def sandbox_ip(self, sandbox_id: str) -> str | None:
         """The infra container's address (None with host networking or before the network is up)."""
         sandbox = await self._sandbox(sandbox_id)

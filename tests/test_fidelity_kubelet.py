@@ -1,0 +1,157 @@
+"""Issue 18, the node agent as kube's kubelet behaves, on simulated nodes (`kube-shim up --runtime fake`) driven
+with the real kubectl: a changed image restarts the container (kube's events and restart count), nodes carry
+the podCIDR their pods' addresses come from, and a simulated pod answers exec and port-forward plainly without
+running anything or sending traffic anywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from shim.runtime.base import SandboxSpec
+from shim.runtime.fake import SIMULATED_EXEC_EXIT, SIMULATED_NETWORK, FakeRuntime
+from tests.cluster import Cluster, free_port, start_cluster
+from tests.streamnode import kubectl_process
+from tests.test_e2e_podman import WAIT_TIMEOUT, apply, json_of, pod, wait_ready
+from tests.test_kubelet import container_status
+
+Obj = dict[str, Any]
+NODES = 2
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """`kube-shim up` with two simulated nodes (replaces the shared control-plane-only cluster here)."""
+    running = start_cluster(tmp_path_factory.mktemp("fidelity-kubelet"), nodes=("--runtime", "fake", "--nodes", "2"))
+    running.kubectl("wait", "--for=condition=Ready", "node", "--all", WAIT_TIMEOUT)
+    yield running
+    running.stop()
+
+
+# -- item 10: podCIDR ------------------------------------------------------------------------------------------
+
+
+def test_simulated_nodes_have_their_own_pod_cidr_and_their_pods_addresses_are_in_it(
+    cluster: Cluster, namespace: str
+) -> None:
+    listed = cluster.kubectl("get", "nodes", "-o", "jsonpath={.items[*].spec.podCIDR}").stdout.split()
+    nodes = json_of(cluster, "get", "nodes")["items"]
+    cidrs = {node["metadata"]["name"]: node["spec"]["podCIDR"] for node in nodes}
+    assert sorted(listed) == sorted(cidrs.values()) and len(set(listed)) == NODES
+    networks = [ipaddress.ip_network(cidr) for cidr in listed]
+    assert all(network.prefixlen == 24 for network in networks)
+    assert not networks[0].overlaps(networks[1])
+    for node in nodes:
+        assert node["spec"]["podCIDRs"] == [node["spec"]["podCIDR"]]
+        described = cluster.kubectl("describe", "node", node["metadata"]["name"]).stdout
+        assert f"PodCIDR:                      {node['spec']['podCIDR']}\n" in described
+        assert f"PodCIDRs:                     {node['spec']['podCIDR']}\n" in described
+
+    for node in cidrs:  # one pod pinned to each node: its IP is from that node's range
+        apply(cluster, namespace, pod(f"on-{node}", [{"name": "app", "image": "busybox:1.36"}], nodeName=node))
+    for node, cidr in cidrs.items():
+        wait_ready(cluster, namespace, f"on-{node}")
+        ip = json_of(cluster, "get", "pod", f"on-{node}", "-n", namespace)["status"]["podIP"]
+        assert ipaddress.ip_address(ip) in ipaddress.ip_network(cidr), (node, ip, cidr)
+
+
+# -- item 12: exec and port-forward on a simulated pod -------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", ["1.27", "1.33"])  # SPDY, WebSocket
+def test_exec_in_a_simulated_pod_runs_nothing_and_says_so(cluster: Cluster, namespace: str, version: str) -> None:
+    apply(cluster, namespace, pod("sim", [{"name": "app", "image": "busybox:1.36"}]))
+    wait_ready(cluster, namespace, "sim")
+    result = cluster.kubectl("exec", "-n", namespace, "sim", "--", "ls", "-l", "/", version=version, check=False)
+    assert result.returncode == SIMULATED_EXEC_EXIT == 126, result
+    assert result.stdout == ""
+    assert result.stderr == (
+        "kube-shim: ls -l /: not run: this pod's node is simulated (fake runtime), no process runs in it\n"
+        "command terminated with exit code 126\n"
+    )
+
+
+@pytest.mark.parametrize("version", ["1.27", "1.33"])
+def test_port_forward_to_a_simulated_pod_is_refused_with_the_reason(
+    cluster: Cluster, namespace: str, version: str
+) -> None:
+    apply(cluster, namespace, pod("sim", [{"name": "app", "image": "busybox:1.36"}]))
+    wait_ready(cluster, namespace, "sim")
+    uid = json_of(cluster, "get", "pod", "sim", "-n", namespace)["metadata"]["uid"]
+    forward = kubectl_process(cluster, version, "port-forward", "-n", namespace, "pod/sim", f"{free_port()}:80")
+    try:
+        stdout, stderr = forward.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        forward.kill()
+        raise AssertionError(f"kubectl {version} port-forward kept running: {forward.communicate()}") from None
+    assert forward.returncode == 1, (stdout, stderr)
+    assert f"unable to forward ports of pod sim_{namespace}, uid {uid}: {SIMULATED_NETWORK}" in stderr, stderr
+    assert "Forwarding from" not in stdout
+
+
+async def test_the_simulated_runtime_never_dials_a_pod(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Structurally: its port-forward dial is refused without any connection attempt (the pod address is made
+    up, and may be someone's real address on this host)."""
+    attempts: list[tuple[Any, ...]] = []
+
+    async def recording_open_connection(*args: Any, **kwargs: Any) -> Any:
+        attempts.append(args)
+        raise AssertionError("the simulated runtime tried to connect to a pod")
+
+    monkeypatch.setattr(asyncio, "open_connection", recording_open_connection)
+    runtime = FakeRuntime()
+    sandbox = await runtime.create_sandbox(SandboxSpec(uid="u", namespace="ns", name="p", hostname="p"))
+    assert await runtime.sandbox_ip(sandbox)  # it has a (made-up) address, which must never be dialled
+    assert runtime.port_forward_refusal() == SIMULATED_NETWORK
+    with pytest.raises(OSError, match="simulated"):
+        await runtime.dial_pod(sandbox, 80)
+    assert attempts == []
+
+
+# -- item 3: a changed image restarts the container ---------------------------------------------------------
+
+
+def test_set_image_restarts_the_container_with_kubes_events(cluster: Cluster, namespace: str) -> None:
+    apply(cluster, namespace, pod("moving", [{"name": "app", "image": "busybox:1.36"}]))
+    wait_ready(cluster, namespace, "moving")
+    before = container_status(json_of(cluster, "get", "pod", "moving", "-n", namespace), "app")
+    assert (before["image"], before["restartCount"]) == ("busybox:1.36", 0)
+
+    cluster.kubectl("set", "image", "-n", namespace, "pod/moving", "app=busybox:1.37")
+    cluster.kubectl(
+        "wait", "-n", namespace, "pod/moving", WAIT_TIMEOUT,
+        "--for=jsonpath={.status.containerStatuses[0].restartCount}=1",
+    )  # fmt: skip
+    cluster.kubectl("wait", "--for=condition=Ready", "pod/moving", "-n", namespace, WAIT_TIMEOUT)
+    after = container_status(json_of(cluster, "get", "pod", "moving", "-n", namespace), "app")
+    assert after["image"] == "busybox:1.37"
+    assert after["imageID"] != before["imageID"]
+    assert after["containerID"] != before["containerID"]
+    assert after["lastState"].get("terminated", {}).get("containerID") == before["containerID"], after
+    assert "running" in after["state"]
+    row = cluster.kubectl("get", "pod", "moving", "-n", namespace, "--no-headers").stdout.split()
+    assert row[1:4] == ["1/1", "Running", "1"]  # READY STATUS RESTARTS
+
+    # kube's event correlator counts a repeated event (same reason, message, object) on the first one
+    events = {
+        (e["reason"], e["message"]): e
+        for e in json_of(cluster, "get", "events", "-n", namespace)["items"]
+        if e["involvedObject"]["name"] == "moving"
+    }
+    killing = events.get(("Killing", "Container app definition changed, will be restarted"))
+    assert killing is not None and killing["count"] == 1, list(events)
+    assert ("Pulling", 'Pulling image "busybox:1.37"') in events, list(events)
+    assert any(reason == "Pulled" and "busybox:1.37" in message for reason, message in events), list(events)
+    for second_run in (("Created", "Created container: app"), ("Started", "Started container app")):
+        assert events[second_run]["count"] == 2, events[second_run]
+        assert events[second_run]["lastTimestamp"] >= killing["lastTimestamp"]
+    for reason in ("Killing", "Pulling", "Created", "Started"):
+        assert {e["involvedObject"].get("fieldPath") for (r, _), e in events.items() if r == reason} == {
+            "spec.containers{app}"
+        }
