@@ -5,16 +5,41 @@ Where kube's expected text comes from:
   `ProcessContentTotals`: "Some resources are remaining: pods. has 1 resource instances", "Some content in the
   namespace has finalizers remaining: <finalizer> in N resource instances", sorted; condition order is
   `conditionTypes`) and namespaced_resources_deleter.go (which content counts as remaining).
+- Scheduler events: kube-scheduler records through client-go's tools/events (events.k8s.io/v1): schedule_one.go
+  `Eventf(pod, nil, Warning, "FailedScheduling", "Scheduling", msg)` and `Eventf(..., Normal, "Scheduled",
+  "Binding", "Successfully assigned %v/%v to %v")`; recorder.go makeEvent (name `<pod>.<hex nanos>`, eventTime
+  as MicroTime, reportingInstance `<controller>-<hostname>`, no source/count); event_broadcaster.go
+  recordToSink (an isomorphic repeat patches `series` {count: 2, lastObservedTime}). kubectl events and
+  describe print such a series as `<age> (x2 over <age>)`, From `default-scheduler`.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-from tests.cluster import Cluster, wait_until
+import pytest
+
+from tests.cluster import Cluster, start_cluster, wait_until
 
 HOLD = "example.com/hold"
+MICRO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+UNSCHEDULABLE = (
+    "0/1 nodes are available: 1 node(s) were unschedulable. "
+    "preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."
+)
+
+
+@pytest.fixture
+def bare(tmp_path: Path) -> Iterator[Cluster]:
+    """API server and scheduler only: no controller taints the made-up node or adds service accounts."""
+    running = start_cluster(tmp_path, extra=("--no-controllers",))
+    yield running
+    running.stop()
 
 
 def conditions(cluster: Cluster, namespace: str) -> list[dict[str, Any]]:
@@ -78,3 +103,56 @@ def test_a_terminating_namespace_says_what_remains_and_which_finalizers_hold_it(
         cluster.kubectl("patch", kind, name, "-n", namespace, "--type=merge", "-p", release)
     gone = cluster.kubectl("wait", "--for=delete", f"namespace/{namespace}", "--timeout=60s", check=False)
     assert gone.returncode == 0, gone.stderr
+
+
+def test_scheduler_events_are_events_k8s_io_with_a_series_for_repeats(bare: Cluster) -> None:
+    cordoned = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "cordoned"}, "spec": {"unschedulable": True}}
+    bare.kubectl("create", "serviceaccount", "default")
+    bare.kubectl("create", "-f", "-", stdin=json.dumps(cordoned))
+    room = {"status": {"allocatable": {"cpu": "2", "memory": "4Gi", "pods": "110"}}}
+    bare.kubectl("patch", "node", "cordoned", "--subresource=status", "--type=merge", "-p", json.dumps(room))
+    bare.kubectl("run", "p", "--image=busybox")
+
+    def failed_scheduling() -> list[dict[str, Any]]:
+        listed = json.loads(bare.kubectl("get", "events.events.k8s.io", "-o", "json").stdout)["items"]
+        return [e for e in listed if e["reason"] == "FailedScheduling"]
+
+    attempts = itertools.count()
+
+    def repeated() -> dict[str, Any] | None:
+        # each label change requeues the pod; once its status stops changing, the failures are isomorphic
+        bare.kubectl("label", "node", "cordoned", f"attempt={next(attempts)}", "--overwrite")
+        return next((e for e in failed_scheduling() if e.get("series")), None)
+
+    event = wait_until(repeated, what="a FailedScheduling series")
+    assert MICRO_TIME.fullmatch(event["eventTime"]) and MICRO_TIME.fullmatch(event["series"]["lastObservedTime"])
+    assert event["series"]["count"] == 2
+    assert event["metadata"]["name"].startswith("p.")
+    assert event["reportingInstance"].startswith("default-scheduler-")
+    assert {k: event.get(k) for k in ("action", "reason", "type", "note", "reportingController")} == {
+        "action": "Scheduling",
+        "reason": "FailedScheduling",
+        "type": "Warning",
+        "note": UNSCHEDULABLE,
+        "reportingController": "default-scheduler",
+    }
+    assert (event["regarding"]["kind"], event["regarding"]["name"]) == ("Pod", "p")
+    assert "deprecatedCount" not in event and event.get("deprecatedSource") in (None, {})
+
+    series_line = rf"\S+ \(x2 over \S+\)\s+Warning\s+FailedScheduling\s+Pod/p\s+{re.escape(UNSCHEDULABLE)}"
+    assert re.search(series_line, bare.kubectl("events", "--for", "pod/p").stdout)
+    described = bare.kubectl("describe", "pod", "p").stdout
+    assert re.search(r"Warning\s+FailedScheduling\s+\S+ \(x2 over \S+\)\s+default-scheduler\s+", described)
+
+    bare.kubectl("uncordon", "cordoned")
+
+    def scheduled() -> dict[str, Any] | None:
+        listed = json.loads(bare.kubectl("get", "events.events.k8s.io", "-o", "json").stdout)["items"]
+        return next((e for e in listed if e["reason"] == "Scheduled"), None)
+
+    bound = wait_until(scheduled, what="the Scheduled event")
+    assert (bound["action"], bound["note"], bound["reportingController"]) == (
+        "Binding",
+        "Successfully assigned default/p to cordoned",
+        "default-scheduler",
+    )

@@ -211,7 +211,9 @@ async def test_an_unschedulable_pod_says_why_like_kube_and_is_bound_once_a_node_
     scheduled_condition = condition(big) or {}
     assert [scheduled_condition.get(k) for k in ("status", "reason", "message")] == ["False", "Unschedulable", expected]
     failed = await watch_until(api, EVENTS, "default", event_for("big", "FailedScheduling"))
-    assert (failed["type"], failed["message"], failed["source"]["component"]) == ("Warning", expected, SCHEDULER)
+    # an events.k8s.io/v1 event, as kube-scheduler writes it: no source, a reporting controller and action
+    assert (failed["type"], failed["message"], failed["source"]) == ("Warning", expected, {})
+    assert (failed["reportingComponent"], failed["action"]) == (SCHEDULER, "Scheduling")
 
     await api.create(NODES, node("roomy", cpu="4"))
     pods = await watch_until(api, PODS, "default", placed("big", "roomy"))

@@ -63,7 +63,7 @@ class EventRecorder:
     async def event(self, obj: Obj, type_: str, reason: str, message: str, field_path: str | None = None) -> None:
         """Record an event about `obj`; `field_path` names a part of it (`spec.containers{web}`)."""
         try:
-            involved = _reference(obj, field_path)
+            involved = object_reference(obj, field_path)
             # client-go's event key: the reference without its resourceVersion, the type and the reason
             group = (*(involved.get(k) for k in _KEY_FIELDS), type_, reason)
             key, message = self._correlate(group, message)
@@ -143,8 +143,8 @@ def _name_of(obj: Obj) -> str:
     return f"{obj.get('kind')} {meta.get('namespace')}/{meta.get('name')}" if isinstance(meta, dict) else "?"
 
 
-def _reference(obj: Obj, field_path: str | None) -> Obj:
-    """The event's involvedObject: an ObjectReference to `obj` (and a part of it)."""
+def object_reference(obj: Obj, field_path: str | None = None) -> Obj:
+    """An ObjectReference to `obj` (and a part of it), as an event's involvedObject or regarding."""
     meta = obj.get("metadata", {})
     ref = {
         "kind": obj.get("kind"),

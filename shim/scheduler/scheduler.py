@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 
 from shim.client import ApiClient, ApiException, Informer, Resource
-from shim.client.events import EventRecorder
+from shim.client.events_v1 import SeriesRecorder
 from shim.client.supervise import keep_running, spawn
 from shim.scheduler.algorithm import NodePicker
 from shim.scheduler.cache import ASSUMED_POD_TTL, Cache
@@ -91,7 +91,7 @@ class Scheduler:
         self.nominator = Nominator()
         self.picker = NodePicker(self.framework, self.cache, self.nominator, percentage_of_nodes_to_score)
         self.preemptor = Preemptor(self.picker)
-        self.writer = PodWriter(client, EventRecorder(client, name), name, bind_concurrency)
+        self.writer = PodWriter(client, SeriesRecorder(client, name), name, bind_concurrency)
         self.namespace_labels: dict[str, dict[str, str]] = {}
         self._pods = Informer(client, PODS, self._on_pod, fieldSelector=NON_TERMINAL_PODS)
         self._informers = [

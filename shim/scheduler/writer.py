@@ -1,7 +1,8 @@
 """Every write the scheduler makes through the API: bindings, PodScheduled conditions, nominations,
 preemption's evictions, and their events. Writes run in the background, in order per pod, so that a
-pod's "Unschedulable" condition can never land after its binding. Events go out one at a time from their
-own queue, as client-go's event broadcaster sends them, so that they never hold up bindings."""
+pod's "Unschedulable" condition can never land after its binding. Events are events.k8s.io/v1 Events, as
+kube-scheduler records them; they go out one at a time from their own queue, as client-go's event broadcaster
+sends them, so that they never hold up bindings."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shim.client import ApiClient, ApiException, Resource
-from shim.client.events import EventRecorder
+from shim.client.events_v1 import SeriesRecorder
 from shim.client.supervise import keep_running, spawn
 from shim.scheduler.info import PodInfo
 
@@ -23,6 +24,7 @@ PODS = Resource("", "v1", "pods")
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 GATED_MESSAGE = "Scheduling is blocked due to non-empty scheduling gates"
 MAX_QUEUED_EVENTS = 10_000  # beyond this events are dropped, as the broadcaster drops them when its queue is full
+SERIES_TICK = 30.0  # how often ended event series are looked for while no event arrives
 
 Obj = dict[str, Any]
 
@@ -30,13 +32,13 @@ Obj = dict[str, Any]
 class PodWriter:
     """Runs writes concurrently (at most `concurrency` requests at once), one after another per pod."""
 
-    def __init__(self, client: ApiClient, recorder: EventRecorder, scheduler_name: str, concurrency: int = 64) -> None:
+    def __init__(self, client: ApiClient, recorder: SeriesRecorder, scheduler_name: str, concurrency: int = 64) -> None:
         self.client = client
         self.recorder = recorder
         self.scheduler_name = scheduler_name
         self._limit = asyncio.Semaphore(concurrency)
         self._tails: dict[str, asyncio.Task[None]] = {}
-        self._events: asyncio.Queue[tuple[Obj, str, str, str]] = asyncio.Queue(MAX_QUEUED_EVENTS)
+        self._events: asyncio.Queue[tuple[Obj, Obj | None, str, str, str, str]] = asyncio.Queue(MAX_QUEUED_EVENTS)
         self._event_sender: asyncio.Task[None] | None = None
 
     def submit(self, key: str, work: Callable[[], Awaitable[None]]) -> None:
@@ -60,12 +62,12 @@ class PodWriter:
             await asyncio.gather(self._event_sender, return_exceptions=True)
             self._event_sender = None
 
-    def event(self, obj: Obj, type_: str, reason: str, message: str) -> None:
-        """Queue an event for the sender (aggregated by the recorder); dropped when the queue is full."""
+    def event(self, obj: Obj, type_: str, reason: str, action: str, note: str, related: Obj | None = None) -> None:
+        """Queue an event for the sender (repeats become a series); dropped when the queue is full."""
         if self._event_sender is None:
             self._event_sender = spawn(keep_running("scheduler events", self._send_events), "scheduler events")
         with contextlib.suppress(asyncio.QueueFull):
-            self._events.put_nowait((obj, type_, reason, message))
+            self._events.put_nowait((obj, related, type_, reason, action, note))
 
     async def bind(self, pod: PodInfo, node: str) -> None:
         """POST pods/NAME/binding (DefaultBinder); ApiException when the API refuses."""
@@ -79,12 +81,14 @@ class PodWriter:
             await self.client.request("POST", PODS.path(pod.namespace, pod.name, "binding"), body)
 
     def scheduled(self, pod: PodInfo, node: str) -> None:
-        self.event(pod.pod, "Normal", "Scheduled", f"Successfully assigned {pod.namespace}/{pod.name} to {node}")
+        self.event(
+            pod.pod, "Normal", "Scheduled", "Binding", f"Successfully assigned {pod.namespace}/{pod.name} to {node}"
+        )
 
     async def unschedulable(self, pod: PodInfo, message: str, nominated_node: str | None) -> None:
         """The FailedScheduling event, and PodScheduled=False/Unschedulable (plus the nomination) on the pod
         when they differ from what it already says."""
-        self.event(pod.pod, "Warning", "FailedScheduling", message)
+        self.event(pod.pod, "Warning", "FailedScheduling", "Scheduling", message)
         status: Obj = {}
         if _condition_changed(pod.pod, "Unschedulable", message):
             status["conditions"] = [_scheduled_condition(pod.pod, "Unschedulable", message)]
@@ -119,7 +123,8 @@ class PodWriter:
         except ApiException as exc:
             if exc.status != 404:  # already gone is what we wanted
                 raise
-        self.event(victim.pod, "Normal", "Preempted", f"Preempted by pod {preemptor.uid} on node {node}")
+        message = f"Preempted by pod {preemptor.uid} on node {node}"
+        self.event(victim.pod, "Normal", "Preempted", "Preempting", message, related=preemptor.pod)
 
     async def _patch_status(self, pod: PodInfo, status: Obj) -> None:
         async with self._limit:
@@ -129,9 +134,13 @@ class PodWriter:
 
     async def _send_events(self) -> None:
         while True:
-            obj, type_, reason, message = await self._events.get()
             try:
-                await self.recorder.event(obj, type_, reason, message)
+                obj, related, type_, reason, action, note = await asyncio.wait_for(self._events.get(), SERIES_TICK)
+            except TimeoutError:
+                await self.recorder.tick()
+                continue
+            try:
+                await self.recorder.event(obj, related, type_, reason, action, note)
             finally:
                 self._events.task_done()
 
