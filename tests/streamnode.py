@@ -45,6 +45,12 @@ class LocalExecRuntime(FakeRuntime):
     async def sandbox_ip(self, sandbox_id: str) -> str | None:
         return "127.0.0.1" if await self.sandbox_status(sandbox_id) is not None else None
 
+    def port_forward_refusal(self) -> str | None:
+        return None  # its pods are on 127.0.0.1, where the test's own servers listen
+
+    async def dial_pod(self, sandbox_id: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await Runtime.dial_pod(self, sandbox_id, port)  # a real dial, which the simulated runtime refuses
+
     async def exec_stream(self, container_id: str, command: list[str], stdin: bool, tty: bool) -> ExecSession:
         self._running(container_id)
         return await LocalProcess.start(command, stdin, self._resize)
