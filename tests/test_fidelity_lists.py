@@ -75,6 +75,17 @@ async def test_a_list_at_a_future_resource_version_waits_then_is_504_too_large(a
     )
 
 
+async def test_a_get_at_a_future_resource_version_is_504_too_large(api: RawApi, namespace: str) -> None:
+    created = await api.ok("POST", configmaps(namespace), configmap("now"))
+    wanted = int(created["metadata"]["resourceVersion"]) + 1_000_000
+    path = f"{configmaps(namespace)}/now"
+    reply = await api.call("GET", path, params={"resourceVersion": str(wanted)})
+    assert reply.status == 504 and reply.json()["reason"] == "Timeout"
+    assert reply.json()["message"].startswith(f"Timeout: Too large resource version: {wanted}, current: ")
+    served = await api.ok("GET", path, params={"resourceVersion": created["metadata"]["resourceVersion"]})
+    assert served["metadata"]["uid"] == created["metadata"]["uid"]
+
+
 async def test_a_list_at_a_revision_reached_while_waiting_is_served(api: RawApi, namespace: str) -> None:
     current = int((await api.ok("GET", configmaps(namespace)))["metadata"]["resourceVersion"])
     waiting = asyncio.ensure_future(

@@ -116,6 +116,12 @@ class ResourceHandlers:
     # -- reads -------------------------------------------------------------------------------------------------
 
     async def get(self, request: web.Request, target: Target) -> web.Response:
+        rv = request.query.get("resourceVersion")
+        if rv and rv != "0":  # not older than asked, as kube's watch cache serves a GET
+            try:
+                await self.objects.wait_for_revision(int(rv))
+            except ValueError:
+                raise errors.bad_request(f'invalid resource version "{rv}"') from None
         obj = await self.objects.get(target.rt, target.namespace, target.name or "")
         return self.render(request, target.rt, obj)
 
