@@ -9,7 +9,8 @@ Where kube's expected text comes from:
   `Eventf(pod, nil, Warning, "FailedScheduling", "Scheduling", msg)` and `Eventf(..., Normal, "Scheduled",
   "Binding", "Successfully assigned %v/%v to %v")`; recorder.go makeEvent (name `<pod>.<hex nanos>`, eventTime
   as MicroTime, reportingInstance `<controller>-<hostname>`, no source/count); event_broadcaster.go
-  recordToSink (an isomorphic repeat patches `series` {count: 2, lastObservedTime}). kubectl events and
+  recordToSink (an isomorphic repeat patches `series` {count: 2, lastObservedTime}; later repeats count in memory
+  until finishSeries writes the final count, 6 minutes after the last). kubectl events and
   describe print such a series as `<age> (x2 over <age>)`, From `default-scheduler`.
 """
 
@@ -24,9 +25,13 @@ from typing import Any
 
 import pytest
 
+from shim.client import ApiClient, Resource, events_v1, load_kubeconfig
+from shim.client.events_v1 import EVENTS_V1, SeriesRecorder
+from shim.controllers.namespace_conditions import ContentReport, update_conditions
 from tests.cluster import Cluster, start_cluster, wait_until
 
 HOLD = "example.com/hold"
+CONFIG_MAPS = Resource("", "v1", "configmaps")
 MICRO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 UNSCHEDULABLE = (
     "0/1 nodes are available: 1 node(s) were unschedulable. "
@@ -156,3 +161,53 @@ def test_scheduler_events_are_events_k8s_io_with_a_series_for_repeats(bare: Clus
         "Successfully assigned default/p to cordoned",
         "default-scheduler",
     )
+
+
+async def test_an_ended_series_gets_its_final_count_written(
+    cluster: Cluster, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """client-go's finishSeries: repeats after the second only count in memory until the series ends."""
+    async with ApiClient(load_kubeconfig(cluster.kubeconfig)) as api:
+        subject = await api.create(CONFIG_MAPS, {"metadata": {"name": "subject"}}, namespace)
+        recorder = SeriesRecorder(api, "test-controller", instance="test-controller-h1")
+        for note in ("first", "second", "third"):  # the note is not part of an event's identity
+            await recorder.event(subject, None, "Normal", "Poked", "Poking", note)
+        [event] = (await api.list(EVENTS_V1, namespace))["items"]
+        assert (event["note"], event["series"]["count"], event["reportingInstance"]) == (
+            "first",
+            2,
+            "test-controller-h1",
+        )
+        await recorder.tick()  # the series is still running: nothing is written
+        assert (await api.list(EVENTS_V1, namespace))["items"][0]["series"]["count"] == 2
+        monkeypatch.setattr(events_v1, "FINISH_AFTER", 0.0)
+        await recorder.tick()
+        [ended] = (await api.list(EVENTS_V1, namespace))["items"]
+        assert ended["series"]["count"] == 3
+        assert MICRO_TIME.fullmatch(ended["series"]["lastObservedTime"])
+
+
+def test_content_failures_are_worded_as_kube_words_them() -> None:
+    report = ContentReport(
+        discovery_error="unable to retrieve the complete list of server APIs: x.io/v1: boom",
+        content_errors=["widgets.x.io is forbidden: no", 'configmaps "a" is forbidden: no'],
+    )
+    assert not report.done
+    status: dict[str, Any] = {}
+    assert update_conditions(status, report, "2026-01-01T00:00:00Z")
+    by_type = {c["type"]: (c["status"], c["reason"], c["message"]) for c in status["conditions"]}
+    assert by_type["NamespaceDeletionDiscoveryFailure"] == (
+        "True",
+        "DiscoveryFailed",
+        "unable to retrieve the complete list of server APIs: x.io/v1: boom",
+    )
+    assert by_type["NamespaceDeletionContentFailure"] == (
+        "True",
+        "ContentDeletionFailed",
+        'Failed to delete all resource types, 2 remaining: configmaps "a" is forbidden: no, '
+        "widgets.x.io is forbidden: no",
+    )
+    assert not update_conditions(status, report, "2026-01-01T00:00:09Z")  # unchanged: no write, times kept
+    assert update_conditions(status, ContentReport(), "2026-01-01T00:00:10Z")
+    flipped = next(c for c in status["conditions"] if c["type"] == "NamespaceDeletionDiscoveryFailure")
+    assert (flipped["status"], flipped["lastTransitionTime"]) == ("False", "2026-01-01T00:00:10Z")
