@@ -124,6 +124,9 @@ async def test_kube_says(api: RawApi, case: Row) -> None:
         check_status(reply, expect, words)
     else:
         check_shape(reply.json(), shape_of(kind, expect.get("shape")), words, stored)
+    if "then_get" in expect:  # what the request left behind
+        after = await api.call("GET", f"{collection(kind, ns)}/{name}")
+        assert after.status == expect["then_get"], after.body
 
 
 # -- requests --------------------------------------------------------------------------------------------------
@@ -351,6 +354,7 @@ def placeholders(kind: dict[str, Any], name: str, ns: str) -> dict[str, str]:
             "converted" if kind["field_label_conversion"] else "default"
         ],
         "etcd_key": f"{kind['etcd_prefix']}/{ns}/{name}" if kind["namespaced"] else f"{kind['etcd_prefix']}/{name}",
+        "apply_where": f"{ns}/{name}" if kind["namespaced"] else f"/{name}",
         "uid": "",
         "resource_version": "",
     }
