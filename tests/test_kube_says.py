@@ -188,6 +188,8 @@ def request_body(kind: dict[str, Any], row: dict[str, Any], name: str, ns: str, 
         return substituted(invalid.get("patch", invalid["body"]), ns)
     if spec == "status":
         return {**valid, "status": kind["status_on_create"]}
+    if spec == "status-change":
+        return {**stored, "status": kind["status_on_create"]}
     if spec == "no-name":
         return {**valid, "metadata": {key: v for key, v in valid["metadata"].items() if key != "name"}}
     if spec == "upper-name":
@@ -287,6 +289,8 @@ def check_shape(obj: Any, shape: dict[str, Any], words: dict[str, str], stored: 
         assert isinstance(value, str) and re.fullmatch(pattern, value), f"{path}={value!r} in {obj}"
     if "changed" in shape:
         assert lookup(obj, shape["changed"]) != lookup(stored, shape["changed"]), shape["changed"]
+    if "unchanged" in shape:
+        assert lookup(obj, shape["unchanged"]) == lookup(stored, shape["unchanged"]), shape["unchanged"]
     if "contains_item" in shape:
         names = [item["metadata"]["name"] for item in obj["items"]]
         assert fill(shape["contains_item"], words) in names, names
