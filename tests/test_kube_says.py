@@ -198,6 +198,8 @@ def request_body(kind: dict[str, Any], row: dict[str, Any], name: str, ns: str, 
         return {**valid, "apiVersion": "example.com/v9"}
     if spec == "wrong-kind":
         return {**valid, "kind": "Wrong"}
+    if spec == "kind-not-a-string":
+        return {**valid, "kind": [kind["kind"]]}
     if spec == "unknown-field":
         return {**valid, "bogus": 1}
     if spec == "stale":

@@ -466,7 +466,7 @@ def check_type_meta(rt: ResourceType, obj: Obj, registry: Registry) -> None:
             f"the API version in the data ({api_version}) does not match the expected API version ({rt.api_version})"
         )
     if kind and kind != rt.kind:
-        if registry.by_kind(rt.group, rt.version, kind) is None:  # kube's decoder knows no such kind
+        if isinstance(kind, str) and registry.by_kind(rt.group, rt.version, kind) is None:  # kube knows no such kind
             raise errors.bad_request(
                 f'{kind} in version "{rt.version}" cannot be handled as a {rt.kind}: no kind "{kind}" is registered '
                 f'for version "{rt.api_version}" in scheme "pkg/api/legacyscheme/scheme.go:30"'
