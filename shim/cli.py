@@ -128,7 +128,7 @@ def _boolean(text: str) -> bool:
 
 def _byte_size(text: str) -> int:
     """A Kubernetes quantity of bytes (10Mi, 1G, 65536) as an int."""
-    from shim.apiserver.kinds.quantity import QuantityError, parse_quantity
+    from shim.machinery.quantity import QuantityError, parse_quantity
 
     try:
         value = parse_quantity(text).value

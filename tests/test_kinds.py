@@ -14,8 +14,8 @@ from shim.apiserver.kinds.apps import apply_scale, scale_from
 from shim.apiserver.kinds.meta import NameRule, validate_object_meta, validate_object_meta_update
 from shim.apiserver.kinds.other import validate_eviction
 from shim.apiserver.kinds.pods import admit_pod_priority, qos_class
-from shim.apiserver.kinds.quantity import canonicalize
 from shim.apiserver.resources import build_registry
+from shim.machinery.quantity import canonicalize
 
 REGISTRY = build_registry()
 SUBDOMAIN_ERROR = (

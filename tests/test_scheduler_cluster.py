@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from shim.apiserver.kinds.quantity import parse_quantity
 from shim.client import ApiClient, Resource, load_kubeconfig
 from shim.kubelet.config import KubeletOptions
 from shim.kubelet.kubelet import Kubelet
+from shim.machinery.quantity import parse_quantity
 from shim.runtime.fake import FakeRuntime, node_pod_cidr
 from shim.scheduler import Scheduler
 from tests.cluster import Cluster, start_cluster

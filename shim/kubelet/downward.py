@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from shim.apiserver.kinds.quantity import QuantityError, parse_quantity
+from shim.machinery.quantity import QuantityError, parse_quantity
 
 Obj = dict[str, Any]
 

@@ -9,8 +9,8 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from shim.apiserver.kinds.quantity import QuantityError, parse_quantity
 from shim.kubelet.paths import PodPaths
+from shim.machinery.quantity import QuantityError, parse_quantity
 
 Obj = dict[str, Any]
 

@@ -9,9 +9,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from shim.apiserver.kinds.quantity import QuantityError, parse_quantity
 from shim.kubelet.config import KubeletOptions
 from shim.kubelet.envvars import ContainerConfigError, expand_command
+from shim.machinery.quantity import QuantityError, parse_quantity
 from shim.runtime.base import LABEL_CONTAINER_NAME, ContainerSpec, Mount, PortMapping, SandboxSpec
 
 Obj = dict[str, Any]

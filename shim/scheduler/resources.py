@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from shim.apiserver.kinds.quantity import QuantityError, parse_quantity
+from shim.machinery.quantity import QuantityError, parse_quantity
 
 CPU = "cpu"
 MEMORY = "memory"

@@ -25,9 +25,9 @@ from shim.apiserver.kinds.causes import (
 from shim.apiserver.kinds.meta import FIELD_IMMUTABLE, regex_error, validate_label_selector
 from shim.apiserver.kinds.pod_defaults import default_pod_spec
 from shim.apiserver.kinds.pod_validation import nonnegative, validate_pod_template
-from shim.apiserver.kinds.quantity import QuantityError
 from shim.apiserver.registry import ResourceType, Strategy
 from shim.apiserver.selectors import SelectorError, label_selector_from_object
+from shim.machinery.quantity import QuantityError
 
 Obj = dict[str, Any]
 

@@ -40,8 +40,8 @@ from shim.apiserver.kinds.meta import (
     is_qualified_name,
     validate_kube_finalizer_name,
 )
-from shim.apiserver.kinds.quantity import QuantityError, canonicalize_resource_list, parse_quantity
 from shim.apiserver.registry import Strategy
+from shim.machinery.quantity import QuantityError, canonicalize_resource_list, parse_quantity
 
 Obj = dict[str, Any]
 

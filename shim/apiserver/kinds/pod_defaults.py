@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shim.apiserver.kinds.quantity import canonicalize, canonicalize_resource_list
+from shim.machinery.quantity import canonicalize, canonicalize_resource_list
 
 Obj = dict[str, Any]
 

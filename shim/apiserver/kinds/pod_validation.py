@@ -48,7 +48,7 @@ from shim.apiserver.kinds.pod_volumes import (
     validate_resource_field_ref,
     validate_volumes,
 )
-from shim.apiserver.kinds.quantity import QuantityError, parse_quantity
+from shim.machinery.quantity import QuantityError, parse_quantity
 
 Obj = Mapping[str, Any]
 

@@ -21,8 +21,8 @@ from shim.apiserver.kinds.causes import Cause, forbidden, go_string_map, invalid
 from shim.apiserver.kinds.meta import FIELD_IMMUTABLE, is_dns1123_subdomain, is_qualified_name
 from shim.apiserver.kinds.pod_defaults import default_pod_only_fields, default_pod_spec
 from shim.apiserver.kinds.pod_validation import MAX_INT32, validate_pod_spec
-from shim.apiserver.kinds.quantity import QuantityError, parse_quantity
 from shim.apiserver.registry import Strategy
+from shim.machinery.quantity import QuantityError, parse_quantity
 
 Obj = dict[str, Any]
 
