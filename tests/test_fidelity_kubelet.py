@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import subprocess
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
 
 from shim.runtime.base import SandboxSpec
 from shim.runtime.fake import SIMULATED_EXEC_EXIT, SIMULATED_NETWORK, FakeRuntime
@@ -23,6 +26,13 @@ from tests.test_kubelet import container_status
 
 Obj = dict[str, Any]
 NODES = 2
+
+
+@pytest.fixture
+def core(cluster: Cluster) -> Iterator[client.CoreV1Api]:
+    """The official Python client."""
+    with config.new_client_from_config(str(cluster.kubeconfig)) as api:
+        yield client.CoreV1Api(api)
 
 
 @pytest.fixture(scope="module")
@@ -124,10 +134,7 @@ def test_set_image_restarts_the_container_with_kubes_events(cluster: Cluster, na
     assert (before["image"], before["restartCount"]) == ("busybox:1.36", 0)
 
     cluster.kubectl("set", "image", "-n", namespace, "pod/moving", "app=busybox:1.37")
-    cluster.kubectl(
-        "wait", "-n", namespace, "pod/moving", WAIT_TIMEOUT,
-        "--for=jsonpath={.status.containerStatuses[0].restartCount}=1",
-    )  # fmt: skip
+    pod_when(cluster, namespace, "moving", "{.status.containerStatuses[0].restartCount}=1")
     cluster.kubectl("wait", "--for=condition=Ready", "pod/moving", "-n", namespace, WAIT_TIMEOUT)
     after = container_status(json_of(cluster, "get", "pod", "moving", "-n", namespace), "app")
     assert after["image"] == "busybox:1.37"
@@ -155,3 +162,111 @@ def test_set_image_restarts_the_container_with_kubes_events(cluster: Cluster, na
         assert {e["involvedObject"].get("fieldPath") for (r, _), e in events.items() if r == reason} == {
             "spec.containers{app}"
         }
+
+
+# -- item 7: ephemeral containers (kubectl debug) -------------------------------------------------------------
+
+
+def test_discovery_lists_the_ephemeralcontainers_subresource(cluster: Cluster) -> None:
+    resources = json.loads(cluster.kubectl("get", "--raw", "/api/v1").stdout)["resources"]
+    entry = next(r for r in resources if r["name"] == "pods/ephemeralcontainers")
+    assert (entry["kind"], entry["namespaced"], entry["verbs"]) == ("Pod", True, ["get", "patch", "update"])
+
+
+def test_kubectl_debug_starts_an_ephemeral_container_targeting_a_container(cluster: Cluster, namespace: str) -> None:
+    apply(cluster, namespace, pod("sim", [{"name": "app", "image": "busybox:1.36"}]))
+    wait_ready(cluster, namespace, "sim")
+    debug = cluster.kubectl(
+        "debug", "-n", namespace, "pod/sim", "--image=busybox:1.36", "--target=app", "--", "sleep", "3600"
+    )
+    name = debugger_name(debug)
+    sim = pod_when(cluster, namespace, "sim", "{.status.ephemeralContainerStatuses[0].state.running.startedAt}")
+    (debugger,) = sim["spec"]["ephemeralContainers"]
+    assert (debugger["name"], debugger["targetContainerName"], debugger["command"]) == (name, "app", ["sleep", "3600"])
+    assert debugger["imagePullPolicy"] == "IfNotPresent"  # defaulted as any container
+    assert debugger["terminationMessagePath"] == "/dev/termination-log"
+    (status,) = sim["status"]["ephemeralContainerStatuses"]
+    assert (status["name"], status["image"], status["ready"], status["restartCount"]) == (
+        name,
+        "busybox:1.36",
+        False,
+        0,
+    )
+    assert sim["status"]["phase"] == "Running"
+    assert [c["name"] for c in sim["status"]["containerStatuses"]] == ["app"]
+    started = [
+        e
+        for e in json_of(cluster, "get", "events", "-n", namespace)["items"]
+        if e["reason"] == "Started" and e["involvedObject"]["name"] == "sim"
+    ]
+    assert {(e["message"], e["involvedObject"]["fieldPath"]) for e in started} == {
+        ("Started container app", "spec.containers{app}"),
+        (f"Started container {name}", f"spec.ephemeralContainers{{{name}}}"),
+    }
+
+
+def test_the_ephemeralcontainers_subresource_changes_only_ephemeral_containers_and_only_adds(
+    cluster: Cluster, namespace: str, core: client.CoreV1Api
+) -> None:
+    apply(cluster, namespace, pod("sim", [{"name": "app", "image": "busybox:1.36"}], nodeName="nowhere"))
+    dbg = {"name": "dbg", "image": "busybox:1.36", "stdin": True, "tty": True}
+    patched = core.patch_namespaced_pod_ephemeralcontainers(
+        "sim", namespace, {"metadata": {"labels": {"ignored": "yes"}}, "spec": {"ephemeralContainers": [dbg]}}
+    )
+    assert [c.name for c in patched.spec.ephemeral_containers] == ["dbg"]
+    assert "ignored" not in (patched.metadata.labels or {})  # only spec.ephemeralContainers is taken
+    read = core.read_namespaced_pod_ephemeralcontainers("sim", namespace)
+    assert read.kind == "Pod" and read.spec.ephemeral_containers[0].image == "busybox:1.36"
+
+    def refused(ephemeral: list[Obj]) -> str:
+        with pytest.raises(ApiException) as caught:
+            core.replace_namespaced_pod_ephemeralcontainers(
+                "sim", namespace, {**core.api_client.sanitize_for_serialization(read), "spec": {
+                    **core.api_client.sanitize_for_serialization(read.spec), "ephemeralContainers": ephemeral}}
+            )  # fmt: skip
+        assert caught.value.status == 422
+        body = json.loads(caught.value.body)
+        assert (body["reason"], body["details"]["kind"], body["details"]["name"]) == ("Invalid", "Pod", "sim")
+        return body["message"]
+
+    existing = core.api_client.sanitize_for_serialization(read.spec.ephemeral_containers[0])
+    assert refused([]) == (
+        'Pod "sim" is invalid: spec.ephemeralContainers: Forbidden: existing ephemeral containers "dbg" may not be '
+        "removed\n"
+    )
+    assert refused([{**existing, "image": "busybox:1.37"}]).startswith(
+        'Pod "sim" is invalid: spec.ephemeralContainers: Forbidden: existing ephemeral containers "dbg" may not be '
+        "changed\n"
+    )
+    assert refused([existing, {"name": "app", "image": "busybox:1.36"}]) == (
+        'Pod "sim" is invalid: spec.ephemeralContainers[1].name: Duplicate value: "app"'
+    )
+    assert refused([existing, {"name": "d2", "image": "busybox:1.36", "targetContainerName": "nope"}]) == (
+        'Pod "sim" is invalid: spec.ephemeralContainers[1].targetContainerName: Not found: "nope"'
+    )
+    with_port = {"name": "d2", "image": "busybox:1.36", "ports": [{"containerPort": 80}]}
+    assert refused([existing, with_port]) == (
+        'Pod "sim" is invalid: spec.ephemeralContainers[1].ports: Forbidden: cannot be set for an Ephemeral Container'
+    )
+    # the pod itself may not change them
+    regular = cluster.kubectl(
+        "patch", "pod", "sim", "-n", namespace, "--type=json", "-p",
+        '[{"op":"remove","path":"/spec/ephemeralContainers"}]', check=False,
+    )  # fmt: skip
+    assert regular.returncode == 1
+    assert 'The Pod "sim" is invalid: spec: Forbidden: pod updates may not change fields other than' in regular.stderr
+
+
+def debugger_name(debug: subprocess.CompletedProcess[str]) -> str:
+    """The name `kubectl debug` gave the ephemeral container (it says so on stdout or, with -i, stderr)."""
+    said = debug.stdout + debug.stderr
+    assert "Defaulting debug container name to " in said, debug
+    name = said.split("Defaulting debug container name to ", 1)[1].split(".\n", 1)[0]
+    assert name.startswith("debugger-"), said
+    return name
+
+
+def pod_when(cluster: Cluster, namespace: str, name: str, jsonpath: str) -> Obj:
+    """The pod once `kubectl wait --for=jsonpath=...` says the path has that value (or, without `=`, exists)."""
+    cluster.kubectl("wait", "-n", namespace, f"pod/{name}", WAIT_TIMEOUT, f"--for=jsonpath={jsonpath}")
+    return json_of(cluster, "get", "pod", name, "-n", namespace)

@@ -16,7 +16,8 @@ from tests import test_e2e_podman
 from tests.cluster import Cluster
 from tests.images import TEST_IMAGE
 from tests.prerequisites import needs_podman
-from tests.test_e2e_podman import NEVER_PULL, SECOND_IMAGE, WAIT_TIMEOUT, apply, json_of, pod, wait_ready
+from tests.test_e2e_podman import NEVER_PULL, SECOND_IMAGE, apply, json_of, pod, wait_ready
+from tests.test_fidelity_kubelet import debugger_name, pod_when
 from tests.test_kubelet import container_status
 from tests.test_kubelet_podman import busybox
 
@@ -39,10 +40,7 @@ def test_set_image_replaces_the_running_container(
     assert (before["image"], before["restartCount"]) == (TEST_IMAGE, 0)
 
     cluster.kubectl("set", "image", "-n", namespace, "pod/moving", f"app={SECOND_IMAGE}")
-    cluster.kubectl(
-        "wait", "-n", namespace, "pod/moving", WAIT_TIMEOUT,
-        "--for=jsonpath={.status.containerStatuses[0].restartCount}=1",
-    )  # fmt: skip
+    pod_when(cluster, namespace, "moving", "{.status.containerStatuses[0].restartCount}=1")
     wait_ready(cluster, namespace, "moving")
     moved = json_of(cluster, "get", "pod", "moving", "-n", namespace)
     after = container_status(moved, "app")
@@ -74,11 +72,10 @@ def test_an_image_that_cannot_run_leaves_the_status_naming_the_image_that_ran(cl
     apply(cluster, namespace, pod("stuck", [busybox("app", "exec sleep 3600", **NEVER_PULL)]))
     wait_ready(cluster, namespace, "stuck")
     cluster.kubectl("set", "image", "-n", namespace, "pod/stuck", "app=localhost/kube-shim-test:absent")
-    cluster.kubectl(
-        "wait", "-n", namespace, "pod/stuck", WAIT_TIMEOUT,
-        "--for=jsonpath={.status.containerStatuses[0].state.waiting.reason}=ErrImageNeverPull",
-    )  # fmt: skip
-    status = container_status(json_of(cluster, "get", "pod", "stuck", "-n", namespace), "app")
+    stuck = pod_when(
+        cluster, namespace, "stuck", "{.status.containerStatuses[0].state.waiting.reason}=ErrImageNeverPull"
+    )
+    status = container_status(stuck, "app")
     assert status["image"] == TEST_IMAGE  # the image of the container that ran, not the one that cannot
     assert status["lastState"]["terminated"]["exitCode"] == 143
     assert "waiting" in status["state"] and not status["ready"]
@@ -109,3 +106,29 @@ def test_the_node_pod_cidr_is_its_podman_networks_subnet(
     wait_ready(cluster, namespace, "addressed")
     ip = json_of(cluster, "get", "pod", "addressed", "-n", namespace)["status"]["podIP"]
     assert ipaddress.ip_address(ip) in ipaddress.ip_network(subnets[0])
+
+
+# -- item 7: kubectl debug on real Podman ---------------------------------------------------------------------
+
+
+def test_kubectl_debug_runs_an_interactive_debugger_in_the_targets_pid_namespace(
+    cluster: Cluster, namespace: str
+) -> None:
+    apply(cluster, namespace, pod("web", [busybox("app", "exec sleep 3600", **NEVER_PULL)]))
+    wait_ready(cluster, namespace, "web")
+    session = cluster.kubectl(
+        "debug", "-i", "-n", namespace, "pod/web", f"--image={TEST_IMAGE}", "--image-pull-policy=Never",
+        "--target=app", "--", "sh", stdin="ps -o pid,args; echo debugged-$((40+2)); exit 7\n", check=False,
+    )  # fmt: skip
+    assert "sleep 3600" in session.stdout, session  # the target's processes are visible
+    assert "debugged-42" in session.stdout, session
+    name = debugger_name(session)
+
+    web = pod_when(cluster, namespace, "web", "{.status.ephemeralContainerStatuses[0].state.terminated.exitCode}=7")
+    (status,) = web["status"]["ephemeralContainerStatuses"]
+    assert (status["name"], status["image"], status["restartCount"]) == (name, TEST_IMAGE, 0)
+    assert status["state"]["terminated"]["reason"] == "Error"
+    assert container_status(web, "app")["restartCount"] == 0  # the pod itself carries on
+    assert web["status"]["phase"] == "Running"
+    logs = cluster.kubectl("logs", "-n", namespace, "pod/web", "-c", name).stdout
+    assert "debugged-42" in logs

@@ -23,6 +23,7 @@ _SUBRESOURCES: dict[str, tuple[tuple[str, ...], str | None, str | None, str | No
     "scale": (("get", "patch", "update"), "autoscaling", "v1", "Scale"),
     "binding": (("create",), "", "v1", "Binding"),
     "eviction": (("create",), "policy", "v1", "Eviction"),
+    "ephemeralcontainers": (("get", "patch", "update"), None, None, None),
     "log": (("get",), "", "v1", "Pod"),
     "exec": (("create", "get"), "", "v1", "PodExecOptions"),
     "attach": (("create", "get"), "", "v1", "PodAttachOptions"),

@@ -384,6 +384,8 @@ class ObjectStore:
             strategy.prepare_for_status_update(new, old)
         elif subresource == "finalize":
             strategy.prepare_for_finalize(new, old)
+        elif subresource == "ephemeralcontainers":
+            strategy.prepare_for_ephemeral_containers_update(new, old)
         else:
             if strategy.has_status_subresource:
                 if "status" in old:
@@ -395,7 +397,11 @@ class ObjectStore:
             await strategy.admit(new, old, self)
         if strategy.tracks_generation and _spec_changed(new, old):
             meta["generation"] = old_meta.get("generation", 0) + 1
-        self.validate(rt, new, validate_object_meta_update(new, old) + strategy.validate_update(new, old))
+        if subresource == "ephemeralcontainers":
+            causes = strategy.validate_ephemeral_containers_update(new, old)
+        else:
+            causes = strategy.validate_update(new, old)
+        self.validate(rt, new, validate_object_meta_update(new, old) + causes)
 
     # -- delete ------------------------------------------------------------------------------------------------
 

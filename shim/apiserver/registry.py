@@ -70,6 +70,14 @@ class Strategy:
     def prepare_for_deletion(self, obj: dict[str, Any]) -> None:
         """Adjust an object that is marked for deletion but stays (e.g. phase Terminating), in place."""
 
+    def prepare_for_ephemeral_containers_update(self, new: dict[str, Any], old: dict[str, Any]) -> None:
+        """Adjust an update through `ephemeralcontainers` (pods only): the stored object with the new list."""
+        raise NotImplementedError(f"{type(self).__name__} has no ephemeralcontainers subresource")
+
+    def validate_ephemeral_containers_update(self, new: dict[str, Any], old: dict[str, Any]) -> list[dict[str, str]]:
+        """Causes that make an update through `ephemeralcontainers` invalid (pods only)."""
+        raise NotImplementedError(f"{type(self).__name__} has no ephemeralcontainers subresource")
+
     def prepare_for_finalize(self, new: dict[str, Any], old: dict[str, Any]) -> None:
         """Adjust an update through a `finalize` subresource (namespaces only), in place."""
         raise NotImplementedError(f"{type(self).__name__} has no finalize subresource")

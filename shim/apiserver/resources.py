@@ -19,7 +19,7 @@ from shim.apiserver.kinds.service import ServiceStrategy
 from shim.apiserver.registry import ALL_VERBS, Registry, ResourceType
 
 _NO_DELETECOLLECTION = tuple(v for v in ALL_VERBS if v != "deletecollection")
-_POD_SUBRESOURCES = ("status", "binding", "eviction", "log", "exec", "attach", "portforward")
+_POD_SUBRESOURCES = ("status", "binding", "eviction", "ephemeralcontainers", "log", "exec", "attach", "portforward")
 
 
 def build_registry() -> Registry:

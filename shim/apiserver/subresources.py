@@ -41,6 +41,13 @@ class Subresources:
                 return await self.get_scale(request, target)
             if method in ("PUT", "PATCH"):
                 return await self.write_scale(request, target)
+        elif sub == "ephemeralcontainers":  # the pod itself, of which only spec.ephemeralContainers may change
+            if method == "GET":
+                return await self.h.get(request, target)
+            if method == "PUT":
+                return await self.h.update(request, target, "ephemeralcontainers")
+            if method == "PATCH":
+                return await self.h.patch(request, target, "ephemeralcontainers")
         elif sub == "binding" and method == "POST":
             return await self.bind(request, target)
         elif sub == "eviction" and method == "POST":

@@ -105,6 +105,11 @@ def pod_status(view: PodView) -> Obj:
         status["podIPs"] = [{"ip": ip} for ip in view.pod_ips]
     if init_statuses:
         status["initContainerStatuses"] = init_statuses
+    if spec.get("ephemeralContainers"):  # kept out of the phase and conditions: a debugger decides neither
+        ephemeral = [_container_status(view, c, False, init=False) for c in spec["ephemeralContainers"]]
+        for debugger in ephemeral:
+            debugger["ready"] = False  # never probed, never counted as ready (kube leaves it false)
+        status["ephemeralContainerStatuses"] = sorted(ephemeral, key=lambda s: s["name"])
     if view.failure:
         status["reason"], status["message"] = view.failure
     return status

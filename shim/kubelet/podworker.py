@@ -63,6 +63,7 @@ RETRY_MIN, RETRY_MAX = 1.0, 10.0  # retrying what waits on the API (a missing Co
 MAX_MESSAGE = 4096  # bytes of a termination message kubelet keeps
 FALLBACK_LINES, FALLBACK_BYTES = 80, 2048  # terminationMessagePolicy FallbackToLogsOnError
 _PROBES = (("liveness", "livenessProbe"), ("readiness", "readinessProbe"), ("startup", "startupProbe"))
+_CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 
 
 @dataclass
@@ -326,10 +327,17 @@ class PodWorker:
             history = runs.get(container["name"], [])
             if should_restart(history, policy) or container["name"] in self._redefined:
                 changed |= await self._start(container, history, refs)
+        for container in spec.get("ephemeralContainers") or ():
+            if not runs.get(container["name"]):  # a debugger runs once and is never restarted
+                changed |= await self._start(container, [], refs, runs)
         return changed
 
-    async def _start(self, container: Obj, history: list[ContainerStatus], refs: ReferencedObjects) -> bool:
-        """Start one run of the container (after its restart back-off). True when the runtime changed."""
+    async def _start(
+        self, container: Obj, history: list[ContainerStatus], refs: ReferencedObjects, runs: Runs | None = None
+    ) -> bool:
+        """Start one run of the container (after its restart back-off). True when the runtime changed.
+
+        `runs` (the pod's, for an ephemeral container) holds the run of the container it targets."""
         runtime, name = self.node.runtime, container["name"]
         latest = history[0] if history else None
         changed = False
@@ -340,7 +348,7 @@ class PodWorker:
             await runtime.remove_container(latest.id)
             changed = True
         attempt = attempt_of(latest) + 1 if latest else self._first_attempt(name)
-        if not await self._launch(container, attempt, refs):
+        if not await self._launch(container, attempt, refs, _target_id(container, runs or {})):
             return changed
         self._redefined.discard(name)
         for old in history[1:]:  # keep the newest dead run (for `logs --previous`), drop older ones
@@ -365,8 +373,9 @@ class PodWorker:
         restarts.next(key, finished)
         return False
 
-    async def _launch(self, container: Obj, attempt: int, refs: ReferencedObjects) -> bool:
-        """Pull, configure, create and start one run; on failure the waiting reason says why."""
+    async def _launch(self, container: Obj, attempt: int, refs: ReferencedObjects, target_id: str = "") -> bool:
+        """Pull, configure, create and start one run; on failure the waiting reason says why. `target_id` is the
+        container whose PID namespace an ephemeral container joins (its targetContainerName's running one)."""
         node, name, pod = self.node, container["name"], self.pod
         field_path = self._field_path(name)
 
@@ -388,6 +397,7 @@ class PodWorker:
             log_path = self.paths.container_log(name, attempt)
             image_user = await self._image_user_if_needed(container)
             spec = container_spec(pod, container, env, mounts, attempt, str(log_path), node.options, image_user)
+            spec.pid_namespace_of = target_id
         except ContainerConfigError as exc:
             return await self._failed_start(name, "CreateContainerConfigError", str(exc), emit)
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -578,7 +588,8 @@ class PodWorker:
         spec = self.pod["spec"]
         running = [
             (container, runs[container["name"]][0])
-            for container in (spec.get("initContainers") or []) + (spec.get("containers") or [])
+            for key in _CONTAINER_LISTS
+            for container in spec.get(key) or ()
             if runs.get(container["name"]) and runs[container["name"]][0].state == "running"
         ]
         for container, _ in running:
@@ -633,7 +644,7 @@ class PodWorker:
         foreign = [c for c in current.get("conditions") or () if c.get("type") not in KUBELET_CONDITIONS]
         status = {**status, "conditions": status["conditions"] + foreign}
         changes = {k: v for k, v in status.items() if current.get(k) != v}
-        for key in ("podIP", "podIPs", "initContainerStatuses", "reason", "message"):
+        for key in ("podIP", "podIPs", "initContainerStatuses", "ephemeralContainerStatuses", "reason", "message"):
             if key in current and key not in status:
                 changes[key] = None
         if not changes:
@@ -691,13 +702,15 @@ class PodWorker:
 
     def _container(self, name: str) -> Obj | None:
         spec = self.pod["spec"]
-        everyone = (spec.get("initContainers") or []) + (spec.get("containers") or [])
+        everyone = [c for key in _CONTAINER_LISTS for c in spec.get(key) or ()]
         return next((c for c in everyone if c["name"] == name), None)
 
     def _field_path(self, name: str) -> str:
-        """The event's fieldPath for a container: spec.containers{name} or spec.initContainers{name}."""
-        init = any(c["name"] == name for c in self.pod["spec"].get("initContainers") or ())
-        return f"spec.{'initContainers' if init else 'containers'}{{{name}}}"
+        """The event's fieldPath for a container: spec.containers{name}, spec.initContainers{name} or
+        spec.ephemeralContainers{name}."""
+        spec = self.pod["spec"]
+        key = next((k for k in _CONTAINER_LISTS if any(c["name"] == name for c in spec.get(k) or ())), "containers")
+        return f"spec.{key}{{{name}}}"
 
     def _api_container_status(self, name: str) -> Obj:
         status = self.pod.get("status") or {}
@@ -723,6 +736,12 @@ class PodWorker:
 
     async def _warn(self, reason: str, message: str) -> None:
         await self._event("Warning", reason, message)
+
+
+def _target_id(container: Obj, runs: Runs) -> str:
+    """The running container an ephemeral container targets (targetContainerName), or ""."""
+    history = runs.get(container.get("targetContainerName") or "") or []
+    return history[0].id if history and history[0].state == "running" else ""
 
 
 def _newest(runs: Runs) -> dict[str, str]:

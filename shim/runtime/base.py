@@ -92,6 +92,7 @@ class ContainerSpec:
     seccomp_profile: str = ""  # "" = the runtime's default profile, "unconfined", or a profile file's path
     host_pid: bool = False  # the host's PID namespace (the pod's hostPID)
     host_ipc: bool = False  # the host's IPC namespace (the pod's hostIPC)
+    pid_namespace_of: str = ""  # the id of a container whose PID namespace to join (a debugger's target)
     tty: bool = False
     stdin: bool = False
     stdin_once: bool = False

@@ -588,8 +588,8 @@ def _container_options(spec: ContainerSpec) -> dict[str, Any]:
             for m in spec.mounts
         ],
         # catatonit as PID 1 forwards SIGTERM; `sleep` or `httpd` as PID 1 would ignore it (in the host's PID
-        # namespace the app is no PID 1, and Podman refuses an init there)
-        "init": not spec.host_pid,
+        # namespace, or another container's, the app is no PID 1, and Podman refuses an init there)
+        "init": not (spec.host_pid or spec.pid_namespace_of),
         "stop_timeout": spec.stop_timeout,  # also bounds `remove(force=True)`
         "read_only": spec.read_only_root,
         "privileged": spec.privileged,
@@ -620,6 +620,8 @@ def _container_options(spec: ContainerSpec) -> dict[str, Any]:
         options["seccomp_profile_path"] = spec.seccomp_profile
     if spec.host_pid:
         options["pid_mode"] = "host"
+    elif spec.pid_namespace_of:  # kubectl debug --target: the debugger sees the target's processes
+        options["pid_mode"] = {"nsmode": "container", "value": spec.pid_namespace_of}  # podman-py's dict form
     if spec.host_ipc:
         options["ipc_mode"] = "host"  # per container: it overrides the IPC namespace the pod shares
     if spec.log_path:

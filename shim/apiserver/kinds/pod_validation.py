@@ -174,6 +174,48 @@ def validate_pod_spec(spec: Obj, path: str, is_pod: bool) -> list[Cause]:
     return causes
 
 
+# kube's allowedEphemeralContainerFields: what a debugging container may not have (it serves nothing, is never
+# probed or restarted, and reserves nothing)
+_EPHEMERAL_FORBIDDEN = (
+    "ports",
+    "resources",
+    "resizePolicy",
+    "livenessProbe",
+    "readinessProbe",
+    "startupProbe",
+    "lifecycle",
+    "restartPolicy",
+)
+
+
+def validate_ephemeral_containers(spec: Obj, path: str) -> list[Cause]:
+    """validateEphemeralContainers: each as a pod's container, named uniquely across the pod, targeting one of
+    its (non-ephemeral) containers, without the fields a debugging container may not have, and no subPath."""
+    causes: list[Cause] = []
+    volumes = validate_volumes(spec.get("volumes") or (), "spec.volumes", [])  # their own errors are not ours
+    others = {c.get("name", "") for key in ("containers", "initContainers") for c in spec.get(key) or ()}
+    names = set(others)
+    for i, container in enumerate(spec.get("ephemeralContainers") or ()):
+        item = f"{path}[{i}]"
+        _validate_container_common(container, volumes, item, True, causes)
+        _check_unique_name(container, item, names, causes)
+        target = container.get("targetContainerName") or ""
+        if target and target not in others:
+            causes.append(not_found(item + ".targetContainerName", target))
+        causes.extend(
+            forbidden(f"{item}.{key}", "cannot be set for an Ephemeral Container")
+            for key in _EPHEMERAL_FORBIDDEN
+            if container.get(key)
+        )
+        for j, mount in enumerate(container.get("volumeMounts") or ()):
+            for key in ("subPath", "subPathExpr"):
+                if mount.get(key):
+                    causes.append(
+                        forbidden(f"{item}.volumeMounts[{j}].{key}", "cannot be set for an Ephemeral Container")
+                    )
+    return causes
+
+
 def validate_pod_template(template: Obj, path: str) -> list[Cause]:
     """ValidatePodTemplateSpec: the template's labels and annotations, then its spec."""
     meta = template.get("metadata") or {}
@@ -247,14 +289,19 @@ def _validate_containers(
     for i, container in enumerate(containers):
         item = f"{path}[{i}]"
         _validate_container_common(container, volumes, item, is_pod, causes)
-        name = container.get("name", "")
-        if name in names:
-            causes.append(duplicate(item + ".name", name))
-        names.add(name)
+        _check_unique_name(container, item, names, causes)
         _validate_lifecycle_and_probes(container, item, causes)
         if container.get("restartPolicy") is not None:
             causes.append(forbidden(item + ".restartPolicy", "may not be set for non-init containers"))
     causes.extend(_host_port_conflicts(containers, path))
+
+
+def _check_unique_name(container: Obj, path: str, names: set[str], causes: list[Cause]) -> None:
+    """The container's name must not be one of `names` (the pod's names so far, to which it is added)."""
+    name = container.get("name", "")
+    if name in names:
+        causes.append(duplicate(path + ".name", name))
+    names.add(name)
 
 
 def _validate_init_containers(

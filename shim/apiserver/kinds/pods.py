@@ -20,7 +20,7 @@ from shim.apiserver.kinds.addresses import validate_ip
 from shim.apiserver.kinds.causes import Cause, forbidden, go_string_map, invalid, required, undecodable
 from shim.apiserver.kinds.meta import FIELD_IMMUTABLE, is_dns1123_subdomain, is_qualified_name
 from shim.apiserver.kinds.pod_defaults import default_pod_only_fields, default_pod_spec
-from shim.apiserver.kinds.pod_validation import MAX_INT32, validate_pod_spec
+from shim.apiserver.kinds.pod_validation import MAX_INT32, validate_ephemeral_containers, validate_pod_spec
 from shim.apiserver.registry import Strategy
 from shim.machinery.quantity import QuantityError, parse_quantity
 
@@ -77,6 +77,37 @@ class PodStrategy(Strategy):
         if not status.get("qosClass") and (old.get("status") or {}).get("qosClass"):
             status["qosClass"] = old["status"]["qosClass"]
         _sync_status_ips(status)
+
+    def prepare_for_ephemeral_containers_update(self, new: Obj, old: Obj) -> None:
+        """EphemeralContainersStrategy.PrepareForUpdate: the stored pod with the body's ephemeral containers."""
+        wanted = (new.get("spec") or {}).get("ephemeralContainers")
+        new.clear()
+        new.update(orjson.loads(orjson.dumps(old)))
+        if wanted:
+            new["spec"]["ephemeralContainers"] = wanted
+        else:
+            new["spec"].pop("ephemeralContainers", None)
+        self.default(new)  # the added containers get the defaults of any container (pull policy, message path)
+
+    def validate_ephemeral_containers_update(self, new: Obj, old: Obj) -> list[Cause]:
+        """ValidatePodEphemeralContainersUpdate: the new ones valid, the existing ones neither removed nor changed."""
+        if MIRROR_POD_ANNOTATION in ((old.get("metadata") or {}).get("annotations") or {}):
+            return [forbidden("", "static pods do not support ephemeral containers")]
+        spec = new.get("spec") or {}
+        causes = validate_ephemeral_containers(spec, "spec.ephemeralContainers")
+        wanted = {c.get("name"): c for c in spec.get("ephemeralContainers") or ()}
+        for existing in (old.get("spec") or {}).get("ephemeralContainers") or ():
+            name = existing.get("name", "")
+            if name not in wanted:
+                why = f'existing ephemeral containers "{name}" may not be removed\n'
+                causes.append(forbidden("spec.ephemeralContainers", why))
+            elif _semantic(wanted[name]) != _semantic(existing):
+                diff = _spec_diff(_semantic(existing), _semantic(wanted[name])).replace(
+                    "core.PodSpec", "core.EphemeralContainer"
+                )
+                why = f'existing ephemeral containers "{name}" may not be changed\n{diff}'
+                causes.append(forbidden("spec.ephemeralContainers", why))
+        return causes
 
     def validate(self, obj: Obj) -> list[Cause]:
         spec = obj.get("spec") or {}
