@@ -7,17 +7,14 @@ from typing import Any
 
 import pytest
 
-from shim.apiserver.selectors import (
+from shim.apiserver.selectable_fields import convert_field_selector, field_matcher, selectable_fields, supported_fields
+from shim.machinery.selectors import (
     FieldRequirement,
     SelectorError,
-    convert_field_selector,
-    field_matcher,
     label_selector_from_object,
     parse_field_selector,
     parse_label_selector,
-    selectable_fields,
     selector_to_string,
-    supported_fields,
 )
 
 WEB = {"app": "web", "tier": "frontend", "app.kubernetes.io/name": "shop", "replicas": "3", "empty": ""}

@@ -19,15 +19,10 @@ from shim.apiserver.kinds.causes import invalid as invalid_value
 from shim.apiserver.objects import DeleteOptions, Obj, ObjectStore
 from shim.apiserver.registry import Registry, ResourceType
 from shim.apiserver.schema import schema_for
-from shim.apiserver.selectors import (
-    SelectorError,
-    convert_field_selector,
-    field_matcher,
-    parse_field_selector,
-    parse_label_selector,
-)
+from shim.apiserver.selectable_fields import convert_field_selector, field_matcher
 from shim.apiserver.tables import build_table
 from shim.apiserver.typed_patch import go_sprint
+from shim.machinery.selectors import SelectorError, parse_field_selector, parse_label_selector
 
 _NAMESPACE_SUBRESOURCES = ("status", "finalize")
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from shim.apiserver.selectors import SelectorError, label_selector_from_object
+from shim.machinery.selectors import SelectorError, label_selector_from_object
 
 Obj = Mapping[str, Any]
 Cells = list[Any]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from shim.apiserver import printers
-from shim.apiserver.kinds.causes import go_quote
+from shim.machinery.gofmt import go_quote
 
 Obj = Mapping[str, Any]
 Column = dict[str, Any]

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from shim.apiserver.selectors import LabelSelector
 from shim.client import ApiClient, ApiException, Resource
+from shim.machinery.selectors import LabelSelector
 
 Obj = dict[str, Any]
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"

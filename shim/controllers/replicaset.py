@@ -14,7 +14,6 @@ import copy
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from shim.apiserver.selectors import SelectorError, label_selector_from_object
 from shim.client import ApiClient, ApiException, Resource
 from shim.controllers.expectations import Expectations
 from shim.controllers.ownership import ControllerRefManager, controller_of, controller_ref, recheck_deletion
@@ -29,6 +28,7 @@ from shim.controllers.podutil import (
     ready_condition,
 )
 from shim.controllers.reconciler import ObjectIndex, Reconciler, namespace_terminating, object_key
+from shim.machinery.selectors import SelectorError, label_selector_from_object
 
 Obj = dict[str, Any]
 

@@ -7,13 +7,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from shim.apiserver.selectors import LabelSelector, Requirement, SelectorError, label_selector_from_object
+from shim.machinery.selectors import LabelSelector, Requirement, SelectorError, label_selector_from_object
 
 Obj = dict[str, Any]
 Labels = Mapping[str, str]
 NodeMatcher = Callable[[Labels, str], bool]
 
-# NodeSelectorOperator -> kube's selection.Operator (as shim.apiserver.selectors.Requirement spells them)
+# NodeSelectorOperator -> kube's selection.Operator (as shim.machinery.selectors.Requirement spells them)
 _NODE_OPERATORS = {
     "In": "in",
     "NotIn": "notin",

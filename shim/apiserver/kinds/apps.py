@@ -26,8 +26,8 @@ from shim.apiserver.kinds.meta import FIELD_IMMUTABLE, regex_error, validate_lab
 from shim.apiserver.kinds.pod_defaults import default_pod_spec
 from shim.apiserver.kinds.pod_validation import nonnegative, validate_pod_template
 from shim.apiserver.registry import ResourceType, Strategy
-from shim.apiserver.selectors import SelectorError, label_selector_from_object
 from shim.machinery.quantity import QuantityError
+from shim.machinery.selectors import SelectorError, label_selector_from_object
 
 Obj = dict[str, Any]
 

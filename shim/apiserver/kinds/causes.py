@@ -14,20 +14,9 @@ from typing import Any
 
 from shim.apiserver import errors
 from shim.apiserver.errors import ApiError, cause
+from shim.machinery.gofmt import go_quote
 
 Cause = dict[str, str]
-
-_ESCAPES = {
-    '"': '\\"',
-    "\\": "\\\\",
-    "\a": "\\a",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\v": "\\v",
-}
 
 
 class GoValue(str):
@@ -73,25 +62,6 @@ def too_long(path: str, max_bytes: int) -> Cause:
 def undecodable(kind: str, version: str, exc: Exception) -> ApiError:
     """400 for a body kube cannot decode (a bad quantity, bad base64), worded like its decoder."""
     return errors.bad_request(f'{kind} in version "{version}" cannot be handled as a {kind}: {exc}')
-
-
-def go_quote(s: str) -> str:
-    """Go's `%q` of a string."""
-    if s.isascii() and s.isprintable() and '"' not in s and "\\" not in s:
-        return f'"{s}"'
-    out = []
-    for ch in s:
-        if ch in _ESCAPES:
-            out.append(_ESCAPES[ch])
-        elif ch.isprintable():
-            out.append(ch)
-        elif ord(ch) < 0x80:
-            out.append(f"\\x{ord(ch):02x}")
-        elif ord(ch) <= 0xFFFF:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(f"\\U{ord(ch):08x}")
-    return '"' + "".join(out) + '"'
 
 
 def go_string_map(m: Mapping[str, str] | None) -> GoValue:

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from shim.apiserver.selectors import LabelSelector, SelectorError, label_selector_from_object
+from shim.machinery.selectors import LabelSelector, SelectorError, label_selector_from_object
 from shim.scheduler.framework import (
     ASSIGNED_POD_ADD,
     ASSIGNED_POD_DELETE,
