@@ -32,7 +32,8 @@ from multidict import CIMultiDict, MultiMapping
 from shim.apiserver import errors, query
 from shim.apiserver.errors import ApiError
 from shim.apiserver.objects import ObjectStore
-from shim.kubelet.streams import accept_upgrade
+from shim.streaming.http1 import parse_response_head
+from shim.streaming.upgrade import accept_upgrade
 
 DEFAULT_KUBELET_PORT = 10250
 # kube-apiserver's --kubelet-preferred-address-types, with the addresses a node agent here reports first
@@ -286,7 +287,7 @@ async def _relay_upgrade(
         raise _dial_error(exc) from None
     try:
         writer.write(_request_head(request, host, port, target))
-        status, headers = _parse_response_head(await reader.readuntil(b"\r\n\r\n"))
+        status, headers = parse_response_head(await reader.readuntil(b"\r\n\r\n"))
         if status != 101:
             return await _refusal(reader, status, headers)
         relayed = {k: v for k, v in headers.items() if k.lower() in _RELAYED_RESPONSE_HEADERS}
@@ -335,19 +336,6 @@ def _request_head(request: web.Request, host: str, port: int, target: str) -> by
     if request.method == "POST":
         lines.append("Content-Length: 0")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-
-def _parse_response_head(head: bytes) -> tuple[int, CIMultiDict[str]]:
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    parts = status_line.split(" ", 2)
-    if len(parts) < 2 or not parts[1].isdigit():
-        raise OSError(f"malformed response from the node: {status_line!r}")
-    headers: CIMultiDict[str] = CIMultiDict()
-    for line in header_lines:
-        if ":" in line:
-            key, value = line.split(":", 1)
-            headers.add(key.strip(), value.strip())
-    return int(parts[1]), headers
 
 
 def _dial_error(exc: BaseException) -> ApiError:

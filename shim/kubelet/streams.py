@@ -1,4 +1,4 @@
-"""The remote-command wire protocols of exec and attach, and the raw HTTP upgrade they (and port-forward) ride on.
+"""The remote-command wire protocols of exec and attach (the raw HTTP upgrade is `shim.streaming.upgrade`).
 
 Two transports carry the same five streams (stdin, stdout, stderr, error, resize):
 - WebSocket `v5.channel.k8s.io` / `v4.channel.k8s.io` (kubectl >= 1.30, the Python client): every message
@@ -25,6 +25,7 @@ from multidict import MultiMapping
 
 from shim.kubelet.spdy import SpdySession, SpdyStream
 from shim.runtime.base import ExecSession, RuntimeFailure
+from shim.streaming.upgrade import accept_upgrade
 
 STDIN, STDOUT, STDERR, ERROR, RESIZE = 0, 1, 2, 3, 4
 CLOSE_SIGNAL = 255  # v5: `255 <channel>` closes that channel
@@ -38,8 +39,6 @@ PROTOCOL_HEADER = "X-Stream-Protocol-Version"
 STREAM_CREATION_TIMEOUT = 30.0
 MAX_WEBSOCKET_MESSAGE = 1024 * 1024  # kubectl and the client libraries send at most 32 KiB at a time
 MAX_QUEUED_MESSAGES = 16  # stdin or resize messages read ahead of the process; then the client waits
-# inbound bytes buffered for a slow consumer before the socket stops being read
-READ_HIGH_WATER, READ_LOW_WATER = 1 << 20, 1 << 18
 
 Status = dict[str, Any]
 
@@ -386,54 +385,6 @@ async def accept_spdy(
         request, {"Connection": "Upgrade", "Upgrade": "SPDY/3.1", PROTOCOL_HEADER: protocol}
     )
     return SpdySession(response.write, connection), response
-
-
-class UpgradedConnection:
-    """The bytes a client sends after our `101 Switching Protocols`, as an async iterator of chunks.
-
-    aiohttp hands over the connection itself only for WebSockets; for anything else this object takes the
-    place of the request-body parser (`RequestHandler.set_parser`), which receives every later byte.
-    """
-
-    def __init__(self, request: web.Request) -> None:
-        self._transport = request.transport
-        self._chunks: asyncio.Queue[bytes | None] = asyncio.Queue()
-        self._buffered = 0
-        self._paused = False
-        request.protocol.set_parser(self)  # type: ignore[arg-type]
-
-    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
-        self._chunks.put_nowait(bytes(data))
-        self._buffered += len(data)
-        if self._buffered > READ_HIGH_WATER and not self._paused and self._transport is not None:
-            self._paused = True
-            self._transport.pause_reading()
-        return False, b""
-
-    def feed_eof(self) -> None:
-        self._chunks.put_nowait(None)
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        while (chunk := await self._chunks.get()) is not None:
-            self._buffered -= len(chunk)
-            if self._paused and self._buffered < READ_LOW_WATER and self._transport is not None:
-                self._paused = False
-                self._transport.resume_reading()
-            yield chunk
-
-
-async def accept_upgrade(
-    request: web.Request, headers: dict[str, str]
-) -> tuple[UpgradedConnection, web.StreamResponse]:
-    """Send `101 Switching Protocols` with `headers`; returns the raw connection both ways.
-
-    Write with `response.write()`: a 101 has no body framing, so the bytes go out as they are.
-    """
-    connection = UpgradedConnection(request)  # before the 101: the client may answer at once
-    response = web.StreamResponse(status=101, headers=headers)
-    response.force_close()  # the connection is never an HTTP connection again
-    await response.prepare(request)
-    return connection, response
 
 
 def _go_list(values: list[str]) -> str:

@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from shim.runtime.base import ExecSession, RuntimeFailure
+from shim.streaming.http1 import parse_response_head
 
 STDOUT, STDERR = 1, 2
 HEAD_LIMIT = 64 * 1024
@@ -61,7 +62,7 @@ class PodmanStreams:
 
     async def _request(
         self, method: str, path: str, query: dict[str, str] | None, body: dict[str, Any] | None, *, upgrade: bool
-    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, dict[str, str]]:
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, Mapping[str, str]]:
         reader, writer = await asyncio.open_unix_connection(self.socket_path, limit=HEAD_LIMIT)
         try:
             payload = json.dumps(body).encode() if body is not None else b""
@@ -71,7 +72,7 @@ class PodmanStreams:
                 head.append("Content-Type: application/json")
             head += ["Connection: Upgrade", "Upgrade: tcp"] if upgrade else ["Connection: close"]
             writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + payload)
-            status, headers = _parse_head(await reader.readuntil(b"\r\n\r\n"))
+            status, headers = parse_response_head(await reader.readuntil(b"\r\n\r\n"))
             if status >= 400:
                 raise PodmanApiError(status, _error_message(b"".join([c async for c in _body(reader, headers)])))
         except BaseException:
@@ -150,7 +151,7 @@ async def _json_lines(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
         writer.close()
 
 
-async def _body(reader: asyncio.StreamReader, headers: dict[str, str]) -> AsyncIterator[bytes]:
+async def _body(reader: asyncio.StreamReader, headers: Mapping[str, str]) -> AsyncIterator[bytes]:
     """A response body: chunked, sized, or (with `Connection: close`) up to the end of the connection."""
     if headers.get("transfer-encoding", "").lower() == "chunked":
         async for chunk in _chunks(reader):
@@ -164,16 +165,6 @@ async def _body(reader: asyncio.StreamReader, headers: dict[str, str]) -> AsyncI
 async def _chunks(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
     while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
         yield (await reader.readexactly(size + 2))[:-2]
-
-
-def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
-    status_line, *lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in lines:
-        name, sep, value = line.partition(":")
-        if sep:
-            headers[name.strip().lower()] = value.strip()
-    return int(status_line.split()[1]), headers
 
 
 def _error_message(body: bytes) -> str:
