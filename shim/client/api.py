@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -11,6 +10,7 @@ import orjson
 
 from shim.client.config import ClusterAccess
 from shim.client.health import HealthRegistry
+from shim.machinery.resources import Resource
 
 Obj = dict[str, Any]
 
@@ -31,27 +31,6 @@ class ApiException(Exception):
         self.body = body
         self.reason = body.get("reason", "")
         super().__init__(f"{status} {self.reason}: {body.get('message', '')}")
-
-
-@dataclass(frozen=True)
-class Resource:
-    """Which collection a call addresses: group ("" = core), version, plural, namespaced."""
-
-    group: str
-    version: str
-    plural: str
-    namespaced: bool = True
-
-    def path(self, namespace: str | None = None, name: str | None = None, subresource: str | None = None) -> str:
-        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
-        if self.namespaced and namespace:
-            base += f"/namespaces/{namespace}"
-        base += f"/{self.plural}"
-        if name:
-            base += f"/{name}"
-            if subresource:
-                base += f"/{subresource}"
-        return base
 
 
 class ApiClient:

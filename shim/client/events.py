@@ -20,11 +20,11 @@ from datetime import UTC, datetime
 
 import aiohttp
 
-from shim.client.api import ApiClient, ApiException, Obj, Resource
+from shim.client.api import ApiClient, ApiException, Obj
+from shim.machinery.resources import EVENTS
 
 log = logging.getLogger("shim.client.events")
 
-EVENTS = Resource("", "v1", "events")
 CACHE_SIZE = 4096  # client-go's maxLruCacheEntries
 AGGREGATE_MAX_EVENTS = 10  # distinct messages before similar events are combined
 AGGREGATE_INTERVAL = 600.0  # seconds a group of similar events stays open

@@ -21,12 +21,12 @@ from datetime import UTC, datetime
 
 import aiohttp
 
-from shim.client.api import ApiClient, ApiException, Obj, Resource
+from shim.client.api import ApiClient, ApiException, Obj
 from shim.client.events import object_reference
+from shim.machinery.resources import EVENTS_V1
 
 log = logging.getLogger("shim.client.events_v1")
 
-EVENTS_V1 = Resource("events.k8s.io", "v1", "events")
 CACHE_SIZE = 4096  # client-go's maxLruCacheEntries bound, reused for the series cache
 FINISH_AFTER = 6 * 60.0  # client-go's finishTime: a series without a repeat for this long has ended
 REFRESH_EVERY = 30 * 60.0  # client-go's refreshTime: running series are written this often

@@ -15,18 +15,15 @@ import contextlib
 import copy
 from typing import Any
 
-from shim.client import ApiClient, ApiException, Resource
+from shim.client import ApiClient, ApiException
 from shim.controllers import deploymentutil as du
 from shim.controllers.ownership import ControllerRefManager, controller_of, controller_ref, recheck_deletion
 from shim.controllers.podutil import now, parse_time
 from shim.controllers.reconciler import ObjectIndex, Reconciler, namespace_terminating, object_key
+from shim.machinery.resources import DEPLOYMENTS, PODS, REPLICASETS
 from shim.machinery.selectors import LabelSelector, SelectorError, label_selector_from_object
 
 Obj = dict[str, Any]
-
-DEPLOYMENTS = Resource("apps", "v1", "deployments")
-REPLICASETS = Resource("apps", "v1", "replicasets")
-PODS = Resource("", "v1", "pods")
 
 
 class DeploymentController(Reconciler):

@@ -16,7 +16,7 @@ import logging
 from typing import Any
 from urllib.parse import urlsplit
 
-from shim.client import ApiClient, ApiException, Resource
+from shim.client import ApiClient, ApiException
 from shim.controllers.apierrors import missing_ok
 from shim.controllers.reconciler import ObjectIndex, Reconciler, object_key
 from shim.controllers.service_endpoints import (
@@ -29,13 +29,10 @@ from shim.controllers.service_endpoints import (
     endpoints_subsets,
     selects,
 )
+from shim.machinery.resources import ENDPOINT_SLICES, ENDPOINTS, PODS, SERVICES
 
 Obj = dict[str, Any]
 
-SERVICES = Resource("", "v1", "services")
-PODS = Resource("", "v1", "pods")
-ENDPOINTS = Resource("", "v1", "endpoints")
-ENDPOINT_SLICES = Resource("discovery.k8s.io", "v1", "endpointslices")
 APISERVER_SERVICE = "default/kubernetes"
 SKIP_MIRROR_LABEL = "endpointslice.kubernetes.io/skip-mirror"
 

@@ -15,11 +15,10 @@ from shim.client.discovery import served_resources
 from shim.client.supervise import keep_running, spawn
 from shim.controllers.namespace_conditions import ContentReport, update_conditions
 from shim.controllers.podutil import format_time, now
+from shim.machinery.resources import NAMESPACES, PODS
 
 log = logging.getLogger("shim.controllers.namespace")
 
-NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
-PODS = Resource("", "v1", "pods")
 FINALIZER = "kubernetes"
 _TERMINAL_PHASES = ("Succeeded", "Failed")
 

@@ -23,17 +23,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shim.client import ApiClient, ApiException, Resource
+from shim.client import ApiClient, ApiException
 from shim.client.supervise import keep_running, spawn
 from shim.controllers.apierrors import missing_ok
 from shim.controllers.podutil import format_time, now, parse_time, ready_condition
 from shim.controllers.reconciler import ObjectIndex, Reconciler
+from shim.machinery.resources import LEASES, NODES, PODS
 
 Obj = dict[str, Any]
 
-NODES = Resource("", "v1", "nodes", namespaced=False)
-LEASES = Resource("coordination.k8s.io", "v1", "leases")
-PODS = Resource("", "v1", "pods")
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 

@@ -14,7 +14,7 @@ import copy
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from shim.client import ApiClient, ApiException, Resource
+from shim.client import ApiClient, ApiException
 from shim.controllers.expectations import Expectations
 from shim.controllers.ownership import ControllerRefManager, controller_of, controller_ref, recheck_deletion
 from shim.controllers.podutil import (
@@ -28,12 +28,11 @@ from shim.controllers.podutil import (
     ready_condition,
 )
 from shim.controllers.reconciler import ObjectIndex, Reconciler, namespace_terminating, object_key
+from shim.machinery.resources import PODS, REPLICASETS
 from shim.machinery.selectors import SelectorError, label_selector_from_object
 
 Obj = dict[str, Any]
 
-PODS = Resource("", "v1", "pods")
-REPLICASETS = Resource("apps", "v1", "replicasets")
 BURST_REPLICAS = 500  # kube's BurstReplicas: at most this many creates or deletes per sync
 SLOW_START_INITIAL_BATCH = 1  # kube's SlowStartInitialBatchSize
 REPLICA_FAILURE = "ReplicaFailure"

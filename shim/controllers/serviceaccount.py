@@ -13,12 +13,10 @@ from typing import Any
 
 from shim.client import ApiClient, ApiException, Resource
 from shim.controllers.reconciler import ObjectIndex, Reconciler
+from shim.machinery.resources import CONFIGMAPS, NAMESPACES, SERVICE_ACCOUNTS
 
 Obj = dict[str, Any]
 
-NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
-SERVICE_ACCOUNTS = Resource("", "v1", "serviceaccounts")
-CONFIG_MAPS = Resource("", "v1", "configmaps")
 ROOT_CA_CONFIG_MAP = "kube-root-ca.crt"
 ROOT_CA_KEY = "ca.crt"
 DESCRIPTION_ANNOTATION = "kubernetes.io/description"
@@ -77,7 +75,7 @@ class RootCACertPublisher(Reconciler):
         self.config_maps = ObjectIndex()
         if self.root_ca:
             self.watch(NAMESPACES, self._on_namespace)
-            self.watch(CONFIG_MAPS, self._on_config_map)
+            self.watch(CONFIGMAPS, self._on_config_map)
 
     async def sync(self, key: str) -> None:
         """Make namespace `key`'s `kube-root-ca.crt` hold exactly the CA (its other keys are dropped)."""
@@ -93,7 +91,7 @@ class RootCACertPublisher(Reconciler):
                 "metadata": {"name": ROOT_CA_CONFIG_MAP, "annotations": {DESCRIPTION_ANNOTATION: ROOT_CA_DESCRIPTION}},
                 "data": data,
             }
-            await _create_unless_gone(self.client, CONFIG_MAPS, config_map, key)
+            await _create_unless_gone(self.client, CONFIGMAPS, config_map, key)
             return
         annotations = current["metadata"].get("annotations") or {}
         if current.get("data") == data and DESCRIPTION_ANNOTATION in annotations:
@@ -101,7 +99,7 @@ class RootCACertPublisher(Reconciler):
         updated = copy.deepcopy(current)
         updated["data"] = data
         updated["metadata"]["annotations"] = {**annotations, DESCRIPTION_ANNOTATION: ROOT_CA_DESCRIPTION}
-        await self.client.replace(CONFIG_MAPS, updated, key)
+        await self.client.replace(CONFIGMAPS, updated, key)
 
     async def _on_namespace(self, event: str, namespace: Obj) -> None:
         self.namespaces.apply(event, namespace)

@@ -25,8 +25,8 @@ from shim.kubelet.host import host_facts, primary_ip
 from shim.kubelet.images import ImagePuller
 from shim.kubelet.node import NodeReporter
 from shim.kubelet.paths import PodPaths
-from shim.kubelet.podworker import PODS, NodeContext, PodWorker
-from shim.kubelet.refs import SERVICES
+from shim.kubelet.podworker import NodeContext, PodWorker
+from shim.machinery.resources import PODS, SERVICES
 from shim.runtime.base import Runtime, SandboxStatus
 
 Obj = dict[str, Any]

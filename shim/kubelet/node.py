@@ -13,17 +13,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from shim.client import ApiClient, ApiException, Resource
+from shim.client import ApiClient, ApiException
 from shim.kubelet.config import KubeletOptions
 from shim.kubelet.host import EVICTION_MEMORY_AVAILABLE, EVICTION_NODEFS_AVAILABLE, HostFacts, pressure
+from shim.machinery.resources import LEASES, NODES
 from shim.runtime.base import Runtime
 
 Obj = dict[str, Any]
 
 log = logging.getLogger("shim.kubelet.node")
 
-NODES = Resource("", "v1", "nodes", namespaced=False)
-LEASES = Resource("coordination.k8s.io", "v1", "leases")
 LEASE_NAMESPACE = "kube-node-lease"
 KUBELET_VERSION = "v1.33.1"  # the Kubernetes version this agent behaves as (the API server serves 1.33 too)
 RETRY_MIN, RETRY_MAX = 0.2, 7.0  # kubelet's back-off for a failed lease renewal

@@ -18,7 +18,7 @@ from typing import Any
 
 import aiohttp
 
-from shim.client import ApiClient, ApiException, Resource
+from shim.client import ApiClient, ApiException
 from shim.client.events import EventRecorder
 from shim.kubelet.backoff import Backoff, go_duration
 from shim.kubelet.config import KubeletOptions
@@ -49,6 +49,7 @@ from shim.kubelet.specs import (
     sandbox_spec,
 )
 from shim.kubelet.volumes import MountError, PreparedVolume, container_mounts, prepare_volumes
+from shim.machinery.resources import PODS
 from shim.runtime.base import ContainerStatus, Runtime, RuntimeFailure, SandboxStatus
 
 Obj = dict[str, Any]
@@ -57,7 +58,6 @@ Emit = Callable[[str, str, str], Awaitable[None]]
 
 log = logging.getLogger("shim.kubelet.pods")
 
-PODS = Resource("", "v1", "pods")
 MIN_STOP_GRACE = 2  # kubelet always gives a container this long between SIGTERM and SIGKILL
 RETRY_MIN, RETRY_MAX = 1.0, 10.0  # retrying what waits on the API (a missing ConfigMap) or failed
 MAX_MESSAGE = 4096  # bytes of a termination message kubelet keeps

@@ -7,12 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 from shim.client import ApiClient, ApiException, Resource
+from shim.machinery.resources import CONFIGMAPS, SECRETS
 
 Obj = dict[str, Any]
 
-CONFIGMAPS = Resource("", "v1", "configmaps")
-SECRETS = Resource("", "v1", "secrets")
-SERVICES = Resource("", "v1", "services")
 
 ServiceLister = Callable[[str], list[Obj]]
 

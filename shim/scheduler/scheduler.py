@@ -17,9 +17,10 @@ from typing import Any
 
 import aiohttp
 
-from shim.client import ApiClient, ApiException, Informer, Resource
+from shim.client import ApiClient, ApiException, Informer
 from shim.client.events_v1 import SeriesRecorder
 from shim.client.supervise import keep_running, spawn
+from shim.machinery.resources import NAMESPACES, NODES, PODS
 from shim.scheduler.algorithm import NodePicker
 from shim.scheduler.cache import ASSUMED_POD_TTL, Cache
 from shim.scheduler.framework import (
@@ -41,9 +42,6 @@ from shim.scheduler.writer import PodWriter
 
 log = logging.getLogger("shim.scheduler")
 
-NODES = Resource("", "v1", "nodes", namespaced=False)
-PODS = Resource("", "v1", "pods")
-NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
 # kube-scheduler's pod informer: terminal pods hold no resources and are never scheduled
 NON_TERMINAL_PODS = "status.phase!=Succeeded,status.phase!=Failed"
 STOP_GRACE = 10.0  # seconds stop() waits for bindings and events under way

@@ -13,14 +13,14 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from shim.client import ApiClient, ApiException, Resource
+from shim.client import ApiClient, ApiException
 from shim.client.events_v1 import SeriesRecorder
 from shim.client.supervise import keep_running, spawn
+from shim.machinery.resources import PODS
 from shim.scheduler.info import PodInfo
 
 log = logging.getLogger("shim.scheduler")
 
-PODS = Resource("", "v1", "pods")
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 GATED_MESSAGE = "Scheduling is blocked due to non-empty scheduling gates"
 MAX_QUEUED_EVENTS = 10_000  # beyond this events are dropped, as the broadcaster drops them when its queue is full
