@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -11,6 +10,7 @@ from aiohttp import web
 
 from shim.apiserver import bodylimits, errors
 from shim.apiserver.schema import SchemaNode
+from shim.machinery.timefmt import normalize_time
 
 MAX_BODY_BYTES = 3 * 1024 * 1024  # kube-apiserver's limit for a single object
 
@@ -90,7 +90,7 @@ def drop_what_go_drops(value: Any, node: SchemaNode) -> None:
                 elif item is None:
                     continue
                 elif field.format == "date-time" and isinstance(item, str):
-                    value[key] = _go_time(item, micro=field.name == MICRO_TIME)
+                    value[key] = normalize_time(item, micro=field.name == MICRO_TIME)
                 elif item in ({}, []) and _omitted_when_empty(node, key, field):
                     del value[key]  # omitempty leaves out an empty map or slice (not an empty struct)
                 else:
@@ -113,21 +113,6 @@ def _omitted_when_empty(parent: SchemaNode, key: str, field: SchemaNode) -> bool
     if key in parent.required or (parent.name, key) in _KEPT_WHEN_EMPTY:
         return False
     return field.type == "array" or (field.type == "object" and field.additional_properties is not None)
-
-
-def _go_time(text: str, micro: bool) -> str:
-    """A timestamp as kube writes it back: UTC, `Z`, whole seconds (`metav1.Time`) or six decimals
-    (`metav1.MicroTime`); text that is no RFC 3339 time stays for validation to judge."""
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return text
-    if parsed.tzinfo is None:
-        return text
-    parsed = parsed.astimezone(UTC)
-    if micro:
-        return parsed.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return parsed.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _zero_nulls(container: Any, keys: Any, node: SchemaNode) -> None:

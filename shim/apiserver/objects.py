@@ -24,6 +24,7 @@ from shim.apiserver.fieldmanager import update_managed_fields
 from shim.apiserver.kinds.meta import validate_object_meta, validate_object_meta_update
 from shim.apiserver.registry import Registry, ResourceType
 from shim.apiserver.schema import schema_for
+from shim.machinery.timefmt import format_time, now_rfc3339
 from shim.store import (
     CompactedError,
     ConflictError,
@@ -39,11 +40,6 @@ Mutation = Callable[[Obj], Awaitable[Obj] | Obj]
 
 _NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # kube's: no vowels, no look-alikes
 _MAX_UPDATE_RETRIES = 20
-
-
-def now_rfc3339() -> str:
-    """The current time as Kubernetes writes timestamps (second precision, `Z`)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def decode(kv: KeyValue) -> Obj:
@@ -540,7 +536,7 @@ def _mark_for_deletion(obj: Obj, finalizers: list[str], grace: int) -> None:
     current = meta.get("deletionGracePeriodSeconds")
     if meta.get("deletionTimestamp") is None or (current is not None and grace < current):
         deadline = datetime.now(UTC) + timedelta(seconds=grace)
-        meta["deletionTimestamp"] = deadline.strftime("%Y-%m-%dT%H:%M:%SZ")
+        meta["deletionTimestamp"] = format_time(deadline)
         meta["deletionGracePeriodSeconds"] = grace
 
 

@@ -16,12 +16,12 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Hashable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import aiohttp
 
 from shim.client.api import ApiClient, ApiException, Obj
 from shim.machinery.resources import EVENTS
+from shim.machinery.timefmt import now_rfc3339
 
 log = logging.getLogger("shim.client.events")
 
@@ -30,10 +30,6 @@ AGGREGATE_MAX_EVENTS = 10  # distinct messages before similar events are combine
 AGGREGATE_INTERVAL = 600.0  # seconds a group of similar events stays open
 COMBINED_PREFIX = "(combined from similar events): "
 _KEY_FIELDS = ("kind", "namespace", "name", "fieldPath", "uid", "apiVersion")
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -92,7 +88,7 @@ class EventRecorder:
     async def _write(self, key: Hashable, involved: Obj, type_: str, reason: str, message: str) -> None:
         namespace = involved.get("namespace") or "default"
         previous = self._written.get(key)
-        now = _now()
+        now = now_rfc3339()
         if previous is not None:
             count = previous.get("count", 1) + 1
             patch = {"count": count, "lastTimestamp": now, "message": message}

@@ -24,6 +24,7 @@ import aiohttp
 from shim.client.api import ApiClient, ApiException, Obj
 from shim.client.events import object_reference
 from shim.machinery.resources import EVENTS_V1
+from shim.machinery.timefmt import format_micro_time
 
 log = logging.getLogger("shim.client.events_v1")
 
@@ -31,11 +32,6 @@ CACHE_SIZE = 4096  # client-go's maxLruCacheEntries bound, reused for the series
 FINISH_AFTER = 6 * 60.0  # client-go's finishTime: a series without a repeat for this long has ended
 REFRESH_EVERY = 30 * 60.0  # client-go's refreshTime: running series are written this often
 _REFERENCE_FIELDS = ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion")
-
-
-def micro_time(moment: datetime) -> str:
-    """metav1.MicroTime as JSON: RFC 3339 with six fractional digits."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass
@@ -100,7 +96,7 @@ class SeriesRecorder:
         if series is not None:
             series.count += 1
             series.seen = time.monotonic()
-            series.last_observed = micro_time(now)
+            series.last_observed = format_micro_time(now)
             self._series.move_to_end(key)
             if series.written == 1:  # the first repeat is written at once, later ones when the series ends
                 await self._write_series(series)
@@ -108,7 +104,7 @@ class SeriesRecorder:
         namespace = regarding.get("namespace") or "default"
         body: Obj = {
             "metadata": {"name": f"{regarding.get('name')}.{time.time_ns():x}", "namespace": namespace},
-            "eventTime": micro_time(now),
+            "eventTime": format_micro_time(now),
             "reportingController": self.controller,
             "reportingInstance": self.instance,
             "action": action,

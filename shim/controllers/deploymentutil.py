@@ -14,7 +14,8 @@ from typing import Any
 
 import orjson
 
-from shim.controllers.podutil import format_time, parse_time
+from shim.controllers.podutil import parse_time
+from shim.machinery.timefmt import format_time
 
 Obj = dict[str, Any]
 

@@ -14,8 +14,9 @@ from shim.client.api import Obj
 from shim.client.discovery import served_resources
 from shim.client.supervise import keep_running, spawn
 from shim.controllers.namespace_conditions import ContentReport, update_conditions
-from shim.controllers.podutil import format_time, now
+from shim.controllers.podutil import now
 from shim.machinery.resources import NAMESPACES, PODS
+from shim.machinery.timefmt import format_time
 
 log = logging.getLogger("shim.controllers.namespace")
 

@@ -26,9 +26,10 @@ from typing import Any
 from shim.client import ApiClient, ApiException
 from shim.client.supervise import keep_running, spawn
 from shim.controllers.apierrors import missing_ok
-from shim.controllers.podutil import format_time, now, parse_time, ready_condition
+from shim.controllers.podutil import now, parse_time, ready_condition
 from shim.controllers.reconciler import ObjectIndex, Reconciler
 from shim.machinery.resources import LEASES, NODES, PODS
+from shim.machinery.timefmt import format_time
 
 Obj = dict[str, Any]
 

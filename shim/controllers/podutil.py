@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from shim.machinery import timefmt
+
 Obj = dict[str, Any]
 
 DELETION_COST_ANNOTATION = "controller.kubernetes.io/pod-deletion-cost"
@@ -28,17 +30,7 @@ def parse_time(text: str | None) -> datetime | None:
     """An RFC 3339 timestamp as written by the API server, or None."""
     if not text:
         return None
-    return _parse_time(text)
-
-
-@functools.lru_cache(maxsize=8192)
-def _parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def format_time(moment: datetime) -> str:
-    """A timestamp the way Kubernetes writes them (second precision, `Z`)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return timefmt.parse_time(text)
 
 
 def pod_key(pod: Obj) -> str:

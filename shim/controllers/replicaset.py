@@ -18,7 +18,6 @@ from shim.client import ApiClient, ApiException
 from shim.controllers.expectations import Expectations
 from shim.controllers.ownership import ControllerRefManager, controller_of, controller_ref, recheck_deletion
 from shim.controllers.podutil import (
-    format_time,
     is_pod_active,
     is_pod_available,
     is_pod_ready,
@@ -30,6 +29,7 @@ from shim.controllers.podutil import (
 from shim.controllers.reconciler import ObjectIndex, Reconciler, namespace_terminating, object_key
 from shim.machinery.resources import PODS, REPLICASETS
 from shim.machinery.selectors import SelectorError, label_selector_from_object
+from shim.machinery.timefmt import format_time
 
 Obj = dict[str, Any]
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from shim.client import ApiClient, ApiException
 from shim.kubelet.config import KubeletOptions
 from shim.kubelet.host import EVICTION_MEMORY_AVAILABLE, EVICTION_NODEFS_AVAILABLE, HostFacts, pressure
 from shim.machinery.resources import LEASES, NODES
+from shim.machinery.timefmt import now_rfc3339, now_rfc3339_micro
 from shim.runtime.base import Runtime
 
 Obj = dict[str, Any]
@@ -201,7 +201,7 @@ class NodeReporter:
             ("Ready", runtime_ok, "KubeletReady" if runtime_ok else "KubeletNotReady",
              "kubelet is posting ready status" if runtime_ok else "container runtime is down"),
         ]  # fmt: skip
-        now = _now()
+        now = now_rfc3339()
         previous = {c["type"]: c for c in self._conditions}
         conditions = []
         for kind, value, reason, message in wanted:
@@ -270,7 +270,7 @@ class NodeReporter:
             "spec": {
                 "holderIdentity": self.node_name,
                 "leaseDurationSeconds": self.options.lease_duration_seconds,
-                "renewTime": _now_micro(),
+                "renewTime": now_rfc3339_micro(),
             },
         }
 
@@ -288,11 +288,3 @@ def _without_heartbeats(status: Obj) -> Obj:
         **status,
         "conditions": [{k: v for k, v in c.items() if k != "lastHeartbeatTime"} for c in status["conditions"]],
     }
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _now_micro() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shim.kubelet.specs import LABEL_IMAGE, LABEL_RESTART_COUNT
+from shim.machinery.timefmt import now_rfc3339
 from shim.runtime.base import ContainerStatus, SandboxStatus
 
 Obj = dict[str, Any]
@@ -20,10 +21,6 @@ _STAMP = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.\d+)?(Z|[+-]\d\d:\d\d
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
 # the conditions kubelet owns, in the order kubelet lists them
 KUBELET_CONDITIONS = ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled")
-
-
-def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def attempt_of(run: ContainerStatus) -> int:

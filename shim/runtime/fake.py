@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from shim import __version__
+from shim.machinery.timefmt import now_rfc3339_micro
 from shim.runtime.base import (
     LABEL_CONTAINER_NAME,
     ContainerSpec,
@@ -404,7 +405,7 @@ class _Container:
 
     def start(self) -> None:
         self.state = "running"
-        self.started_at = _now()
+        self.started_at = now_rfc3339_micro()
         self._publish(self._event("started"))
         self._task = asyncio.get_running_loop().create_task(self._run())
 
@@ -432,7 +433,7 @@ class _Container:
         self.state = "exited"
         self.exit_code = code
         self.oom_killed = oom
-        self.finished_at = _now()
+        self.finished_at = now_rfc3339_micro()
         self._ended.set()
         if not quiet:
             self._publish(self._event("oom" if oom else "died"))
@@ -532,7 +533,3 @@ class _FakeSession(ExecSession):
         if not self._code.done():
             self._chunks.put_nowait(None)
             self._code.set_result(code)
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -10,13 +10,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from shim.client import ApiClient, ApiException
 from shim.client.events_v1 import SeriesRecorder
 from shim.client.supervise import keep_running, spawn
 from shim.machinery.resources import PODS
+from shim.machinery.timefmt import now_rfc3339
 from shim.scheduler.info import PodInfo
 
 log = logging.getLogger("shim.scheduler")
@@ -114,7 +114,7 @@ class PodWriter:
             "status": "True",
             "reason": "PreemptionByScheduler",
             "message": f"{self.scheduler_name}: preempting to accommodate a higher priority pod",
-            "lastTransitionTime": _now(),
+            "lastTransitionTime": now_rfc3339(),
         }
         try:
             await self._patch_status(victim, {"conditions": [condition]})
@@ -175,7 +175,7 @@ def _scheduled_condition(pod: Obj, reason: str, message: str) -> Obj:
         "reason": reason,
         "message": message,
         "lastProbeTime": None,
-        "lastTransitionTime": since or _now(),
+        "lastTransitionTime": since or now_rfc3339(),
     }
 
 
@@ -184,7 +184,3 @@ def _current_condition(pod: Obj) -> Obj | None:
         if condition.get("type") == "PodScheduled":
             return condition
     return None
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
