@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 from shim.machinery.selectors import SelectorError, label_selector_from_object
+from shim.machinery.timefmt import format_time
 
 Obj = Mapping[str, Any]
 Cells = list[Any]
@@ -610,7 +611,7 @@ def default_cells(obj: Obj, now_us: int) -> Cells:
     created = timestamp_us(_meta(obj).get("creationTimestamp") or "")
     if created is None:
         return [_name(obj), "0001-01-01T00:00:00Z"]
-    return [_name(obj), datetime.fromtimestamp(created // _US, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")]
+    return [_name(obj), format_time(datetime.fromtimestamp(created // _US, UTC))]
 
 
 # -- shared formatting ---------------------------------------------------------------------------------------

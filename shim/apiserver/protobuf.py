@@ -26,6 +26,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from shim.machinery.timefmt import format_micro_time, format_time
+
 MAGIC = b"k8s\x00"
 CONTENT_TYPE = "application/vnd.kubernetes.protobuf"
 
@@ -233,13 +235,13 @@ _PACKABLE = frozenset(_VARINT)
 def _time(fields: dict[str, Any]) -> str | None:
     if not fields.get("seconds") and not fields.get("nanos"):
         return None  # metav1.Time marshals the zero time as an empty message; JSON has it as null
-    return _moment(fields).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(_moment(fields))
 
 
 def _micro_time(fields: dict[str, Any]) -> str | None:
     if not fields.get("seconds") and not fields.get("nanos"):
         return None
-    return _moment(fields).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return format_micro_time(_moment(fields))
 
 
 def _moment(fields: dict[str, Any]) -> datetime:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from shim.kubelet.specs import LABEL_IMAGE, LABEL_RESTART_COUNT
-from shim.machinery.timefmt import now_rfc3339
+from shim.machinery.timefmt import format_time, now_rfc3339
 from shim.runtime.base import ContainerStatus, SandboxStatus
 
 Obj = dict[str, Any]
@@ -299,4 +299,4 @@ def _seconds(stamp: str | None) -> str | None:
     base, offset = match.group(1), match.group(2)
     if offset in ("Z", "+00:00"):
         return base + "Z"
-    return datetime.fromisoformat(base + offset).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(datetime.fromisoformat(base + offset))

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import podman
 from podman.errors import APIError, ImageNotFound, NotFound
 
+from shim.machinery.timefmt import format_time
 from shim.runtime.base import (
     LABEL_CLUSTER,
     LABEL_CONTAINER_NAME,
@@ -638,7 +639,7 @@ def _address(infra: dict[str, Any] | None) -> str | None:
 def _rfc3339(unix_seconds: int) -> str | None:
     if not unix_seconds or unix_seconds <= 0:
         return None
-    return datetime.fromtimestamp(unix_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(datetime.fromtimestamp(unix_seconds, UTC))
 
 
 def _message(err: APIError) -> str:
