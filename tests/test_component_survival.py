@@ -23,14 +23,12 @@ from shim.client.events import EventRecorder
 from shim.client.health import HealthRegistry
 from shim.client.supervise import Backoff, keep_running
 from shim.controllers.eventqueue import EventQueue
+from shim.machinery.resources import CONFIGMAPS, EVENTS, PODS
 from shim.store.compactor import Compactor
 from shim.store.logstore import LogStore
 from shim.store.memory import MemoryLog
 from tests.cluster import Cluster, wait_until
 
-CONFIGMAPS = Resource("", "v1", "configmaps")
-EVENTS = Resource("", "v1", "events")
-PODS = Resource("", "v1", "pods")
 WIDGETS = Resource("example.com", "v1", "widgets")  # served by no one: every list is a 404
 DEADLINE = 30.0
 

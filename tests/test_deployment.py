@@ -14,17 +14,14 @@ from typing import Any
 
 import pytest
 
-from shim.client import ApiClient, Informer, Resource, load_kubeconfig
+from shim.client import ApiClient, Informer, load_kubeconfig
 from shim.controllers import deploymentutil as du
 from shim.controllers.podutil import is_pod_ready
+from shim.machinery.resources import DEPLOYMENTS, EVENTS, PODS, REPLICASETS
 from tests.cluster import Cluster
 from tests.workloads import cluster_with_fake_nodes, never_ready, watch_until
 
 Obj = dict[str, Any]
-PODS = Resource("", "v1", "pods")
-DEPLOYMENTS = Resource("apps", "v1", "deployments")
-REPLICASETS = Resource("apps", "v1", "replicasets")
-EVENTS = Resource("", "v1", "events")
 IMAGE = "registry.example/web:1"
 KUBECTL_VERSIONS = ("1.33", "1.27")
 

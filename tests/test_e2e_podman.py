@@ -18,7 +18,8 @@ from typing import Any
 import podman
 import pytest
 
-from shim.client import ApiClient, Resource
+from shim.client import ApiClient
+from shim.machinery.resources import REPLICASETS
 from shim.runtime.base import LABEL_CONTAINER_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID
 from tests.cluster import Cluster, free_port, start_cluster
 from tests.images import TEST_IMAGE, ensure_test_image
@@ -40,7 +41,6 @@ from tests.workloads import watch_until
 pytestmark = needs_podman
 
 Obj = dict[str, Any]
-REPLICASETS = Resource("apps", "v1", "replicasets")
 SECOND_IMAGE = "localhost/kube-shim-test:v2"  # the same image under a second tag: a real template change
 ROLLOUT_TIMEOUT = "--timeout=90s"
 WAIT_TIMEOUT = "--timeout=60s"

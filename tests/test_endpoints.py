@@ -11,18 +11,15 @@ from typing import Any
 
 import pytest
 
-from shim.client import ApiClient, ApiException, Resource, load_kubeconfig
+from shim.client import ApiClient, ApiException, load_kubeconfig
 from shim.controllers.endpoints import EndpointsController
 from shim.controllers.garbagecollector import GarbageCollector
+from shim.machinery.resources import ENDPOINT_SLICES, ENDPOINTS, PODS, SERVICES
 from tests.cluster import Cluster
 from tests.controllerkit import running
 from tests.workloads import watch_until
 
 Obj = dict[str, Any]
-PODS = Resource("", "v1", "pods")
-SERVICES = Resource("", "v1", "services")
-ENDPOINTS = Resource("", "v1", "endpoints")
-SLICES = Resource("discovery.k8s.io", "v1", "endpointslices")
 APISERVER_ADDRESS = "192.0.2.10"  # TEST-NET-1: never routed, valid in Endpoints
 
 
@@ -78,7 +75,7 @@ async def slices_where(api: ApiClient, namespace: str, name: str, predicate: Any
         found = [s for s in items if (s["metadata"].get("labels") or {}).get("kubernetes.io/service-name") == name]
         return found if predicate(found) else None
 
-    return await watch_until(api, SLICES, namespace, of_service, what=what)
+    return await watch_until(api, ENDPOINT_SLICES, namespace, of_service, what=what)
 
 
 def ips(addresses: list[Obj] | None) -> list[str]:
@@ -206,7 +203,7 @@ async def test_a_deleted_service_takes_its_endpoints_along(api: ApiClient, names
     async with running(GarbageCollector(api)):  # the slices are owned by the service: the collector removes them
         await api.delete(SERVICES, "gone", namespace)
         await watch_until(api, ENDPOINTS, namespace, lambda eps: not eps, what="the endpoints to be deleted")
-        await watch_until(api, SLICES, namespace, lambda items: not items, what="the slices to be collected")
+        await watch_until(api, ENDPOINT_SLICES, namespace, lambda items: not items, what="the slices to be collected")
 
 
 async def test_deleted_endpoints_are_written_again(api: ApiClient, namespace: str):
@@ -235,7 +232,7 @@ async def test_the_kubernetes_service_names_the_api_server(api: ApiClient, clust
         assert table.split("\n")[0].split() == ["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"]
         assert table.split("\n")[1].split()[:4] == ["kubernetes", "IPv4", str(port), APISERVER_ADDRESS]
     finally:  # the cluster's own controller leaves a loopback server's endpoints unset: restore that
-        for resource in (ENDPOINTS, SLICES):
+        for resource in (ENDPOINTS, ENDPOINT_SLICES):
             await api.delete(resource, "kubernetes", "default")
 
 
@@ -255,15 +252,15 @@ async def test_endpoint_slice_validation(api: ApiClient, namespace: str, change:
     body = {"metadata": {"name": "s"}, "addressType": "IPv4", "endpoints": [], "ports": []}
     body.update(change)
     with pytest.raises(ApiException) as invalid:
-        await api.create(SLICES, {k: v for k, v in body.items() if v is not None}, namespace)
+        await api.create(ENDPOINT_SLICES, {k: v for k, v in body.items() if v is not None}, namespace)
     assert invalid.value.status == 422
     assert message in invalid.value.body["message"]
 
 
 async def test_endpoint_slice_ports_default_and_address_type_is_immutable(api: ApiClient, namespace: str):
     body = {"metadata": {"name": "s"}, "addressType": "IPv4", "endpoints": [{"addresses": ["10.0.0.1"]}]}
-    created = await api.create(SLICES, {**body, "ports": [{"port": 80}]}, namespace)
+    created = await api.create(ENDPOINT_SLICES, {**body, "ports": [{"port": 80}]}, namespace)
     assert created["ports"] == [{"name": "", "port": 80, "protocol": "TCP"}]
     with pytest.raises(ApiException) as immutable:
-        await api.patch(SLICES, "s", {"addressType": "IPv6", "endpoints": []}, namespace)
+        await api.patch(ENDPOINT_SLICES, "s", {"addressType": "IPv6", "endpoints": []}, namespace)
     assert 'addressType: Invalid value: "IPv6": field is immutable' in immutable.value.body["message"]

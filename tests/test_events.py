@@ -8,13 +8,12 @@ from typing import Any
 
 import pytest
 
-from shim.client import ApiClient, Resource, load_kubeconfig
+from shim.client import ApiClient, load_kubeconfig
 from shim.client.events import EventRecorder
+from shim.machinery.resources import CONFIGMAPS, EVENTS
 from tests.cluster import Cluster
 
 Obj = dict[str, Any]
-EVENTS = Resource("", "v1", "events")
-CONFIG_MAPS = Resource("", "v1", "configmaps")
 
 
 @pytest.fixture
@@ -25,7 +24,7 @@ async def api(cluster: Cluster) -> AsyncIterator[ApiClient]:
 
 @pytest.fixture
 async def subject(api: ApiClient, namespace: str) -> Obj:
-    return await api.create(CONFIG_MAPS, {"metadata": {"name": "subject"}}, namespace)
+    return await api.create(CONFIGMAPS, {"metadata": {"name": "subject"}}, namespace)
 
 
 async def events_of(api: ApiClient, namespace: str) -> list[Obj]:
@@ -71,7 +70,7 @@ async def test_many_similar_events_are_combined(api: ApiClient, namespace: str, 
 
 
 async def test_a_different_reason_or_object_is_a_different_event(api: ApiClient, namespace: str, subject: Obj):
-    other = await api.create(CONFIG_MAPS, {"metadata": {"name": "other"}}, namespace)
+    other = await api.create(CONFIGMAPS, {"metadata": {"name": "other"}}, namespace)
     recorder = EventRecorder(api, "test-controller")
     await recorder.event(subject, "Normal", "A", "same message")
     await recorder.event(subject, "Normal", "B", "same message")

@@ -18,6 +18,7 @@ from typing import Any
 import podman
 import pytest
 
+from shim.machinery.resources import PODS
 from shim.pki import cluster_id
 from shim.runtime.base import LABEL_CLUSTER, LABEL_CONTAINER_NAME, LABEL_POD_UID
 from tests.cluster import Cluster, start_cluster, wait_until
@@ -33,7 +34,7 @@ from tests.test_e2e_podman import (
     wait_ready,
     web_pods_running,
 )
-from tests.test_kubelet import PODS, api_client, container_status
+from tests.test_kubelet import api_client, container_status
 from tests.test_kubelet_podman import busybox
 from tests.workloads import watch_until
 

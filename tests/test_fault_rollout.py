@@ -14,17 +14,14 @@ from typing import Any
 
 import pytest
 
-from shim.client import ApiClient, Resource, load_kubeconfig
+from shim.client import ApiClient, load_kubeconfig
 from shim.controllers.podutil import is_pod_ready
+from shim.machinery.resources import CONFIGMAPS, DEPLOYMENTS, PODS, REPLICASETS
 from tests.cluster import Cluster, start_cluster
 from tests.test_deployment import IMAGE, deployment
 from tests.workloads import watch_until
 
 Obj = dict[str, Any]
-PODS = Resource("", "v1", "pods")
-DEPLOYMENTS = Resource("apps", "v1", "deployments")
-REPLICASETS = Resource("apps", "v1", "replicasets")
-CONFIGMAPS = Resource("", "v1", "configmaps")
 NODES = ("--runtime", "fake", "--nodes", "3")
 REPLICAS = 200
 OLD_IMAGE, NEW_IMAGE = IMAGE, "registry.example/web:2"

@@ -25,13 +25,13 @@ from typing import Any
 
 import pytest
 
-from shim.client import ApiClient, Resource, events_v1, load_kubeconfig
+from shim.client import ApiClient, events_v1, load_kubeconfig
 from shim.client.events_v1 import EVENTS_V1, SeriesRecorder
 from shim.controllers.namespace_conditions import ContentReport, update_conditions
+from shim.machinery.resources import CONFIGMAPS
 from tests.cluster import Cluster, start_cluster, wait_until
 
 HOLD = "example.com/hold"
-CONFIG_MAPS = Resource("", "v1", "configmaps")
 MICRO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 UNSCHEDULABLE = (
     "0/1 nodes are available: 1 node(s) were unschedulable. "
@@ -168,7 +168,7 @@ async def test_an_ended_series_gets_its_final_count_written(
 ) -> None:
     """client-go's finishSeries: repeats after the second only count in memory until the series ends."""
     async with ApiClient(load_kubeconfig(cluster.kubeconfig)) as api:
-        subject = await api.create(CONFIG_MAPS, {"metadata": {"name": "subject"}}, namespace)
+        subject = await api.create(CONFIGMAPS, {"metadata": {"name": "subject"}}, namespace)
         recorder = SeriesRecorder(api, "test-controller", instance="test-controller-h1")
         for note in ("first", "second", "third"):  # the note is not part of an event's identity
             await recorder.event(subject, None, "Normal", "Poked", "Poking", note)

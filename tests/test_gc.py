@@ -14,14 +14,12 @@ import pytest
 
 from shim.client import ApiClient, Resource, load_kubeconfig
 from shim.controllers.garbagecollector import GarbageCollector
+from shim.machinery.resources import CONFIGMAPS, PODS, REPLICASETS
 from tests.cluster import Cluster
 from tests.controllerkit import running
 from tests.workloads import watch_until
 
 Obj = dict[str, Any]
-CONFIG_MAPS = Resource("", "v1", "configmaps")
-PODS = Resource("", "v1", "pods")
-REPLICASETS = Resource("apps", "v1", "replicasets")
 HOLD = "example.com/hold"  # a finalizer of ours: keeps a dependent Terminating until the test lets it go
 
 
@@ -46,7 +44,7 @@ def owned_by(*owners: Obj, block: bool = False) -> list[Obj]:
 
 async def config_map(api: ApiClient, namespace: str, name: str, owners: list[Obj] | None = None, **meta: Any) -> Obj:
     body = {"metadata": {"name": name, "ownerReferences": owners or [], **meta}, "data": {"k": "v"}}
-    return await api.create(CONFIG_MAPS, body, namespace)
+    return await api.create(CONFIGMAPS, body, namespace)
 
 
 async def until_gone(api: ApiClient, resource: Resource, namespace: str, *names: str) -> None:
@@ -64,9 +62,9 @@ async def test_dependents_of_a_deleted_owner_are_deleted_in_the_background(api: 
     await config_map(api, namespace, "child-a", owned_by(owner))
     await config_map(api, namespace, "child-b", owned_by(owner, block=True))
     await config_map(api, namespace, "bystander")
-    await api.delete(CONFIG_MAPS, "owner", namespace)
-    await until_gone(api, CONFIG_MAPS, namespace, "child-a", "child-b")
-    names = {c["metadata"]["name"] for c in (await api.list(CONFIG_MAPS, namespace))["items"]}
+    await api.delete(CONFIGMAPS, "owner", namespace)
+    await until_gone(api, CONFIGMAPS, namespace, "child-a", "child-b")
+    names = {c["metadata"]["name"] for c in (await api.list(CONFIGMAPS, namespace))["items"]}
     assert "bystander" in names
 
 
@@ -76,10 +74,10 @@ async def test_a_dependent_with_a_live_owner_only_loses_the_reference_to_the_del
     first = await config_map(api, namespace, "first")
     second = await config_map(api, namespace, "second")
     await config_map(api, namespace, "shared", owned_by(first, second))
-    await api.delete(CONFIG_MAPS, "first", namespace)
+    await api.delete(CONFIGMAPS, "first", namespace)
     shared = await watch_until(
         api,
-        CONFIG_MAPS,
+        CONFIGMAPS,
         namespace,
         lambda cms: next((c for c in cms if c["metadata"]["name"] == "shared" and len(_refs(c)) == 1), None),
         what="shared to drop its reference to first",
@@ -90,14 +88,14 @@ async def test_a_dependent_with_a_live_owner_only_loses_the_reference_to_the_del
 async def test_a_dependent_whose_owner_never_existed_is_deleted(api: ApiClient, namespace: str):
     ghost = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ghost", "uid": str(uuid.uuid4())}}
     await config_map(api, namespace, "haunted", owned_by(ghost))
-    await until_gone(api, CONFIG_MAPS, namespace, "haunted")
+    await until_gone(api, CONFIGMAPS, namespace, "haunted")
 
 
 async def test_foreground_deletion_waits_for_blocking_dependents(api: ApiClient, namespace: str):
     owner = await config_map(api, namespace, "owner")
     await config_map(api, namespace, "blocking", owned_by(owner, block=True), finalizers=[HOLD])
     await config_map(api, namespace, "free", owned_by(owner))
-    await api.delete(CONFIG_MAPS, "owner", namespace, propagationPolicy="Foreground")
+    await api.delete(CONFIGMAPS, "owner", namespace, propagationPolicy="Foreground")
 
     def state(cms: list[Obj]) -> dict[str, Obj] | None:
         by_name = {c["metadata"]["name"]: c for c in cms}
@@ -106,28 +104,28 @@ async def test_foreground_deletion_waits_for_blocking_dependents(api: ApiClient,
             return None
         return by_name
 
-    waiting = await watch_until(api, CONFIG_MAPS, namespace, state, what="the dependents to be deleted first")
+    waiting = await watch_until(api, CONFIGMAPS, namespace, state, what="the dependents to be deleted first")
     assert waiting["owner"]["metadata"]["finalizers"] == ["foregroundDeletion"]
     assert waiting["owner"]["metadata"].get("deletionTimestamp")
 
-    await api.patch(CONFIG_MAPS, "blocking", {"metadata": {"finalizers": None}}, namespace)
-    await until_gone(api, CONFIG_MAPS, namespace, "owner", "blocking")
+    await api.patch(CONFIGMAPS, "blocking", {"metadata": {"finalizers": None}}, namespace)
+    await until_gone(api, CONFIGMAPS, namespace, "owner", "blocking")
 
 
 async def test_foreground_deletion_does_not_wait_for_non_blocking_dependents(api: ApiClient, namespace: str):
     owner = await config_map(api, namespace, "owner")
     await config_map(api, namespace, "held", owned_by(owner), finalizers=[HOLD])
-    await api.delete(CONFIG_MAPS, "owner", namespace, propagationPolicy="Foreground")
-    await until_gone(api, CONFIG_MAPS, namespace, "owner")
+    await api.delete(CONFIGMAPS, "owner", namespace, propagationPolicy="Foreground")
+    await until_gone(api, CONFIGMAPS, namespace, "owner")
     # it is deleted too, only not waited for
     await watch_until(
         api,
-        CONFIG_MAPS,
+        CONFIGMAPS,
         namespace,
         lambda cms: any(c["metadata"]["name"] == "held" and c["metadata"].get("deletionTimestamp") for c in cms),
         what="held to be deleted",
     )
-    await api.patch(CONFIG_MAPS, "held", {"metadata": {"finalizers": None}}, namespace)
+    await api.patch(CONFIGMAPS, "held", {"metadata": {"finalizers": None}}, namespace)
 
 
 async def test_orphan_deletion_keeps_dependents_without_the_reference(api: ApiClient, namespace: str):
@@ -135,10 +133,10 @@ async def test_orphan_deletion_keeps_dependents_without_the_reference(api: ApiCl
     other = await config_map(api, namespace, "other")
     await config_map(api, namespace, "kept", owned_by(owner, other))
     await config_map(api, namespace, "alone", owned_by(owner, block=True))
-    await api.delete(CONFIG_MAPS, "owner", namespace, propagationPolicy="Orphan")
-    await until_gone(api, CONFIG_MAPS, namespace, "owner")
-    kept = await api.get(CONFIG_MAPS, "kept", namespace)
-    alone = await api.get(CONFIG_MAPS, "alone", namespace)
+    await api.delete(CONFIGMAPS, "owner", namespace, propagationPolicy="Orphan")
+    await until_gone(api, CONFIGMAPS, namespace, "owner")
+    kept = await api.get(CONFIGMAPS, "kept", namespace)
+    alone = await api.get(CONFIGMAPS, "alone", namespace)
     assert _refs(kept) == owned_by(other)
     assert _refs(alone) == []
     assert not alone["metadata"].get("deletionTimestamp")

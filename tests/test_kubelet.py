@@ -17,18 +17,13 @@ from shim.client import ApiClient, ApiException, Resource, load_kubeconfig
 from shim.kubelet import Kubelet, KubeletOptions
 from shim.kubelet.backoff import Backoff, go_duration
 from shim.kubelet.envvars import expand
+from shim.machinery.resources import CONFIGMAPS, EVENTS, LEASES, NODES, PODS, SECRETS
 from shim.runtime.base import ContainerSpec, ExecResult, Runtime, SandboxSpec
 from shim.runtime.fake import FakeRuntime
 from tests.cluster import Cluster
 
 Obj = dict[str, Any]
 
-PODS = Resource("", "v1", "pods")
-NODES = Resource("", "v1", "nodes", namespaced=False)
-LEASES = Resource("coordination.k8s.io", "v1", "leases")
-EVENTS = Resource("", "v1", "events")
-CONFIGMAPS = Resource("", "v1", "configmaps")
-SECRETS = Resource("", "v1", "secrets")
 DEADLINE = 30.0
 FAST = KubeletOptions(
     lease_renew_interval=0.3,

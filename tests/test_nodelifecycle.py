@@ -15,17 +15,14 @@ from typing import Any
 
 import pytest
 
-from shim.client import ApiClient, ApiException, Resource, load_kubeconfig
+from shim.client import ApiClient, ApiException, load_kubeconfig
 from shim.controllers.nodelifecycle import NodeLifecycleController
+from shim.machinery.resources import EVENTS, LEASES, NODES, PODS
 from tests.cluster import Cluster
 from tests.controllerkit import running
 from tests.workloads import watch_until
 
 Obj = dict[str, Any]
-NODES = Resource("", "v1", "nodes", namespaced=False)
-LEASES = Resource("coordination.k8s.io", "v1", "leases")
-PODS = Resource("", "v1", "pods")
-EVENTS = Resource("", "v1", "events")
 GRACE = 2.0
 UNREACHABLE = "node.kubernetes.io/unreachable"
 NOT_READY = "node.kubernetes.io/not-ready"

@@ -12,15 +12,13 @@ from typing import Any
 
 import pytest
 
-from shim.client import ApiClient, ApiException, Informer, Resource, load_kubeconfig
+from shim.client import ApiClient, ApiException, Informer, load_kubeconfig
 from shim.controllers.podutil import pods_to_delete
+from shim.machinery.resources import EVENTS, PODS, REPLICASETS
 from tests.cluster import Cluster
 from tests.workloads import cluster_with_fake_nodes, watch_until
 
 Obj = dict[str, Any]
-PODS = Resource("", "v1", "pods")
-REPLICASETS = Resource("apps", "v1", "replicasets")
-EVENTS = Resource("", "v1", "events")
 
 
 cluster = cluster_with_fake_nodes()

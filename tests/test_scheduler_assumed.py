@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from shim.client import ApiClient, ClusterAccess, Resource, load_kubeconfig
+from shim.client import ApiClient, ClusterAccess, load_kubeconfig
+from shim.machinery.resources import NODES, PODS
 from shim.scheduler import Scheduler
 from shim.scheduler.cache import Cache
 from shim.scheduler.info import PodInfo
@@ -19,8 +20,6 @@ from tests.cluster import Cluster
 from tests.scheduler_objects import new_pod, node, pod
 from tests.workloads import watch_until
 
-NODES = Resource("", "v1", "nodes", namespaced=False)
-PODS = Resource("", "v1", "pods")
 SCHEDULER = "test-scheduler"
 TTL = 30.0
 

@@ -16,20 +16,17 @@ from typing import Any
 
 import pytest
 
-from shim.client import ApiClient, Resource, load_kubeconfig
+from shim.client import ApiClient, load_kubeconfig
 from shim.kubelet.config import KubeletOptions
 from shim.kubelet.kubelet import Kubelet
 from shim.machinery.quantity import parse_quantity
+from shim.machinery.resources import EVENTS, NODES, PODS, PRIORITY_CLASSES
 from shim.runtime.fake import FakeRuntime, node_pod_cidr
 from shim.scheduler import Scheduler
 from tests.cluster import Cluster, start_cluster
 from tests.scheduler_objects import create_all, new_pod, node
 from tests.workloads import watch_until
 
-NODES = Resource("", "v1", "nodes", namespaced=False)
-PODS = Resource("", "v1", "pods")
-EVENTS = Resource("", "v1", "events")
-PRIORITY_CLASSES = Resource("scheduling.k8s.io", "v1", "priorityclasses", namespaced=False)
 SCHEDULER = "test-scheduler"
 CONTROL_PLANE = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
 GPU_TAINT = {"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}

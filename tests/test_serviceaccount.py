@@ -9,13 +9,12 @@ import pytest
 
 from shim.client import ApiClient, Resource, load_kubeconfig
 from shim.controllers.serviceaccount import RootCACertPublisher, ServiceAccountsController
+from shim.machinery.resources import CONFIGMAPS, SERVICE_ACCOUNTS
 from tests.cluster import Cluster
 from tests.controllerkit import running
 from tests.workloads import watch_until
 
 Obj = dict[str, Any]
-SERVICE_ACCOUNTS = Resource("", "v1", "serviceaccounts")
-CONFIG_MAPS = Resource("", "v1", "configmaps")
 DESCRIPTION = "kubernetes.io/description"
 
 
@@ -43,7 +42,7 @@ async def test_a_new_namespace_gets_the_default_account_and_the_root_ca(
 ):
     account = await named(api, SERVICE_ACCOUNTS, namespace, "default")
     assert account["metadata"]["namespace"] == namespace
-    ca = await named(api, CONFIG_MAPS, namespace, "kube-root-ca.crt")
+    ca = await named(api, CONFIGMAPS, namespace, "kube-root-ca.crt")
     assert ca["data"] == {"ca.crt": load_kubeconfig(cluster.kubeconfig).ca_pem.decode()}
     assert ca["data"]["ca.crt"].startswith("-----BEGIN CERTIFICATE-----")
     assert "verify the kube-apiserver" in ca["metadata"]["annotations"][DESCRIPTION]
@@ -59,13 +58,13 @@ async def test_a_deleted_default_account_is_created_again(api: ApiClient, namesp
 
 
 async def test_the_root_ca_is_recreated_when_deleted_and_restored_when_changed(api: ApiClient, namespace: str):
-    original = await named(api, CONFIG_MAPS, namespace, "kube-root-ca.crt")
-    await api.delete(CONFIG_MAPS, "kube-root-ca.crt", namespace)
+    original = await named(api, CONFIGMAPS, namespace, "kube-root-ca.crt")
+    await api.delete(CONFIGMAPS, "kube-root-ca.crt", namespace)
     recreated = await named(
-        api, CONFIG_MAPS, namespace, "kube-root-ca.crt", lambda c: c["metadata"]["uid"] != original["metadata"]["uid"]
+        api, CONFIGMAPS, namespace, "kube-root-ca.crt", lambda c: c["metadata"]["uid"] != original["metadata"]["uid"]
     )
     assert recreated["data"] == original["data"]
 
-    await api.patch(CONFIG_MAPS, "kube-root-ca.crt", {"data": {"ca.crt": "tampered", "extra": "x"}}, namespace)
-    restored = await named(api, CONFIG_MAPS, namespace, "kube-root-ca.crt", lambda c: c["data"] == original["data"])
+    await api.patch(CONFIGMAPS, "kube-root-ca.crt", {"data": {"ca.crt": "tampered", "extra": "x"}}, namespace)
+    restored = await named(api, CONFIGMAPS, namespace, "kube-root-ca.crt", lambda c: c["data"] == original["data"])
     assert restored["metadata"]["annotations"][DESCRIPTION] == original["metadata"]["annotations"][DESCRIPTION]
