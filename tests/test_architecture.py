@@ -100,3 +100,19 @@ def test_the_static_check_sees_a_forbidden_import(tmp_path: Path) -> None:
     module = tmp_path / "lazy.py"
     module.write_text("def f():\n    from shim.apiserver.errors import ApiError\n    return ApiError\n")
     assert "shim.apiserver.errors" in imported_modules(module)
+
+
+def private_runtime_imports(path: Path) -> list[str]:
+    """`module.name` for each private name (`_x`) the file imports from shim.runtime."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("shim.runtime"):
+            found += [f"{node.module}.{alias.name}" for alias in node.names if alias.name.startswith("_")]
+    return found
+
+
+def test_the_cli_uses_only_public_names_of_the_runtimes(tmp_path: Path) -> None:
+    assert private_runtime_imports(SHIM / "cli.py") == []
+    module = tmp_path / "reaching.py"
+    module.write_text("from shim.runtime.fake import _now\n")
+    assert private_runtime_imports(module) == ["shim.runtime.fake._now"]
