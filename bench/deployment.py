@@ -27,7 +27,7 @@ from typing import Any
 import uvloop
 
 from bench.api import cpu_seconds
-from shim.client import ApiClient, Informer, Resource, load_kubeconfig
+from shim.client import ApiClient, Resource, SharedInformer, load_kubeconfig
 from shim.controllers.podutil import is_pod_ready
 from tests.cluster import start_cluster
 
@@ -77,8 +77,8 @@ async def one_rollout(client: ApiClient, server_pid: int, namespace: str, replic
     created, running, available = asyncio.Event(), asyncio.Event(), asyncio.Event()
     marks: dict[str, float] = {}
 
-    async def on_pod(_event: str, _pod: Obj) -> None:
-        pods = list(pod_watch.cache.values())
+    async def on_pod(_event: str, _pod: Obj, _old: Obj | None) -> None:
+        pods = pod_watch.list()
         if len(pods) >= replicas and not created.is_set():
             marks["created"] = time.perf_counter()
             created.set()
@@ -86,15 +86,17 @@ async def one_rollout(client: ApiClient, server_pid: int, namespace: str, replic
             marks["running"] = time.perf_counter()
             running.set()
 
-    async def on_deployment(_event: str, d: Obj) -> None:
+    async def on_deployment(_event: str, d: Obj, _old: Obj | None) -> None:
         status = d.get("status") or {}
         observed = status.get("observedGeneration") == d["metadata"].get("generation")
         if observed and status.get("updatedReplicas") == status.get("availableReplicas") == replicas:
             marks["available"] = time.perf_counter()
             available.set()
 
-    pod_watch = Informer(client, PODS, on_pod, namespace=namespace)
-    deployment_watch = Informer(client, DEPLOYMENTS, on_deployment, namespace=namespace)
+    pod_watch = SharedInformer(client, PODS, namespace=namespace)
+    pod_watch.add_event_handler(on_pod)
+    deployment_watch = SharedInformer(client, DEPLOYMENTS, namespace=namespace)
+    deployment_watch.add_event_handler(on_deployment)
     for informer in (pod_watch, deployment_watch):
         informer.start()
         await informer.synced.wait()

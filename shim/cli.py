@@ -276,7 +276,7 @@ async def scheduler_command(args: argparse.Namespace) -> int:
     from shim.client import ApiClient
     from shim.scheduler import Scheduler
 
-    scheduler = Scheduler(ApiClient(_access(args), user_agent="kube-scheduler"))
+    scheduler = Scheduler(ApiClient(_access(args), user_agent="kube-scheduler"))  # its own informer factory
     scheduler.start()
     stop = _stop_requested()
     print("kube-shim scheduler: running", flush=True)
@@ -286,14 +286,17 @@ async def scheduler_command(args: argparse.Namespace) -> int:
 
 
 async def controller_manager_command(args: argparse.Namespace) -> int:
-    from shim.client import ApiClient
+    from shim.client import ApiClient, SharedInformerFactory
     from shim.controllers.manager import ControllerManager
 
-    controllers = ControllerManager(ApiClient(_access(args), user_agent="kube-controller-manager"))
+    client = ApiClient(_access(args), user_agent="kube-controller-manager")
+    informers = SharedInformerFactory(client)
+    controllers = ControllerManager(client, informers)
     controllers.start()
     stop = _stop_requested()
     print("kube-shim controller-manager: running", flush=True)
     await stop.wait()
+    await informers.stop()
     await controllers.stop()
     return 0
 
@@ -310,25 +313,28 @@ async def _start_components(
     local_nodes: bool = False,
     serving_certificate: Callable[[str, list[str]], Any] | None = None,
 ) -> list[Any]:
-    """Controllers and scheduler (as asked), then the node agents; returned in start order.
+    """Controllers and scheduler (as asked), then the node agents; returned in start order. They share one
+    informer factory (one list+watch per resource in this process), first in the list so it stops last.
 
     `serving_certificate(node name, addresses)` gives each node server its certificate."""
-    from shim.client import ApiClient
+    from shim.client import ApiClient, SharedInformerFactory
     from shim.kubelet.config import KubeletOptions
     from shim.node import Node, NodeConfig
     from shim.runtime.fake import node_pod_cidr
 
-    components: list[Any] = []
+    # every watch holds a connection: one per node (its pods) plus one per shared resource
+    informers = _Informers(SharedInformerFactory(ApiClient(access, max_connections=args.nodes + 64)))
+    components: list[Any] = [informers]
     if controllers:
         from shim.controllers.manager import ControllerManager
 
-        manager = ControllerManager(ApiClient(access, user_agent="kube-controller-manager"))
+        manager = ControllerManager(ApiClient(access, user_agent="kube-controller-manager"), informers.factory)
         manager.start()
         components.append(manager)
     if scheduler:
         from shim.scheduler import Scheduler
 
-        running = Scheduler(ApiClient(access, user_agent="kube-scheduler"))
+        running = Scheduler(ApiClient(access, user_agent="kube-scheduler"), informers=informers.factory)
         running.start()
         components.append(running)
     if args.nodes:
@@ -374,12 +380,29 @@ class _Closer:
         await self.client.close()
 
 
+class _Informers:
+    """The process's shared informer factory: stopped, and its client closed, after every component."""
+
+    def __init__(self, factory: Any) -> None:
+        self.factory = factory
+        self.client = factory.client
+
+    async def stop(self) -> None:
+        await self.factory.stop()
+        await self.client.close()
+
+
 def _ready_checks(components: list[Any]) -> list[tuple[str, Callable[[], str | None]]]:
     """A /readyz check per in-process component: it fails while one of its informers or loops keeps failing."""
     from shim.controllers.manager import ControllerManager
     from shim.scheduler import Scheduler
 
-    names = {ControllerManager: "controller-manager", Scheduler: "scheduler", _Closer: "node-agents"}
+    names = {
+        _Informers: "informers",
+        ControllerManager: "controller-manager",
+        Scheduler: "scheduler",
+        _Closer: "node-agents",
+    }
     return [(names[type(c)], _health_check(c.client)) for c in components if type(c) in names]
 
 

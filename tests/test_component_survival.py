@@ -17,7 +17,7 @@ import pytest
 from shim.apiserver.app import READY_CHECKS
 from shim.apiserver.codec import MAX_BODY_BYTES
 from shim.apiserver.server import ApiServer, ApiServerConfig
-from shim.client import ApiClient, ClusterAccess, Informer, Resource
+from shim.client import ApiClient, ClusterAccess, Resource, SharedInformer
 from shim.client.api import Obj
 from shim.client.events import EventRecorder
 from shim.client.health import HealthRegistry
@@ -67,7 +67,7 @@ class Seen:
         self.names: set[str] = set()
         self.poison = poison
 
-    async def __call__(self, kind: str, obj: Obj) -> None:
+    async def __call__(self, kind: str, obj: Obj, old: Obj | None) -> None:
         name = obj["metadata"]["name"]
         if name == self.poison:
             raise RuntimeError(f"handler bug triggered by {name}")
@@ -106,7 +106,8 @@ async def test_a_watch_carries_an_object_as_large_as_the_api_accepts(client: Api
     pod = {"metadata": {"name": "largest"}, "spec": {"containers": [{"name": "c", "image": "busybox", "env": [
         {"name": "BLOB", "value": value}]}]}}  # fmt: skip
     seen = Seen()
-    informer = Informer(client, PODS, seen, namespace="default")
+    informer = SharedInformer(client, PODS, namespace="default")
+    informer.add_event_handler(seen)
     informer.start()
     try:
         await asyncio.wait_for(informer.synced.wait(), DEADLINE)
@@ -114,7 +115,7 @@ async def test_a_watch_carries_an_object_as_large_as_the_api_accepts(client: Api
         await client.create(Resource("", "v1", "serviceaccounts"), {"metadata": {"name": "default"}}, "default")
         await client.create(PODS, pod, "default")
         await eventually(lambda: "largest" in seen.names, "the watch event of a ~3 MiB pod")
-        assert informer.cache["default/largest"]["spec"]["containers"][0]["env"][0]["value"] == value
+        assert informer.get("default/largest")["spec"]["containers"][0]["env"][0]["value"] == value
     finally:
         await informer.stop()
 
@@ -125,7 +126,8 @@ async def test_a_watch_event_beyond_the_bound_is_logged_and_followed_by_a_relist
     access = ClusterAccess(server=f"http://127.0.0.1:{api_server.bound_port}")
     async with ApiClient(access, max_watch_event_bytes=64 * 1024) as small:
         seen = Seen()
-        informer = Informer(small, CONFIGMAPS, seen, namespace="default")
+        informer = SharedInformer(small, CONFIGMAPS, namespace="default")
+        informer.add_event_handler(seen)
         informer.start()
         try:
             await asyncio.wait_for(informer.synced.wait(), DEADLINE)
@@ -149,7 +151,8 @@ async def test_an_exception_in_a_handler_is_logged_and_the_informer_carries_on(
     client: ApiClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     seen = Seen(poison="poison")
-    informer = Informer(client, CONFIGMAPS, seen, namespace="default")
+    informer = SharedInformer(client, CONFIGMAPS, namespace="default")
+    informer.add_event_handler(seen)
     informer.start()
     try:
         await asyncio.wait_for(informer.synced.wait(), DEADLINE)
@@ -159,7 +162,7 @@ async def test_an_exception_in_a_handler_is_logged_and_the_informer_carries_on(
             await eventually(lambda: "after-poison" in seen.names, "the event after the one the handler failed on")
         failed = [r for r in caplog.records if "handler failed on ADDED default/poison" in r.getMessage()]
         assert failed and failed[0].exc_info is not None
-        assert "default/poison" in informer.cache, "the cache holds the object whatever the handler did"
+        assert informer.get("default/poison") is not None, "the cache holds the object whatever the handler did"
     finally:
         await informer.stop()
 
@@ -169,7 +172,7 @@ async def test_an_informer_that_cannot_list_keeps_retrying_and_is_reported_unhea
 ) -> None:
     now = [1000.0]
     client.health = HealthRegistry(unhealthy_after=60.0, clock=lambda: now[0])
-    informer = Informer(client, WIDGETS, Seen())
+    informer = SharedInformer(client, WIDGETS)
     with caplog.at_level(logging.WARNING, logger="shim.client"):
         informer.start()
         try:
@@ -267,7 +270,7 @@ def _informer_failures(caplog: pytest.LogCaptureFixture) -> list[logging.LogReco
 
 async def test_readyz_names_a_failing_component_as_kube_does(api_server: ApiServer, client: ApiClient) -> None:
     client.health = HealthRegistry(unhealthy_after=0.0)
-    informer = Informer(client, WIDGETS, Seen())
+    informer = SharedInformer(client, WIDGETS)
     informer.start()
     assert api_server.runner is not None
     api_server.runner.app[READY_CHECKS].append(("scheduler", lambda: "; ".join(client.health.problems()) or None))

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from shim.client import ApiClient, Informer, load_kubeconfig
+from shim.client import ApiClient, SharedInformer, load_kubeconfig
 from shim.controllers import deploymentutil as du
 from shim.controllers.podutil import is_pod_ready
 from shim.machinery.resources import DEPLOYMENTS, EVENTS, PODS, REPLICASETS
@@ -129,15 +129,16 @@ async def test_set_image_rolls_within_max_surge_and_max_unavailable(api: ApiClie
     await rolled_out(cluster, namespace, "web")
     most_pods, fewest_ready = 0, 4
 
-    async def track(event: str, pod: Obj) -> None:
+    async def track(event: str, pod: Obj, old: Obj | None) -> None:
         nonlocal most_pods, fewest_ready
         if not pods.synced.is_set():
             return  # the initial list arrives one pod at a time
-        running = [p for p in pods.cache.values() if not p["metadata"].get("deletionTimestamp")]
+        running = [p for p in pods.list() if not p["metadata"].get("deletionTimestamp")]
         most_pods = max(most_pods, len(running))
         fewest_ready = min(fewest_ready, sum(is_pod_ready(p) for p in running))
 
-    pods = Informer(api, PODS, track, namespace=namespace)
+    pods = SharedInformer(api, PODS, namespace=namespace)
+    pods.add_event_handler(track)
     pods.start()
     try:
         await pods.synced.wait()
@@ -232,14 +233,15 @@ async def test_recreate_stops_every_old_pod_before_starting_new_ones(api: ApiCli
     await rolled_out(cluster, namespace, "web")
     overlaps: list[set[str]] = []
 
-    async def track(event: str, pod: Obj) -> None:
+    async def track(event: str, pod: Obj, old: Obj | None) -> None:
         if not pods.synced.is_set():
             return  # the initial list arrives one pod at a time
-        images = {p["spec"]["containers"][0]["image"] for p in pods.cache.values()}
+        images = {p["spec"]["containers"][0]["image"] for p in pods.list()}
         if len(images) > 1:
             overlaps.append(images)
 
-    pods = Informer(api, PODS, track, namespace=namespace)
+    pods = SharedInformer(api, PODS, namespace=namespace)
+    pods.add_event_handler(track)
     pods.start()
     try:
         await pods.synced.wait()

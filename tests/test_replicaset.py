@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from shim.client import ApiClient, ApiException, Informer, load_kubeconfig
+from shim.client import ApiClient, ApiException, SharedInformer, load_kubeconfig
 from shim.controllers.podutil import pods_to_delete
 from shim.machinery.resources import EVENTS, PODS, REPLICASETS
 from tests.cluster import Cluster
@@ -194,10 +194,11 @@ async def test_a_burst_of_events_never_creates_a_pod_twice(api: ApiClient, names
     """While the controller creates 60 pods, 20 updates of the replica set ask it to sync again and again."""
     created: set[str] = set()
 
-    async def record(event: str, pod: Obj) -> None:
+    async def record(event: str, pod: Obj, old: Obj | None) -> None:
         created.add(pod["metadata"]["name"])
 
-    recorder = Informer(api, PODS, record, namespace=namespace)
+    recorder = SharedInformer(api, PODS, namespace=namespace)
+    recorder.add_event_handler(record)
     recorder.start()
     try:
         await recorder.synced.wait()

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from shim.client import ApiClient, Informer, Resource
+from shim.client import ApiClient, Resource, SharedInformer
 from tests.cluster import Cluster, start_cluster
 
 Obj = dict[str, Any]
@@ -54,20 +54,21 @@ async def watch_until(
     every change. AssertionError (with the objects last seen) when `timeout` passes first."""
     found: asyncio.Future[T] = asyncio.get_running_loop().create_future()
 
-    async def check(_event: str, _obj: Obj) -> None:
+    async def check(_event: str, _obj: Obj, _old: Obj | None) -> None:
         if not informer.synced.is_set():
             return  # the initial list arrives one object at a time: judge it once complete
-        if not found.done() and (result := predicate(list(informer.cache.values()))):
+        if not found.done() and (result := predicate(informer.list())):
             found.set_result(result)
 
-    informer = Informer(client, resource, check, namespace=namespace)
+    informer = SharedInformer(client, resource, namespace=namespace)
+    informer.add_event_handler(check)
     informer.start()
     try:
         await asyncio.wait_for(informer.synced.wait(), timeout)
-        await check("SYNCED", {})
+        await check("SYNCED", {}, None)
         return await asyncio.wait_for(found, timeout)
     except TimeoutError:
-        seen = [(o["metadata"]["name"], o.get("status")) for o in informer.cache.values()]
+        seen = [(o["metadata"]["name"], o.get("status")) for o in informer.list()]
         raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {seen}") from None
     finally:
         await informer.stop()

@@ -30,6 +30,7 @@ KUBE_MAJOR, KUBE_MINOR, KUBE_PATCH = "1", "33", "1"
 
 OBJECTS = web.AppKey("objects", ObjectStore)
 RESOURCE = web.RequestKey("resource", str)  # for metrics: which resource a request addressed
+COLLECTION = web.RequestKey("collection", bool)  # for metrics: a GET of a collection is kube's verb LIST
 DEPRECATION = web.RequestKey("deprecation", str)  # the Warning a deprecated resource's responses carry
 ReadyCheck = tuple[str, Callable[[], str | None]]  # a /readyz check: its name, and the problem (None: fine)
 READY_CHECKS = web.AppKey("ready_checks", list[ReadyCheck])  # components running in this process add theirs
@@ -81,6 +82,7 @@ def build_app(
         info = request.match_info
         target = resolve(registry, info.get("group", ""), info.get("version", "v1"), info["rest"])
         request[RESOURCE] = target.rt.plural + (f"/{target.subresource}" if target.subresource else "")
+        request[COLLECTION] = target.name is None
         if target.rt.deprecation:
             request[DEPRECATION] = target.rt.deprecation
         return await handlers.handle(request, target)
@@ -104,7 +106,8 @@ def build_app(
             {
                 "apiserver_registered_watchers": ("Open watch streams.", lambda: watcher.active),
                 "etcd_current_revision": ("The store's newest revision.", lambda: revision),
-            }
+            },
+            watcher.active_by_resource,
         )
         return web.Response(text=text, content_type="text/plain")
 
@@ -245,6 +248,8 @@ def _observe(metrics: Metrics) -> Any:
         resource = request.get(RESOURCE)
         if resource:
             verb = "WATCH" if "watch" in request.query or "/watch/" in request.path else request.method
+            if verb == "GET" and request.get(COLLECTION):
+                verb = "LIST"
             metrics.observe(verb, resource, response.status, time.monotonic() - started)
         return response
 

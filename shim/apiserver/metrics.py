@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 import collections
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -28,8 +28,11 @@ class Metrics:
         self.latency_sum[key] += seconds
         self.latency_count[key] += 1
 
-    def render(self, gauges: dict[str, tuple[str, Callable[[], float]]]) -> str:
-        """The exposition text; `gauges` maps a metric name to (help, current value)."""
+    def render(
+        self, gauges: dict[str, tuple[str, Callable[[], float]]], open_watches: Mapping[str, int] | None = None
+    ) -> str:
+        """The exposition text; `gauges` maps a metric name to (help, current value); `open_watches` counts the
+        open watch streams by resource (kube's apiserver_longrunning_requests)."""
         lines = [
             "# HELP apiserver_request_total Requests by verb, resource and HTTP code.",
             "# TYPE apiserver_request_total counter",
@@ -51,4 +54,10 @@ class Metrics:
             lines.append(f"apiserver_request_duration_seconds_count{{{labels}}} {self.latency_count[(verb, resource)]}")
         for name, (help_text, value) in gauges.items():
             lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {value()}"]
+        lines += [
+            "# HELP apiserver_longrunning_requests Open long-running requests (watches) by verb and resource.",
+            "# TYPE apiserver_longrunning_requests gauge",
+        ]
+        for resource, n in sorted((open_watches or {}).items()):
+            lines.append(f'apiserver_longrunning_requests{{verb="WATCH",resource="{resource}"}} {n}')
         return "\n".join(lines) + "\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import random
@@ -91,6 +92,7 @@ class Watcher:
         self.store = handlers.objects.store
         self.bookmark_interval = bookmark_interval
         self.active = 0  # open watches, for /metrics
+        self.active_by_resource: collections.Counter[str] = collections.Counter()  # the same, by plural
         self.shared = SharedDecodes()
 
     async def serve(self, request: web.Request, target: Target) -> web.StreamResponse:
@@ -114,6 +116,7 @@ class Watcher:
         prefix = rt.key_prefix(target.namespace if rt.namespaced else None)
         deadline = asyncio.get_running_loop().time() + options.timeout
         self.active += 1
+        self.active_by_resource[rt.plural] += 1
         try:
             await asyncio.wait_for(self._stream(response, encoder, prefix, options, accept, deadline), options.timeout)
         except (TimeoutError, ConnectionResetError, asyncio.CancelledError):
@@ -126,6 +129,7 @@ class Watcher:
                 await response.write(encoder.error(_internal_error(exc)))
         finally:
             self.active -= 1
+            self.active_by_resource[rt.plural] -= 1
         return response
 
     async def _stream(

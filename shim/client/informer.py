@@ -1,8 +1,13 @@
-"""Informer: list, then watch from the list's resourceVersion; relist on 410. Keeps a local cache.
+"""A shared informer: one list+watch of one resource, one indexed cache, every handler fed from it.
 
-Like client-go's reflector it never dies of an error: any exception is logged with the resource it was
-watching, followed by a capped exponential back-off and a relist. An exception in the handler is the
-handler's bug, logged, and the informer carries on with the next event.
+After client-go's `tools/cache/shared_informer.go` and `reflector.go`: list, then watch from the list's
+resourceVersion; relist on 410. Like the reflector it never dies of an error: any exception is logged with the
+resource it was watching, followed by a capped exponential back-off and a relist. The cache is updated before
+the handlers run; a handler's exception is that handler's bug, logged, and the others still get the event.
+
+Handlers are `handler(event, obj, old)`: `event` is ADDED, MODIFIED or DELETED, `old` the cached version
+`obj` replaces (None when it is new; for DELETED, the last cached version). Cached objects are shared by every
+consumer: treat them as read-only and deep-copy before changing one.
 """
 
 from __future__ import annotations
@@ -13,37 +18,38 @@ from collections.abc import Awaitable, Callable
 
 from shim.client.api import ApiClient, ApiException, Obj, Resource
 from shim.client.health import LoopHealth
+from shim.client.indexer import NAMESPACE_INDEX, IndexedStore, IndexFunc, object_key
 from shim.client.supervise import Backoff, spawn
 
 log = logging.getLogger("shim.client")
 
-Handler = Callable[[str, Obj], Awaitable[None]]
+Handler = Callable[[str, Obj, Obj | None], Awaitable[None]]
 
 
-def object_key(obj: Obj) -> str:
-    meta = obj["metadata"]
-    return f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]
+class Registration:
+    """One handler on one informer; `synced` is set once the handler has seen every object of the first list
+    (client-go's ResourceEventHandlerRegistration.HasSynced)."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.synced = asyncio.Event()
 
 
-class Informer:
-    """Mirrors one resource into `cache` and calls `handler(event_type, obj)` for every change."""
+class SharedInformer:
+    """Mirrors one resource (optionally one namespace, one selector) into an indexed cache and fans every
+    change out to the registered handlers. Get it from a SharedInformerFactory so it is built once."""
 
-    def __init__(
-        self,
-        client: ApiClient,
-        resource: Resource,
-        handler: Handler,
-        namespace: str | None = None,
-        **selectors: str,
-    ) -> None:
+    def __init__(self, client: ApiClient, resource: Resource, namespace: str | None = None, **selectors: str) -> None:
         self.client = client
         self.resource = resource
-        self.handler = handler
         self.namespace = namespace
         self.selectors = selectors
-        self.cache: dict[str, Obj] = {}
+        self.store = IndexedStore()
         self.synced = asyncio.Event()
+        self._registrations: list[Registration] = []
+        self._dispatch = asyncio.Lock()  # one change at a time reaches the cache and the handlers, in order
         self._task: asyncio.Task[None] | None = None
+        self._joining: set[asyncio.Task[None]] = set()
 
     def describe(self) -> str:
         """What is watched, for logs: `configmaps`, `pods in ns1`, `pods (spec.nodeName=n1)`."""
@@ -54,13 +60,68 @@ class Informer:
             what += f" ({', '.join(self.selectors.values())})"
         return what
 
+    # -- reading the cache -----------------------------------------------------------------------------------
+
+    def add_indexer(self, name: str, fn: IndexFunc) -> None:
+        """Index the cache under `name` (see IndexedStore.add_indexer); name it after its owner and purpose."""
+        self.store.add_indexer(name, fn)
+
+    def get(self, key: str) -> Obj | None:
+        """The cached object under `namespace/name` (or `name` for cluster-scoped ones)."""
+        return self.store.get(key)
+
+    def list(self) -> list[Obj]:
+        return self.store.list()
+
+    def by_index(self, name: str, value: str) -> list[Obj]:
+        return self.store.by_index(name, value)
+
+    def in_namespace(self, namespace: str) -> list[Obj]:
+        """The cached objects of one namespace (the namespace index every store has)."""
+        return self.store.by_index(NAMESPACE_INDEX, namespace)
+
+    def observe(self, obj: Obj) -> None:
+        """Put an object this process just wrote into the cache ahead of its watch event (so the next reconcile
+        does not act on the version it replaced), unless the cache already holds a newer one. Handlers are not
+        called: they are when the event arrives (with `old` already equal to it)."""
+        cached = self.store.get(object_key(obj))
+        if cached is None or _older(cached, obj):
+            self.store.upsert(obj)
+
+    # -- handlers --------------------------------------------------------------------------------------------
+
+    def add_event_handler(self, handler: Handler) -> Registration:
+        """Feed every change to `handler`. One added after the informer started first gets an ADDED for each
+        cached object (as client-go replays the cache to a late handler), then the changes that follow."""
+        registration = Registration(handler)
+        if self._task is None:
+            self._registrations.append(registration)  # the first list will bring it everything
+        else:
+            task = spawn(self._join(registration), f"informer {self.describe()} handler replay")
+            self._joining.add(task)
+            task.add_done_callback(self._joining.discard)
+        return registration
+
+    async def _join(self, registration: Registration) -> None:
+        async with self._dispatch:
+            for obj in self.store.list():
+                await self._call(registration, "ADDED", obj, None)
+            self._registrations.append(registration)
+            if self.synced.is_set():
+                registration.synced.set()
+
+    # -- running ---------------------------------------------------------------------------------------------
+
     def start(self) -> None:
-        self._task = spawn(self.run(), f"informer {self.describe()}")
+        """Start listing and watching (once: a second call does nothing)."""
+        if self._task is None:
+            self._task = spawn(self.run(), f"informer {self.describe()}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        tasks = [*self._joining, *([self._task] if self._task is not None else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def run(self, backoff: Backoff | None = None) -> None:
         """Forever: list, then watch; a 410 or a dropped stream means list again, any other error too after
@@ -72,7 +133,6 @@ class Informer:
             while True:
                 try:
                     rv = await self._relist()
-                    self.synced.set()
                     health.ok()
                     backoff.reset()
                     while True:
@@ -104,15 +164,18 @@ class Informer:
 
     async def _relist(self) -> str:
         listed = await self.client.list(self.resource, self.namespace, **self.selectors)
-        fresh = {object_key(o): o for o in listed.get("items", [])}
-        for key, old in list(self.cache.items()):
-            if key not in fresh:
-                del self.cache[key]
-                await self._notify("DELETED", old)
-        for key, obj in fresh.items():
-            kind = "MODIFIED" if key in self.cache else "ADDED"
-            self.cache[key] = obj
-            await self._notify(kind, obj)
+        items = listed.get("items", [])
+        async with self._dispatch:
+            fresh = {object_key(o) for o in items}
+            for key in self.store.list_keys():
+                if key not in fresh and (old := self.store.delete(key)) is not None:
+                    await self._notify("DELETED", old, old)
+            for obj in items:
+                old = self.store.upsert(obj)
+                await self._notify("ADDED" if old is None else "MODIFIED", obj, old)
+            self.synced.set()
+            for registration in self._registrations:
+                registration.synced.set()
         return listed["metadata"]["resourceVersion"]
 
     async def _watch(self, rv: str) -> str:
@@ -124,17 +187,54 @@ class Informer:
             rv = obj["metadata"]["resourceVersion"]
             if kind == "BOOKMARK":
                 continue
-            key = object_key(obj)
-            if kind == "DELETED":
-                self.cache.pop(key, None)
-            else:
-                self.cache[key] = obj
-            await self._notify(kind, obj)
+            async with self._dispatch:
+                if kind == "DELETED":
+                    old = self.store.delete(object_key(obj))
+                else:
+                    old = self.store.upsert(obj)
+                    kind = "ADDED" if old is None else "MODIFIED"
+                await self._notify(kind, obj, old)
         return rv
 
-    async def _notify(self, kind: str, obj: Obj) -> None:
-        """Call the handler; its exception is logged and the informer goes on (the cache is already updated)."""
+    async def _notify(self, kind: str, obj: Obj, old: Obj | None) -> None:
+        for registration in list(self._registrations):
+            await self._call(registration, kind, obj, old)
+
+    async def _call(self, registration: Registration, kind: str, obj: Obj, old: Obj | None) -> None:
+        """Call one handler; its exception is logged and the others still run (the cache is already updated)."""
         try:
-            await self.handler(kind, obj)
+            await registration.handler(kind, obj, old)
         except Exception:
             log.exception("informer %s: handler failed on %s %s", self.describe(), kind, object_key(obj))
+
+
+def _older(cached: Obj, written: Obj) -> bool:
+    """Whether the cached version predates the written one (resourceVersions compared as the numbers this
+    API server hands out; an unparsable one counts as older, so the write wins)."""
+    try:
+        return int(cached["metadata"]["resourceVersion"]) < int(written["metadata"]["resourceVersion"])
+    except (KeyError, TypeError, ValueError):
+        return True
+
+
+class Informer(SharedInformer):
+    """TEMPORARY: the old one-handler form, `handler(event, obj)`, until the node agent moves to the factory."""
+
+    def __init__(
+        self,
+        client: ApiClient,
+        resource: Resource,
+        handler: Callable[[str, Obj], Awaitable[None]],
+        namespace: str | None = None,
+        **selectors: str,
+    ) -> None:
+        super().__init__(client, resource, namespace, **selectors)
+
+        async def adapt(kind: str, obj: Obj, old: Obj | None) -> None:
+            await handler(kind, obj)
+
+        self.add_event_handler(adapt)
+
+    @property
+    def cache(self) -> dict[str, Obj]:
+        return {object_key(obj): obj for obj in self.store.list()}

@@ -15,11 +15,11 @@ import contextlib
 import copy
 from typing import Any
 
-from shim.client import ApiClient, ApiException
+from shim.client import ApiClient, ApiException, SharedInformerFactory, object_key
 from shim.controllers import deploymentutil as du
 from shim.controllers.ownership import ControllerRefManager, controller_of, controller_ref, recheck_deletion
 from shim.controllers.podutil import now, parse_time
-from shim.controllers.reconciler import ObjectIndex, Reconciler, namespace_terminating, object_key
+from shim.controllers.reconciler import Reconciler, namespace_terminating
 from shim.machinery.resources import DEPLOYMENTS, PODS, REPLICASETS
 from shim.machinery.selectors import LabelSelector, SelectorError, label_selector_from_object
 
@@ -29,31 +29,25 @@ Obj = dict[str, Any]
 class DeploymentController(Reconciler):
     """Watches deployments, replica sets and pods; one sync per deployment key (`namespace/name`)."""
 
-    def __init__(self, client: ApiClient) -> None:
-        super().__init__(client, "deployment-controller")
-        self.deployments = ObjectIndex()
-        self.replicasets = ObjectIndex()
-        self.pods = ObjectIndex()
-        self.watch(DEPLOYMENTS, self._on_deployment)
-        self.watch(REPLICASETS, self._on_replicaset)
-        self.watch(PODS, self._on_pod)
+    def __init__(self, client: ApiClient, informers: SharedInformerFactory | None = None) -> None:
+        super().__init__(client, "deployment-controller", informers)
+        self.deployments = self.watch(DEPLOYMENTS, self._on_deployment)
+        self.replicasets = self.watch(REPLICASETS, self._on_replicaset)
+        self.pods = self.watch(PODS, self._on_pod)
 
     async def sync(self, key: str) -> None:
         """One reconcile of one deployment (kube's syncDeployment)."""
-        namespace, name = key.split("/", 1)
-        d = self.deployments.get(namespace, name)
+        d = self.deployments.get(key)
         if d is None:
             return
         await _Sync(self, copy.deepcopy(d)).run()
 
     # -- informer events ---------------------------------------------------------------------------------------
 
-    async def _on_deployment(self, event: str, d: Obj) -> None:
-        self.deployments.apply(event, d)
+    async def _on_deployment(self, event: str, d: Obj, old: Obj | None) -> None:
         self.queue.add(object_key(d))
 
-    async def _on_replicaset(self, event: str, rs: Obj) -> None:
-        old = self.replicasets.apply(event, rs)
+    async def _on_replicaset(self, event: str, rs: Obj, old: Obj | None) -> None:
         ref = controller_of(rs)
         if event == "DELETED" or old is None:
             if ref is not None:
@@ -70,15 +64,14 @@ class DeploymentController(Reconciler):
         elif ref_changed or (old["metadata"].get("labels") or {}) != (rs["metadata"].get("labels") or {}):
             self._enqueue_selecting(rs)
 
-    async def _on_pod(self, event: str, pod: Obj) -> None:
-        self.pods.apply(event, pod)
+    async def _on_pod(self, event: str, pod: Obj, old: Obj | None) -> None:
         if event != "DELETED":
             return
         # a Recreate rollout waits for the old pods to be gone before it starts the new replica set
         ref = controller_of(pod)
         if ref is None or ref.get("kind") != "ReplicaSet":
             return
-        rs = self.replicasets.get(pod["metadata"].get("namespace", ""), ref.get("name", ""))
+        rs = self.replicasets.get(f"{pod['metadata'].get('namespace', '')}/{ref.get('name', '')}")
         if rs is None or (owner := controller_of(rs)) is None:
             return
         d = self._owner(rs, owner)
@@ -88,7 +81,7 @@ class DeploymentController(Reconciler):
     def _owner(self, rs: Obj, ref: Obj) -> Obj | None:
         if ref.get("kind") != "Deployment":
             return None
-        d = self.deployments.get(rs["metadata"].get("namespace", ""), ref.get("name", ""))
+        d = self.deployments.get(f"{rs['metadata'].get('namespace', '')}/{ref.get('name', '')}")
         return d if d is not None and d["metadata"].get("uid") == ref.get("uid") else None
 
     def _enqueue_owner(self, rs: Obj, ref: Obj) -> None:
@@ -152,7 +145,7 @@ class _Sync:
 
     def _remember(self, rs: Obj) -> Obj:
         """Replace our copies of a replica set we just wrote (the watch only brings it back later)."""
-        self.controller.replicasets.apply("MODIFIED", rs)
+        self.controller.replicasets.observe(rs)
         uid = rs["metadata"]["uid"]
         for i, known in enumerate(self.rs_list):
             if known["metadata"]["uid"] == uid:
@@ -556,7 +549,7 @@ class _Sync:
 
     async def _write_status(self) -> None:
         self.d = await self.client.replace(DEPLOYMENTS, self.d, self.namespace, "status")
-        self.controller.deployments.apply("MODIFIED", copy.deepcopy(self.d))
+        self.controller.deployments.observe(copy.deepcopy(self.d))
         self.d.setdefault("status", {})
 
     def _event(self, type_: str, reason: str, message: str) -> None:

@@ -16,9 +16,9 @@ import logging
 from typing import Any
 from urllib.parse import urlsplit
 
-from shim.client import ApiClient, ApiException
+from shim.client import ApiClient, ApiException, SharedInformerFactory, object_key
 from shim.controllers.apierrors import missing_ok
-from shim.controllers.reconciler import ObjectIndex, Reconciler, object_key
+from shim.controllers.reconciler import Reconciler
 from shim.controllers.service_endpoints import (
     CONTROLLER_NAME,
     MANAGED_BY_LABEL,
@@ -36,6 +36,8 @@ Obj = dict[str, Any]
 APISERVER_SERVICE = "default/kubernetes"
 SKIP_MIRROR_LABEL = "endpointslice.kubernetes.io/skip-mirror"
 
+SLICES_BY_SERVICE = "endpoint-controller/service"
+
 log = logging.getLogger("shim.controllers.endpoints")
 
 
@@ -50,22 +52,24 @@ class EndpointsController(Reconciler):
 
     workers = 5  # kube's --concurrent-endpoint-syncs
 
-    def __init__(self, client: ApiClient, apiserver_address: str | None = None) -> None:
-        super().__init__(client, "endpoint-controller")
+    def __init__(
+        self,
+        client: ApiClient,
+        apiserver_address: str | None = None,
+        informers: SharedInformerFactory | None = None,
+    ) -> None:
+        super().__init__(client, "endpoint-controller", informers)
         self.apiserver_address = apiserver_address or advertised_address(client.access.server)
-        self.services = ObjectIndex()
-        self.pods = ObjectIndex()
-        self.endpoints = ObjectIndex()
-        self._slices: dict[tuple[str, str], dict[str, Obj]] = {}  # (namespace, service) -> name -> slice
-        self.watch(SERVICES, self._on_service)
-        self.watch(PODS, self._on_pod)
-        self.watch(ENDPOINTS, self._on_endpoints)
-        self.watch(ENDPOINT_SLICES, self._on_slice)
+        self.services = self.watch(SERVICES, self._on_service)
+        self.pods = self.watch(PODS, self._on_pod)
+        self.endpoints = self.watch(ENDPOINTS, self._on_endpoints)
+        self.slices = self.watch(ENDPOINT_SLICES, self._on_slice)
+        self.slices.add_indexer(SLICES_BY_SERVICE, _slice_service_key)
 
     async def sync(self, key: str) -> None:
         """Write the Endpoints and EndpointSlices of the service `namespace/name` (or delete its Endpoints)."""
         namespace, name = key.split("/", 1)
-        service = self.services.get(namespace, name)
+        service = self.services.get(key)
         if service is None:
             # the slices are owned by the service: the garbage collector removes them
             with missing_ok():
@@ -111,7 +115,7 @@ class EndpointsController(Reconciler):
 
     async def _write_endpoints(self, service: Obj, subsets: list[Obj], labels: dict[str, str]) -> None:
         namespace, name = service["metadata"]["namespace"], service["metadata"]["name"]
-        current = self.endpoints.get(namespace, name)
+        current = self.endpoints.get(f"{namespace}/{name}")
         if current is not None:
             same_subsets = (current.get("subsets") or []) == subsets
             if same_subsets and (current["metadata"].get("labels") or {}) == labels:
@@ -139,8 +143,8 @@ class EndpointsController(Reconciler):
         """Create, update or delete the service's slices that `manager` labels, so that they equal `desired`."""
         namespace, name = service["metadata"]["namespace"], service["metadata"]["name"]
         existing = {
-            slice_name: s
-            for slice_name, s in self._slices.get((namespace, name), {}).items()
+            s["metadata"]["name"]: s
+            for s in self.slices.by_index(SLICES_BY_SERVICE, f"{namespace}/{name}")
             if (s["metadata"].get("labels") or {}).get(MANAGED_BY_LABEL) == manager
         }
         for wanted in desired:
@@ -171,12 +175,10 @@ class EndpointsController(Reconciler):
 
     # -- informer events -------------------------------------------------------------------------------------
 
-    async def _on_service(self, event: str, service: Obj) -> None:
-        self.services.apply(event, service)
+    async def _on_service(self, event: str, service: Obj, old: Obj | None) -> None:
         self.queue.add(object_key(service))
 
-    async def _on_pod(self, event: str, pod: Obj) -> None:
-        old = self.pods.apply(event, pod)
+    async def _on_pod(self, event: str, pod: Obj, old: Obj | None) -> None:
         new = None if event == "DELETED" else pod
         if endpoint_relevant(old) == endpoint_relevant(new):
             return
@@ -184,22 +186,20 @@ class EndpointsController(Reconciler):
             if (old is not None and selects(service, old)) or (new is not None and selects(service, new)):
                 self.queue.add(object_key(service))
 
-    async def _on_endpoints(self, event: str, endpoints: Obj) -> None:
-        self.endpoints.apply(event, endpoints)
+    async def _on_endpoints(self, event: str, endpoints: Obj, old: Obj | None) -> None:
         if event == "DELETED":
             self.queue.add(object_key(endpoints))  # recreated if its service is still there
 
-    async def _on_slice(self, event: str, endpoint_slice: Obj) -> None:
-        meta = endpoint_slice["metadata"]
-        service = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
-        if not service:
-            return
-        slices = self._slices.setdefault((meta["namespace"], service), {})
-        if event == "DELETED":
-            slices.pop(meta["name"], None)
-        else:
-            slices[meta["name"]] = endpoint_slice
-        self.queue.add(f"{meta['namespace']}/{service}")
+    async def _on_slice(self, event: str, endpoint_slice: Obj, old: Obj | None) -> None:
+        for key in _slice_service_key(endpoint_slice):
+            self.queue.add(key)
+
+
+def _slice_service_key(endpoint_slice: Obj) -> list[str]:
+    """The `namespace/name` of the service a slice belongs to (by its service-name label), if any."""
+    meta = endpoint_slice["metadata"]
+    service = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
+    return [f"{meta['namespace']}/{service}"] if service else []
 
 
 def advertised_address(server_url: str) -> str | None:

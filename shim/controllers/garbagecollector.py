@@ -23,7 +23,7 @@ from typing import Any
 
 import aiohttp
 
-from shim.client import ApiClient, ApiException, Resource
+from shim.client import ApiClient, ApiException, Resource, SharedInformerFactory
 from shim.client.discovery import served_resources
 from shim.client.supervise import Backoff, spawn
 from shim.controllers.apierrors import missing_ok
@@ -65,8 +65,8 @@ class GarbageCollector(Reconciler):
 
     workers = 20  # kube's --concurrent-gc-syncs
 
-    def __init__(self, client: ApiClient) -> None:
-        super().__init__(client, "garbage-collector-controller")
+    def __init__(self, client: ApiClient, informers: SharedInformerFactory | None = None) -> None:
+        super().__init__(client, "garbage-collector-controller", informers)
         self._graph: dict[str, _Node] = {}  # uid -> object
         self._dependents: dict[str, set[str]] = {}  # owner uid -> dependent uids (owner observed or not)
         self._resources: dict[tuple[str, str], Resource] = {}  # (group, kind) -> resource
@@ -238,7 +238,7 @@ class GarbageCollector(Reconciler):
 
     # -- the graph -------------------------------------------------------------------------------------------
 
-    async def _on_event(self, resource: Resource, event: str, obj: Obj) -> None:
+    async def _on_event(self, resource: Resource, event: str, obj: Obj, old_version: Obj | None) -> None:
         meta = obj["metadata"]
         uid = meta["uid"]
         old = self._graph.get(uid)

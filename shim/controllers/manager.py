@@ -1,8 +1,8 @@
-"""The controller manager: starts every controller over one API client."""
+"""The controller manager: starts every controller over one API client and one shared informer factory."""
 
 from __future__ import annotations
 
-from shim.client import ApiClient
+from shim.client import ApiClient, SharedInformerFactory
 from shim.controllers.deployment import DeploymentController
 from shim.controllers.endpoints import EndpointsController
 from shim.controllers.garbagecollector import GarbageCollector
@@ -13,19 +13,20 @@ from shim.controllers.serviceaccount import RootCACertPublisher, ServiceAccounts
 
 
 class ControllerManager:
-    """Owns the controllers' lifecycle (in-process under `kube-shim up`)."""
+    """Owns the controllers' lifecycle (in-process under `kube-shim up`). `informers` is the process's shared
+    factory; the controllers' informers start with them, and it is stopped by whoever built it."""
 
-    def __init__(self, client: ApiClient) -> None:
+    def __init__(self, client: ApiClient, informers: SharedInformerFactory) -> None:
         self.client = client
         self.controllers = [
-            NamespaceController(client),
-            ReplicaSetController(client),
-            DeploymentController(client),
-            GarbageCollector(client),
-            EndpointsController(client),
-            ServiceAccountsController(client),
-            RootCACertPublisher(client),
-            NodeLifecycleController(client),
+            NamespaceController(client, informers=informers),
+            ReplicaSetController(client, informers),
+            DeploymentController(client, informers),
+            GarbageCollector(client, informers),
+            EndpointsController(client, informers=informers),
+            ServiceAccountsController(client, informers=informers),
+            RootCACertPublisher(client, informers=informers),
+            NodeLifecycleController(client, informers=informers),
         ]
 
     def start(self) -> None:

@@ -3,18 +3,15 @@ status conditions say what is left and why (kube's namespaced_resources_deleter.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter
 
-import aiohttp
-
-from shim.client import ApiClient, ApiException, Informer, Resource
+from shim.client import ApiClient, ApiException, Resource, SharedInformerFactory
 from shim.client.api import Obj
 from shim.client.discovery import served_resources
-from shim.client.supervise import keep_running, spawn
 from shim.controllers.namespace_conditions import ContentReport, update_conditions
 from shim.controllers.podutil import now
+from shim.controllers.reconciler import Reconciler
 from shim.machinery.resources import NAMESPACES, PODS
 from shim.machinery.timefmt import format_time
 
@@ -24,48 +21,27 @@ FINALIZER = "kubernetes"
 _TERMINAL_PHASES = ("Succeeded", "Failed")
 
 
-class NamespaceController:
-    """Watches namespaces; for each terminating one, deletes its contents, then finalizes it."""
+class NamespaceController(Reconciler):
+    """Watches namespaces; for each terminating one (key: its name), deletes its contents, then finalizes it.
+    A namespace with contents left is looked at again after `retry_interval` seconds."""
 
-    def __init__(self, client: ApiClient, retry_interval: float = 1.0) -> None:
-        self.client = client
+    workers = 10  # kube's --concurrent-namespace-syncs
+
+    def __init__(
+        self, client: ApiClient, retry_interval: float = 1.0, informers: SharedInformerFactory | None = None
+    ) -> None:
+        super().__init__(client, "namespace-controller", informers)
         self.retry_interval = retry_interval
-        self.informer = Informer(client, NAMESPACES, self._on_event)
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
-        self._queued: set[str] = set()
-        self._worker: asyncio.Task[None] | None = None
+        self.watch(NAMESPACES, self._on_event)
 
-    def start(self) -> None:
-        self.informer.start()
-        self._worker = spawn(keep_running("namespace worker", self._work, self.client.health), "namespace worker")
+    async def _on_event(self, kind: str, ns: Obj, old: Obj | None) -> None:
+        if kind != "DELETED" and ns["metadata"].get("deletionTimestamp"):
+            self.queue.add(ns["metadata"]["name"])
 
-    async def stop(self) -> None:
-        await self.informer.stop()
-        if self._worker is not None:
-            self._worker.cancel()
-            await asyncio.gather(self._worker, return_exceptions=True)
-
-    async def _on_event(self, kind: str, ns: Obj) -> None:
-        name = ns["metadata"]["name"]
-        if kind != "DELETED" and ns["metadata"].get("deletionTimestamp") and name not in self._queued:
-            self._queued.add(name)
-            self._queue.put_nowait(name)
-
-    async def _work(self) -> None:
-        while True:
-            name = await self._queue.get()
-            try:
-                done = await self.finalize(name)
-            except (ApiException, aiohttp.ClientError, TimeoutError) as exc:  # retried below
-                log.warning("namespace %s: %s", name, exc)
-                done = False
-            except Exception:  # keep the worker alive: the namespace is retried below
-                log.exception("namespace %s: finalizing failed", name)
-                done = False
-            if done:
-                self._queued.discard(name)
-            else:
-                asyncio.get_running_loop().call_later(self.retry_interval, self._queue.put_nowait, name)
+    async def sync(self, key: str) -> None:
+        """One finalizing pass over namespace `key`; again later while contents remain."""
+        if not await self.finalize(key):
+            self.queue.add_after(key, self.retry_interval)
 
     async def finalize(self, name: str) -> bool:
         """One pass: delete what is left in the namespace and write the conditions saying what remains;

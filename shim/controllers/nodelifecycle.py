@@ -23,16 +23,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shim.client import ApiClient, ApiException
+from shim.client import ApiClient, ApiException, SharedInformerFactory, object_key
 from shim.client.supervise import keep_running, spawn
 from shim.controllers.apierrors import missing_ok
 from shim.controllers.podutil import now, parse_time, ready_condition
-from shim.controllers.reconciler import ObjectIndex, Reconciler
+from shim.controllers.reconciler import Reconciler
 from shim.machinery.resources import LEASES, NODES, PODS
 from shim.machinery.timefmt import format_time
 
 Obj = dict[str, Any]
 
+PODS_BY_NODE = "node-controller/node"  # pods by spec.nodeName
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 
@@ -82,21 +83,20 @@ class NodeLifecycleController(Reconciler):
         startup_grace_period: float = 60.0,
         monitor_period: float = 5.0,
         pod_gc_quarantine: float = 40.0,
+        informers: SharedInformerFactory | None = None,
     ) -> None:
-        super().__init__(client, "node-controller")
+        super().__init__(client, "node-controller", informers)
         self.grace_period = grace_period
         self.startup_grace_period = startup_grace_period
         self.monitor_period = monitor_period
         self.pod_gc_quarantine = pod_gc_quarantine
-        self.nodes = ObjectIndex()
-        self.pods = ObjectIndex()
         self._health: dict[str, _Health] = {}
-        self._pods_on: dict[str, set[str]] = {}  # node name -> "namespace/name" of the pods bound to it
         self._missing_since: dict[str, float] = {}  # node name -> when a pod was first found bound to it, absent
         self._monitor: asyncio.Task[None] | None = None
-        self.watch(NODES, self._on_node)
+        self.nodes = self.watch(NODES, self._on_node)
         self.watch(LEASES, self._on_lease)
-        self.watch(PODS, self._on_pod)
+        self.pods = self.watch(PODS, self._on_pod)
+        self.pods.add_indexer(PODS_BY_NODE, _node_of)
 
     def start(self) -> None:
         super().start()
@@ -125,7 +125,7 @@ class NodeLifecycleController(Reconciler):
         while True:
             await asyncio.sleep(self.monitor_period)
             moment = time.monotonic()
-            for node in self.nodes.in_namespace(""):
+            for node in self.nodes.list():
                 if self._silent(node, moment) and not _all_unknown(node):
                     self.queue.add("node:" + node["metadata"]["name"])
 
@@ -138,7 +138,7 @@ class NodeLifecycleController(Reconciler):
         return moment - health.probe > grace
 
     async def _sync_node(self, name: str) -> None:
-        node = self.nodes.get("", name)
+        node = self.nodes.get(name)
         if node is None:
             return
         if self._silent(node, time.monotonic()) and not _all_unknown(node):
@@ -182,11 +182,10 @@ class NodeLifecycleController(Reconciler):
     async def _mark_pods_not_ready(self, node_name: str) -> None:
         """MarkPodsNotReady: the Ready condition of every pod on the node goes False."""
         stamp = format_time(now())
-        for key in list(self._pods_on.get(node_name, ())):
-            namespace, name = key.split("/", 1)
-            pod = self.pods.get(namespace, name)
-            ready = ready_condition(pod) if pod is not None else None
-            if pod is None or ready is None or ready.get("status") == "False":
+        for pod in self.pods.by_index(PODS_BY_NODE, node_name):
+            namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+            ready = ready_condition(pod)
+            if ready is None or ready.get("status") == "False":
                 continue
             patch = {"status": {"conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": stamp}]}}
             with missing_ok():
@@ -211,10 +210,10 @@ class NodeLifecycleController(Reconciler):
 
     async def _sync_eviction(self, key: str) -> None:
         namespace, name = key.split("/", 1)
-        pod = self.pods.get(namespace, name)
+        pod = self.pods.get(key)
         if pod is None or pod["metadata"].get("deletionTimestamp"):
             return
-        node = self.nodes.get("", (pod.get("spec") or {}).get("nodeName") or "")
+        node = self.nodes.get((pod.get("spec") or {}).get("nodeName") or "")
         if node is None:
             return
         taints = [t for t in (node.get("spec") or {}).get("taints") or () if t.get("effect") == "NoExecute"]
@@ -233,9 +232,9 @@ class NodeLifecycleController(Reconciler):
 
     async def _sync_orphan(self, key: str) -> None:
         namespace, name = key.split("/", 1)
-        pod = self.pods.get(namespace, name)
+        pod = self.pods.get(key)
         node_name = (pod or {}).get("spec", {}).get("nodeName")
-        if pod is None or not node_name or self.nodes.get("", node_name) is not None:
+        if pod is None or not node_name or self.nodes.get(node_name) is not None:
             return
         missing_since = self._missing_since.setdefault(node_name, time.monotonic())
         remaining = missing_since + self.pod_gc_quarantine - time.monotonic()
@@ -271,14 +270,13 @@ class NodeLifecycleController(Reconciler):
 
     # -- informer events -------------------------------------------------------------------------------------
 
-    async def _on_node(self, event: str, node: Obj) -> None:
-        old = self.nodes.apply(event, node)
+    async def _on_node(self, event: str, node: Obj, old: Obj | None) -> None:
         name = node["metadata"]["name"]
         if event == "DELETED":
             self._health.pop(name, None)
             self.events.emit(node, "Normal", "RemovingNode", f"Node {name} event: Removing Node {name} from Controller")
-            for key in self._pods_on.get(name, ()):
-                self.queue.add("orphan:" + key)
+            for pod in self.pods.by_index(PODS_BY_NODE, name):
+                self.queue.add("orphan:" + object_key(pod))
             return
         self._missing_since.pop(name, None)
         heartbeat = (_condition(node, "Ready") or {}).get("lastHeartbeatTime")
@@ -292,10 +290,10 @@ class NodeLifecycleController(Reconciler):
             health.heartbeat, health.probe = heartbeat, time.monotonic()
         self.queue.add("node:" + name)
         if old is None or _no_execute_taints(old) != _no_execute_taints(node):
-            for key in self._pods_on.get(name, ()):
-                self.queue.add("evict:" + key)
+            for pod in self.pods.by_index(PODS_BY_NODE, name):
+                self.queue.add("evict:" + object_key(pod))
 
-    async def _on_lease(self, event: str, lease: Obj) -> None:
+    async def _on_lease(self, event: str, lease: Obj, old: Obj | None) -> None:
         meta = lease["metadata"]
         if meta.get("namespace") != NODE_LEASE_NAMESPACE or event == "DELETED":
             return
@@ -304,22 +302,22 @@ class NodeLifecycleController(Reconciler):
         if renew_time and renew_time != health.renew_time:
             health.renew_time, health.probe = renew_time, time.monotonic()
 
-    async def _on_pod(self, event: str, pod: Obj) -> None:
-        old = self.pods.apply(event, pod)
-        meta = pod["metadata"]
-        key = f"{meta['namespace']}/{meta['name']}"
-        old_node = ((old or {}).get("spec") or {}).get("nodeName")
+    async def _on_pod(self, event: str, pod: Obj, old: Obj | None) -> None:
+        key = object_key(pod)
         new_node = None if event == "DELETED" else (pod.get("spec") or {}).get("nodeName")
-        if old_node and old_node != new_node:
-            self._pods_on.get(old_node, set()).discard(key)
         if not new_node:
             return
-        self._pods_on.setdefault(new_node, set()).add(key)
-        node = self.nodes.get("", new_node)
+        node = self.nodes.get(new_node)
         if node is None:
             self.queue.add("orphan:" + key)
         elif _no_execute_taints(node):
             self.queue.add("evict:" + key)
+
+
+def _node_of(pod: Obj) -> list[str]:
+    """The node a pod is bound to, for the pods-by-node index (none while unscheduled)."""
+    node_name = (pod.get("spec") or {}).get("nodeName")
+    return [node_name] if node_name else []
 
 
 def condition_taints(node: Obj) -> set[tuple[str, str]]:

@@ -33,11 +33,6 @@ def parse_time(text: str | None) -> datetime | None:
     return timefmt.parse_time(text)
 
 
-def pod_key(pod: Obj) -> str:
-    meta = pod["metadata"]
-    return f"{meta.get('namespace', '')}/{meta['name']}"
-
-
 def is_pod_active(pod: Obj) -> bool:
     """Not finished (Succeeded/Failed) and not being deleted."""
     phase = (pod.get("status") or {}).get("phase")

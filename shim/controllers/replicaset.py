@@ -14,7 +14,7 @@ import copy
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from shim.client import ApiClient, ApiException
+from shim.client import ApiClient, ApiException, SharedInformerFactory, object_key
 from shim.controllers.expectations import Expectations
 from shim.controllers.ownership import ControllerRefManager, controller_of, controller_ref, recheck_deletion
 from shim.controllers.podutil import (
@@ -22,11 +22,10 @@ from shim.controllers.podutil import (
     is_pod_available,
     is_pod_ready,
     now,
-    pod_key,
     pods_to_delete,
     ready_condition,
 )
-from shim.controllers.reconciler import ObjectIndex, Reconciler, namespace_terminating, object_key
+from shim.controllers.reconciler import Reconciler, namespace_terminating
 from shim.machinery.resources import PODS, REPLICASETS
 from shim.machinery.selectors import SelectorError, label_selector_from_object
 from shim.machinery.timefmt import format_time
@@ -41,18 +40,16 @@ REPLICA_FAILURE = "ReplicaFailure"
 class ReplicaSetController(Reconciler):
     """Watches replica sets and pods; one sync per replica set key (`namespace/name`)."""
 
-    def __init__(self, client: ApiClient) -> None:
-        super().__init__(client, "replicaset-controller")
-        self.replicasets = ObjectIndex()
-        self.pods = ObjectIndex()
+    def __init__(self, client: ApiClient, informers: SharedInformerFactory | None = None) -> None:
+        super().__init__(client, "replicaset-controller", informers)
         self.expectations = Expectations()
-        self.watch(REPLICASETS, self._on_replicaset)
-        self.watch(PODS, self._on_pod)
+        self.replicasets = self.watch(REPLICASETS, self._on_replicaset)
+        self.pods = self.watch(PODS, self._on_pod)
 
     async def sync(self, key: str) -> None:
         """One reconcile of one replica set: claim pods, create or delete the difference, write status."""
-        namespace, name = key.split("/", 1)
-        rs = self.replicasets.get(namespace, name)
+        namespace = key.split("/", 1)[0]
+        rs = self.replicasets.get(key)
         if rs is None:
             self.expectations.forget(key)
             return
@@ -103,12 +100,12 @@ class ReplicaSetController(Reconciler):
         elif diff > 0:
             count = min(diff, BURST_REPLICAS)
             victims = pods_to_delete(pods, self._related_pods(rs), count, now())
-            self.expectations.expect_deletions(key, [pod_key(pod) for pod in victims])
+            self.expectations.expect_deletions(key, [object_key(pod) for pod in victims])
             results = await asyncio.gather(*(self._delete_pod(rs, pod) for pod in victims), return_exceptions=True)
             errors = []
             for pod, result in zip(victims, results, strict=True):
                 if isinstance(result, BaseException):
-                    self.expectations.deletion_observed(key, pod_key(pod))
+                    self.expectations.deletion_observed(key, object_key(pod))
                     if not (isinstance(result, ApiException) and result.status == 404):
                         errors.append(result)
             if errors:
@@ -174,20 +171,18 @@ class ReplicaSetController(Reconciler):
             fresh["status"] = status
             updated = await self.client.replace(REPLICASETS, fresh, namespace, "status")
         # the next sync may start before the watch brings this write back: let it see it already
-        self.replicasets.apply("MODIFIED", updated)
+        self.replicasets.observe(updated)
         return updated
 
     # -- informer events ---------------------------------------------------------------------------------------
 
-    async def _on_replicaset(self, event: str, rs: Obj) -> None:
-        self.replicasets.apply(event, rs)
+    async def _on_replicaset(self, event: str, rs: Obj, old: Obj | None) -> None:
         key = object_key(rs)
         if event == "DELETED":
             self.expectations.forget(key)
         self.queue.add(key)
 
-    async def _on_pod(self, event: str, pod: Obj) -> None:
-        old = self.pods.apply(event, pod)
+    async def _on_pod(self, event: str, pod: Obj, old: Obj | None) -> None:
         if event == "DELETED":
             self._pod_gone(pod)
             return
@@ -229,14 +224,14 @@ class ReplicaSetController(Reconciler):
             return
         rs = self._resolve(pod, ref)
         if rs is not None:
-            self.expectations.deletion_observed(object_key(rs), pod_key(pod))
+            self.expectations.deletion_observed(object_key(rs), object_key(pod))
             self.queue.add(object_key(rs))
 
     def _resolve(self, pod: Obj, ref: Obj) -> Obj | None:
         """The replica set a controller reference points at, if it is one of ours and still the same."""
         if ref.get("kind") != "ReplicaSet":
             return None
-        rs = self.replicasets.get(pod["metadata"].get("namespace", ""), ref.get("name", ""))
+        rs = self.replicasets.get(f"{pod['metadata'].get('namespace', '')}/{ref.get('name', '')}")
         if rs is None or rs["metadata"].get("uid") != ref.get("uid"):
             return None
         return rs

@@ -11,8 +11,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from shim.client import ApiClient, ApiException, Resource
-from shim.controllers.reconciler import ObjectIndex, Reconciler
+from shim.client import ApiClient, ApiException, Resource, SharedInformerFactory
+from shim.controllers.reconciler import Reconciler
 from shim.machinery.resources import CONFIGMAPS, NAMESPACES, SERVICE_ACCOUNTS
 
 Obj = dict[str, Any]
@@ -32,31 +32,32 @@ class ServiceAccountsController(Reconciler):
 
     workers = 1  # kube's --concurrent-serviceaccount-syncs
 
-    def __init__(self, client: ApiClient, account_names: tuple[str, ...] = ("default",)) -> None:
-        super().__init__(client, "service-account-controller")
+    def __init__(
+        self,
+        client: ApiClient,
+        account_names: tuple[str, ...] = ("default",),
+        informers: SharedInformerFactory | None = None,
+    ) -> None:
+        super().__init__(client, "service-account-controller", informers)
         self.account_names = account_names
-        self.namespaces = ObjectIndex()
-        self.accounts = ObjectIndex()
-        self.watch(NAMESPACES, self._on_namespace)
-        self.watch(SERVICE_ACCOUNTS, self._on_account)
+        self.namespaces = self.watch(NAMESPACES, self._on_namespace)
+        self.accounts = self.watch(SERVICE_ACCOUNTS, self._on_account)
 
     async def sync(self, key: str) -> None:
         """Create the missing accounts of namespace `key`, unless it is going away."""
-        namespace = self.namespaces.get("", key)
+        namespace = self.namespaces.get(key)
         if namespace is None or _terminating(namespace):
             return
         for name in self.account_names:
-            if self.accounts.get(key, name) is None:
+            if self.accounts.get(f"{key}/{name}") is None:
                 account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}}
                 await _create_unless_gone(self.client, SERVICE_ACCOUNTS, account, key)
 
-    async def _on_namespace(self, event: str, namespace: Obj) -> None:
-        self.namespaces.apply(event, namespace)
+    async def _on_namespace(self, event: str, namespace: Obj, old: Obj | None) -> None:
         if event != "DELETED":
             self.queue.add(namespace["metadata"]["name"])
 
-    async def _on_account(self, event: str, account: Obj) -> None:
-        self.accounts.apply(event, account)
+    async def _on_account(self, event: str, account: Obj, old: Obj | None) -> None:
         if event == "DELETED" and account["metadata"]["name"] in self.account_names:
             self.queue.add(account["metadata"]["namespace"])
 
@@ -67,23 +68,25 @@ class RootCACertPublisher(Reconciler):
 
     workers = 1  # kube's --concurrent-root-ca-cert-publisher-syncs
 
-    def __init__(self, client: ApiClient, root_ca: bytes | None = None) -> None:
-        super().__init__(client, "root-ca-cert-publisher")
+    def __init__(
+        self, client: ApiClient, root_ca: bytes | None = None, informers: SharedInformerFactory | None = None
+    ) -> None:
+        super().__init__(client, "root-ca-cert-publisher", informers)
         ca = root_ca or client.access.ca_pem
         self.root_ca = ca.decode() if ca else None
-        self.namespaces = ObjectIndex()
-        self.config_maps = ObjectIndex()
         if self.root_ca:
-            self.watch(NAMESPACES, self._on_namespace)
-            self.watch(CONFIGMAPS, self._on_config_map)
+            self.namespaces = self.watch(NAMESPACES, self._on_namespace)
+            self.config_maps = self.watch(CONFIGMAPS, self._on_config_map)
 
     async def sync(self, key: str) -> None:
         """Make namespace `key`'s `kube-root-ca.crt` hold exactly the CA (its other keys are dropped)."""
-        namespace = self.namespaces.get("", key)
-        if namespace is None or _terminating(namespace) or not self.root_ca:
+        if not self.root_ca:
+            return
+        namespace = self.namespaces.get(key)
+        if namespace is None or _terminating(namespace):
             return
         data = {ROOT_CA_KEY: self.root_ca}
-        current = self.config_maps.get(key, ROOT_CA_CONFIG_MAP)
+        current = self.config_maps.get(f"{key}/{ROOT_CA_CONFIG_MAP}")
         if current is None:
             config_map = {
                 "apiVersion": "v1",
@@ -101,15 +104,13 @@ class RootCACertPublisher(Reconciler):
         updated["metadata"]["annotations"] = {**annotations, DESCRIPTION_ANNOTATION: ROOT_CA_DESCRIPTION}
         await self.client.replace(CONFIGMAPS, updated, key)
 
-    async def _on_namespace(self, event: str, namespace: Obj) -> None:
-        self.namespaces.apply(event, namespace)
+    async def _on_namespace(self, event: str, namespace: Obj, old: Obj | None) -> None:
         if event != "DELETED":
             self.queue.add(namespace["metadata"]["name"])
 
-    async def _on_config_map(self, event: str, config_map: Obj) -> None:
+    async def _on_config_map(self, event: str, config_map: Obj, old: Obj | None) -> None:
         if config_map["metadata"]["name"] != ROOT_CA_CONFIG_MAP:
-            return  # only this one is kept in the cache
-        self.config_maps.apply(event, config_map)
+            return
         self.queue.add(config_map["metadata"]["namespace"])
 
 

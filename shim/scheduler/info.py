@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from shim.client.indexer import object_key
 from shim.scheduler import terms
 from shim.scheduler.resources import Resources, node_allocatable, pod_non_zero_requests, pod_requests
 
@@ -17,11 +18,6 @@ HostPort = tuple[str, str, int]  # (hostIP, protocol, hostPort)
 
 ANY_IP = "0.0.0.0"
 HARD_EFFECTS = frozenset(("NoSchedule", "NoExecute"))
-
-
-def pod_key(pod: Obj) -> str:
-    meta = pod["metadata"]
-    return f"{meta.get('namespace', '')}/{meta['name']}"
 
 
 class PodInfo:
@@ -61,7 +57,7 @@ class PodInfo:
         spec = pod.get("spec") or {}
         status = pod.get("status") or {}
         self.pod = pod
-        self.key = pod_key(pod)
+        self.key = object_key(pod)
         self.uid: str = meta.get("uid", "")
         self.namespace: str = meta.get("namespace", "")
         self.name: str = meta["name"]

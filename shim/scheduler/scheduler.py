@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 
-from shim.client import ApiClient, ApiException, Informer
+from shim.client import ApiClient, ApiException, SharedInformerFactory, object_key
 from shim.client.events_v1 import SeriesRecorder
 from shim.client.supervise import keep_running, spawn
 from shim.machinery.resources import NAMESPACES, NODES, PODS
@@ -34,7 +34,7 @@ from shim.scheduler.framework import (
     Framework,
     Plugin,
 )
-from shim.scheduler.info import PodInfo, pod_key
+from shim.scheduler.info import PodInfo
 from shim.scheduler.plugins import DEFAULT_WEIGHTS, default_plugins
 from shim.scheduler.preemption import Candidate, Preemptor
 from shim.scheduler.queue import Nominator, QueuedPod, SchedulingQueue
@@ -64,9 +64,11 @@ class SchedulerStats:
 class Scheduler:
     """`Scheduler(client).start()`, later `await stop()`: schedules the pods whose schedulerName is `name`.
 
-    The scheduler owns `client` and closes it on stop. `percentage_of_nodes_to_score` 0 means kube's
-    adaptive default; `plugins`/`weights` replace the default profile; an assumed pod whose binding the
-    watch has not confirmed `assumed_pod_ttl` seconds after it was written is forgotten.
+    The scheduler owns `client` and closes it on stop. Its informers come from `informers`, the process's
+    shared factory (stopped by whoever built it); without one it builds and stops its own.
+    `percentage_of_nodes_to_score` 0 means kube's adaptive default; `plugins`/`weights` replace the default
+    profile; an assumed pod whose binding the watch has not confirmed `assumed_pod_ttl` seconds after it was
+    written is forgotten.
     """
 
     def __init__(
@@ -79,8 +81,11 @@ class Scheduler:
         plugins: Sequence[Plugin] | None = None,
         weights: dict[str, int] | None = None,
         assumed_pod_ttl: float = ASSUMED_POD_TTL,
+        informers: SharedInformerFactory | None = None,
     ) -> None:
         self.client = client
+        self.informers = informers if informers is not None else SharedInformerFactory(client)
+        self._owns_informers = informers is None
         self.name = name
         self.stats = SchedulerStats()
         self.cache = Cache(assumed_pod_ttl)
@@ -91,18 +96,17 @@ class Scheduler:
         self.preemptor = Preemptor(self.picker)
         self.writer = PodWriter(client, SeriesRecorder(client, name), name, bind_concurrency)
         self.namespace_labels: dict[str, dict[str, str]] = {}
-        self._pods = Informer(client, PODS, self._on_pod, fieldSelector=NON_TERMINAL_PODS)
-        self._informers = [
-            Informer(client, NODES, self._on_node),
-            self._pods,
-            Informer(client, NAMESPACES, self._on_namespace),
+        self._pods = self.informers.informer_for(PODS, fieldSelector=NON_TERMINAL_PODS)
+        self._registrations = [
+            self.informers.informer_for(NODES).add_event_handler(self._on_node),
+            self._pods.add_event_handler(self._on_pod),
+            self.informers.informer_for(NAMESPACES).add_event_handler(self._on_namespace),
         ]
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
         """Start watching and scheduling (in the running event loop)."""
-        for informer in self._informers:
-            informer.start()
+        self.informers.start()
         loops = {
             "scheduling loop": self._run,
             "scheduling queue flush": self.queue.run,
@@ -112,15 +116,15 @@ class Scheduler:
 
     async def synced(self) -> None:
         """Wait until the first list of nodes, pods and namespaces is in the cache."""
-        await asyncio.gather(*(informer.synced.wait() for informer in self._informers))
+        await asyncio.gather(*(registration.synced.wait() for registration in self._registrations))
 
     async def stop(self) -> None:
         """Stop scheduling, let the writes under way finish, close the client."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for informer in self._informers:
-            await informer.stop()
+        if self._owns_informers:
+            await self.informers.stop()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.writer.drain(), STOP_GRACE)
         await self.writer.close()
@@ -170,7 +174,7 @@ class Scheduler:
             self.stats.bind_errors += 1
             self.cache.forget(pod.key)
             self.queue.move_all(ASSIGNED_POD_DELETE)  # the room it held is free again
-            latest = self._pods.cache.get(pod.key)  # updates that came while it was assumed were held back
+            latest = self._pods.get(pod.key)  # updates that came while it was assumed were held back
             if latest is None or (isinstance(exc, ApiException) and exc.status == 409):
                 self.queue.done(pod.key)  # deleted, or bound by someone else: the watch tells the rest
             else:
@@ -213,14 +217,14 @@ class Scheduler:
             expired = self.cache.expire_assumed()
             for pod in expired:
                 log.warning("assumed pod %s expired: its binding was never confirmed", pod.key)
-                if (latest := self._pods.cache.get(pod.key)) is not None:
+                if (latest := self._pods.get(pod.key)) is not None:
                     await self._on_pod("MODIFIED", latest)
             if expired:
                 self.queue.move_all(ASSIGNED_POD_DELETE)  # the room they held is free again
 
     # -- watch events -------------------------------------------------------------------------------------
 
-    async def _on_node(self, kind: str, node: Obj) -> None:
+    async def _on_node(self, kind: str, node: Obj, old: Obj | None) -> None:
         name = node["metadata"]["name"]
         if kind == "DELETED":
             self.cache.remove_node(name)
@@ -230,8 +234,8 @@ class Scheduler:
         if self.cache.set_node(node):
             self.queue.move_all(NODE_ADD if is_new else NODE_UPDATE)
 
-    async def _on_pod(self, kind: str, obj: Obj) -> None:
-        key = pod_key(obj)
+    async def _on_pod(self, kind: str, obj: Obj, old: Obj | None) -> None:
+        key = object_key(obj)
         if kind == "DELETED":
             self.nominator.remove(key)
             self.queue.delete(key)
@@ -269,7 +273,7 @@ class Scheduler:
         ):
             self.queue.move_all(ASSIGNED_POD_UPDATE)
 
-    async def _on_namespace(self, kind: str, namespace: Obj) -> None:
+    async def _on_namespace(self, kind: str, namespace: Obj, old: Obj | None) -> None:
         name = namespace["metadata"]["name"]
         if kind == "DELETED":
             self.namespace_labels.pop(name, None)
