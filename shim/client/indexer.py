@@ -6,6 +6,7 @@ by owner adds an index here instead of keeping its own map beside the cache.
 
 from __future__ import annotations
 
+import builtins
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -79,13 +80,13 @@ class IndexedStore:
     def get(self, key: str) -> Obj | None:
         return self._objects.get(key)
 
-    def list_keys(self) -> list[str]:
+    def list_keys(self) -> builtins.list[str]:
         return list(self._objects)
 
-    def list(self) -> list[Obj]:
+    def list(self) -> builtins.list[Obj]:
         return list(self._objects.values())
 
-    def by_index(self, name: str, value: str) -> list[Obj]:
+    def by_index(self, name: str, value: str) -> builtins.list[Obj]:
         """The objects `name`'s function maps to `value` (KeyError for an index nobody added)."""
         keys = self._indices[name].get(value, {})
         return [self._objects[key] for key in keys]

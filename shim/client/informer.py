@@ -13,6 +13,7 @@ consumer: treat them as read-only and deep-copy before changing one.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -70,13 +71,13 @@ class SharedInformer:
         """The cached object under `namespace/name` (or `name` for cluster-scoped ones)."""
         return self.store.get(key)
 
-    def list(self) -> list[Obj]:
+    def list(self) -> builtins.list[Obj]:
         return self.store.list()
 
-    def by_index(self, name: str, value: str) -> list[Obj]:
+    def by_index(self, name: str, value: str) -> builtins.list[Obj]:
         return self.store.by_index(name, value)
 
-    def in_namespace(self, namespace: str) -> list[Obj]:
+    def in_namespace(self, namespace: str) -> builtins.list[Obj]:
         """The cached objects of one namespace (the namespace index every store has)."""
         return self.store.by_index(NAMESPACE_INDEX, namespace)
 

@@ -218,7 +218,7 @@ class Scheduler:
             for pod in expired:
                 log.warning("assumed pod %s expired: its binding was never confirmed", pod.key)
                 if (latest := self._pods.get(pod.key)) is not None:
-                    await self._on_pod("MODIFIED", latest)
+                    await self._on_pod("MODIFIED", latest, latest)
             if expired:
                 self.queue.move_all(ASSIGNED_POD_DELETE)  # the room they held is free again
 
