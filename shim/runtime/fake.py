@@ -8,7 +8,6 @@ SCRIPT, anything else is one statement):
     exit N           end with exit code N
     true | :         status 0            false   status 1
     echo WORDS       print WORDS (to the CRI log file, when the container has one)
-    cat              (interactive exec, attach) echo what arrives on stdin
     oom              end as the kernel's OOM killer would: exit code 137, OOMKilled
     trap ACTION TERM on SIGTERM run ACTION (`trap '' TERM` ignores it, so a stop waits for the grace period)
     anything else    a long-running program (a server): runs until stopped
@@ -24,7 +23,8 @@ was created with.
 Nothing a client asks for runs or goes anywhere: an interactive exec (`kubectl exec`) runs nothing, writes
 SIMULATED_EXEC to stderr and ends with exit code 126 (the shell's "command cannot be executed"), and
 port-forward is refused before any stream is opened (the pod addresses are made up, so dialling one would
-send traffic to whoever owns that address on the host's real network).
+send traffic to whoever owns that address on the host's real network). An attach with stdin echoes what
+arrives, one without prints nothing until the client leaves.
 """
 
 from __future__ import annotations
