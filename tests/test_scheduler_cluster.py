@@ -221,6 +221,19 @@ async def test_an_unschedulable_pod_says_why_like_kube_and_is_bound_once_a_node_
     assert "nodeName" not in pods["elsewhere"]["spec"] and condition(pods["elsewhere"]) is None
 
 
+async def test_a_pod_that_finished_frees_its_room_for_a_pending_one(api: ApiClient, scheduler: Scheduler) -> None:
+    await api.create(NODES, node("one", cpu="1"))
+    await api.create(PODS, our_pod("first", "1"), "default")
+    await watch_until(api, PODS, "default", placed("first", "one"))
+    await api.create(PODS, our_pod("second", "1"), "default")
+    await watch_until(
+        api, PODS, "default", lambda ps: (condition(named(ps).get("second", {})) or {}).get("reason") == "Unschedulable"
+    )
+    # what the node agent reports when its container exits 0: a finished pod holds no resources
+    await api.patch(PODS, "first", {"status": {"phase": "Succeeded"}}, "default", "status")
+    await watch_until(api, PODS, "default", placed("second", "one"))
+
+
 async def test_a_higher_priority_pod_preempts_just_enough_lower_priority_pods(
     api: ApiClient, scheduler: Scheduler
 ) -> None:

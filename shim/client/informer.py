@@ -29,11 +29,13 @@ Handler = Callable[[str, Obj, Obj | None], Awaitable[None]]
 
 class Registration:
     """One handler on one informer; `synced` is set once the handler has seen every object of the first list
-    (client-go's ResourceEventHandlerRegistration.HasSynced)."""
+    (client-go's ResourceEventHandlerRegistration.HasSynced); pass it to `remove_event_handler` to stop it."""
 
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, informer: SharedInformer, handler: Handler) -> None:
         self.handler = handler
+        self.informer = informer
         self.synced = asyncio.Event()
+        self.removed = False
 
 
 class SharedInformer:
@@ -94,7 +96,7 @@ class SharedInformer:
     def add_event_handler(self, handler: Handler) -> Registration:
         """Feed every change to `handler`. One added after the informer started first gets an ADDED for each
         cached object (as client-go replays the cache to a late handler), then the changes that follow."""
-        registration = Registration(handler)
+        registration = Registration(self, handler)
         if self._task is None:
             self._registrations.append(registration)  # the first list will bring it everything
         else:
@@ -103,8 +105,16 @@ class SharedInformer:
             task.add_done_callback(self._joining.discard)
         return registration
 
+    def remove_event_handler(self, registration: Registration) -> None:
+        """Stop feeding a handler (its component stopped; the informer goes on for the others)."""
+        if registration in self._registrations:
+            self._registrations.remove(registration)
+        registration.removed = True
+
     async def _join(self, registration: Registration) -> None:
         async with self._dispatch:
+            if registration.removed:
+                return
             for obj in self.store.list():
                 await self._call(registration, "ADDED", obj, None)
             self._registrations.append(registration)
@@ -203,6 +213,8 @@ class SharedInformer:
 
     async def _call(self, registration: Registration, kind: str, obj: Obj, old: Obj | None) -> None:
         """Call one handler; its exception is logged and the others still run (the cache is already updated)."""
+        if registration.removed:  # removed while this change was being dispatched
+            return
         try:
             await registration.handler(kind, obj, old)
         except Exception:

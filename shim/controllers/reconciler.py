@@ -62,6 +62,8 @@ class Reconciler:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        for registration in self._registrations:
+            registration.informer.remove_event_handler(registration)
         if self._owns_informers:
             await self.informers.stop()
         await self.events.stop()

@@ -42,8 +42,9 @@ from shim.scheduler.writer import PodWriter
 
 log = logging.getLogger("shim.scheduler")
 
-# kube-scheduler's pod informer: terminal pods hold no resources and are never scheduled
-NON_TERMINAL_PODS = "status.phase!=Succeeded,status.phase!=Failed"
+# kube-scheduler's pod informer leaves these out (field selector status.phase!=...): they hold no resources and
+# are never scheduled. Here the scheduler shares the process's one pod informer and leaves them out itself.
+TERMINAL_PHASES = ("Succeeded", "Failed")
 STOP_GRACE = 10.0  # seconds stop() waits for bindings and events under way
 ASSUMED_CLEANUP_PERIOD = 1.0  # kube-scheduler's cleanAssumedPeriod
 
@@ -96,7 +97,7 @@ class Scheduler:
         self.preemptor = Preemptor(self.picker)
         self.writer = PodWriter(client, SeriesRecorder(client, name), name, bind_concurrency)
         self.namespace_labels: dict[str, dict[str, str]] = {}
-        self._pods = self.informers.informer_for(PODS, fieldSelector=NON_TERMINAL_PODS)
+        self._pods = self.informers.informer_for(PODS)
         self._registrations = [
             self.informers.informer_for(NODES).add_event_handler(self._on_node),
             self._pods.add_event_handler(self._on_pod),
@@ -123,6 +124,8 @@ class Scheduler:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for registration in self._registrations:
+            registration.informer.remove_event_handler(registration)
         if self._owns_informers:
             await self.informers.stop()
         with contextlib.suppress(TimeoutError):
@@ -174,7 +177,7 @@ class Scheduler:
             self.stats.bind_errors += 1
             self.cache.forget(pod.key)
             self.queue.move_all(ASSIGNED_POD_DELETE)  # the room it held is free again
-            latest = self._pods.get(pod.key)  # updates that came while it was assumed were held back
+            latest = self._live_pod(pod.key)  # updates that came while it was assumed were held back
             if latest is None or (isinstance(exc, ApiException) and exc.status == 409):
                 self.queue.done(pod.key)  # deleted, or bound by someone else: the watch tells the rest
             else:
@@ -217,7 +220,7 @@ class Scheduler:
             expired = self.cache.expire_assumed()
             for pod in expired:
                 log.warning("assumed pod %s expired: its binding was never confirmed", pod.key)
-                if (latest := self._pods.get(pod.key)) is not None:
+                if (latest := self._live_pod(pod.key)) is not None:
                     await self._on_pod("MODIFIED", latest, latest)
             if expired:
                 self.queue.move_all(ASSIGNED_POD_DELETE)  # the room they held is free again
@@ -234,9 +237,14 @@ class Scheduler:
         if self.cache.set_node(node):
             self.queue.move_all(NODE_ADD if is_new else NODE_UPDATE)
 
+    def _live_pod(self, key: str) -> Obj | None:
+        """The cached pod under `key`, unless it is gone or has finished."""
+        pod = self._pods.get(key)
+        return pod if pod is not None and not _terminal(pod) else None
+
     async def _on_pod(self, kind: str, obj: Obj, old: Obj | None) -> None:
         key = object_key(obj)
-        if kind == "DELETED":
+        if kind == "DELETED" or _terminal(obj):  # a pod that finished leaves the scheduler's view, as deleted
             self.nominator.remove(key)
             self.queue.delete(key)
             if self.cache.remove_pod(key) is not None:
@@ -279,3 +287,7 @@ class Scheduler:
             self.namespace_labels.pop(name, None)
         else:
             self.namespace_labels[name] = namespace["metadata"].get("labels") or {}
+
+
+def _terminal(pod: Obj) -> bool:
+    return (pod.get("status") or {}).get("phase") in TERMINAL_PHASES
