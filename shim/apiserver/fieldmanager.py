@@ -409,7 +409,7 @@ class _Type:
         self._elem: _Type | None = None
         self.kind, self.keys = _classify(node)
         self.declared = frozenset(node.properties) if node is not None and self.kind == _STRUCT else frozenset()
-        item_name = node.items.name if node is not None and node.items is not None else None
+        item_name = (node.items.name if node is not None and node.items is not None else None) or ""
         self.single_key_prefix = "k:{" + encode_value(self.keys[0]) + ":" if len(self.keys) == 1 else ""
         self.key_defaults = {k: _KEY_DEFAULTS[(item_name, k)] for k in self.keys if (item_name, k) in _KEY_DEFAULTS}
 
@@ -531,7 +531,7 @@ def _diff_map(
             continue
         ft = t.field(k)
         if k in _ZERO_PRESENT and k in t.declared and ft.kind in (_STRUCT, _LIST_MAP):
-            zero = {} if ft.kind == _STRUCT else []
+            zero: dict[str, Any] | list[Any] = {} if ft.kind == _STRUCT else []
             lv = zero if lv is _MISSING else lv
             rv = zero if rv is _MISSING else rv
         if skip_below is not None and k in skip_below and isinstance(lv, dict) and isinstance(rv, dict):

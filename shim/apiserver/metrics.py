@@ -15,7 +15,7 @@ class Metrics:
     def __init__(self) -> None:
         self.requests: collections.Counter[tuple[str, str, str]] = collections.Counter()
         self.latency_buckets: dict[tuple[str, str], list[int]] = {}
-        self.latency_sum: collections.Counter[tuple[str, str]] = collections.Counter()
+        self.latency_sum: collections.defaultdict[tuple[str, str], float] = collections.defaultdict(float)
         self.latency_count: collections.Counter[tuple[str, str]] = collections.Counter()
 
     def observe(self, verb: str, resource: str, code: int, seconds: float) -> None:

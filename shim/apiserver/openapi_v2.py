@@ -364,7 +364,7 @@ _SECURITY_SCHEMES = {
 
 
 def _security_scheme(value: Any) -> tuple[int, Codec]:
-    branch = _SECURITY_SCHEMES.get(value.get("type") if isinstance(value, dict) else None)
+    branch = _SECURITY_SCHEMES.get(value.get("type", "") if isinstance(value, dict) else "")
     if branch is None:
         raise ValueError(f"unsupported security definition {value!r}")
     return branch[0], _message(branch[1])

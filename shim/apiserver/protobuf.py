@@ -183,6 +183,7 @@ def _wire_fields(data: memoryview) -> Iterator[tuple[int, int, Any]]:
     while pos < end:
         tag, pos = _varint(data, pos)
         number, wire_type = tag >> 3, tag & 7
+        value: int | memoryview
         if number == 0:
             raise ProtobufDecodeError("protobuf field number 0")
         if wire_type == 0:
@@ -227,7 +228,8 @@ def _signed(value: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
-_VARINT = {"bool": bool, "int32": _signed, "int64": _signed}  # with string and bytes: every scalar k8s uses
+# with string and bytes: every scalar k8s uses
+_VARINT: dict[str, Callable[[int], Any]] = {"bool": bool, "int32": _signed, "int64": _signed}
 _PACKABLE = frozenset(_VARINT)
 
 

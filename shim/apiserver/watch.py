@@ -197,7 +197,7 @@ class Watcher:
                 # the generator cannot be closed while a step of it is still running
                 pending.cancel()
                 await asyncio.gather(pending, return_exceptions=True)
-            await events.aclose()
+            await events.aclose()  # type: ignore[attr-defined]  # the stores return async generators
 
     def _next_bookmark(self, now: float, deadline: float) -> float | None:
         """kube's cacher: a minute from now, but no later than 2 s before the deadline (none after that)."""

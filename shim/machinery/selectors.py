@@ -221,7 +221,7 @@ class _LabelParser:
         self.position = 0
 
     def parse(self) -> list[Requirement]:
-        requirements = []
+        requirements: list[Requirement] = []
         while True:
             kind, literal = self._lookahead()
             if kind == self._END:

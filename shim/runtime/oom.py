@@ -96,7 +96,7 @@ class OomWatcher:
 
 def _drain(kmsg: int) -> list[str]:
     """Container ids of the OOM records readable now (one kernel record per read)."""
-    found = []
+    found: list[str] = []
     while True:
         try:
             record = os.read(kmsg, 8192)

@@ -14,6 +14,7 @@ reading is cut off with `CompactedError` instead of growing without limit.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import ipaddress
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -189,7 +190,10 @@ class EtcdStore(Store):
         return KeyValue(key, deleted.value, deleted.create_revision, response.header.revision)
 
     async def _txn(
-        self, compare: list[rpc.Compare], success: list[rpc.RequestOp], failure: list[rpc.RequestOp]
+        self,
+        compare: builtins.list[rpc.Compare],
+        success: builtins.list[rpc.RequestOp],
+        failure: builtins.list[rpc.RequestOp],
     ) -> rpc.TxnResponse:
         request = rpc.TxnRequest(compare=compare, success=success, failure=failure)
         return await self._call(self._kv_stub.Txn, request)

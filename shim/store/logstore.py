@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import builtins
 import collections
 import itertools
 from collections.abc import AsyncIterator
@@ -125,7 +126,7 @@ class LogStore(Store):
         i = bisect.bisect_right(history, revision, key=lambda r: r.revision)
         return history[i - 1] if i else None
 
-    async def _fill_values(self, rows: list[Row]) -> None:
+    async def _fill_values(self, rows: builtins.list[Row]) -> None:
         missing = [r.revision for r in rows if r.value is None]
         if not missing:
             return
@@ -210,7 +211,7 @@ class LogStore(Store):
         finally:
             self._committer = None
 
-    def _abandon(self, batch: list[tuple[Row, asyncio.Future[None]]], exc: BaseException) -> None:
+    def _abandon(self, batch: builtins.list[tuple[Row, asyncio.Future[None]]], exc: BaseException) -> None:
         """A failed append takes every write queued behind it down too: their revisions assumed it."""
         batch = batch + self._queue
         self._queue = []
@@ -221,7 +222,7 @@ class LogStore(Store):
             if not done.done():
                 done.set_exception(error)
 
-    def _apply(self, rows: list[Row]) -> None:
+    def _apply(self, rows: builtins.list[Row]) -> None:
         """Make durable rows visible: index, recent window, watchers."""
         for row in rows:
             key = row.key
@@ -271,7 +272,7 @@ class LogStore(Store):
         finally:
             self._watchers.discard(watcher)
 
-    async def _replay(self, prefix: str, after: int, upto: int) -> list[Event]:
+    async def _replay(self, prefix: str, after: int, upto: int) -> builtins.list[Event]:
         """Events in `(after, upto]` under `prefix`: from the recent window, or from the log."""
         if after < self._compacted:
             raise CompactedError(after, self._compacted)

@@ -17,7 +17,7 @@ from shim.apiserver.kinds.causes import Cause, go_string_slice, invalid
 
 Obj = dict[str, Any]
 
-SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/12")
+SERVICE_CIDR = ipaddress.IPv4Network("10.96.0.0/12")
 NODE_PORT_RANGE = (30000, 32767)
 _RANDOM_TRIES = 64
 

@@ -294,7 +294,8 @@ def _index(items: list[Any], value: Any, merge_key: str | None, kind: str) -> in
 
 def _partition(merged: list[Any], by: list[Any], merge_key: str | None) -> tuple[list[Any], list[Any]]:
     """Split `merged` into the items present in `by` and the others (server-only)."""
-    present, others = [], []
+    present: list[Any] = []
+    others: list[Any] = []
     for item in merged:
         if merge_key:
             element = _map_or_fail(item)
