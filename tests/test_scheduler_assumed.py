@@ -82,10 +82,11 @@ def test_a_forgotten_pod_frees_its_room_at_once() -> None:
 
 
 @contextlib.asynccontextmanager
-async def faulty_proxy(upstream: ClusterAccess, broken_bindings: int) -> AsyncIterator[str]:
+async def faulty_proxy(upstream: ClusterAccess, broken_bindings: int = 0, lost_bindings: int = 0) -> AsyncIterator[str]:
     """A plain-HTTP proxy to the API server on a free loopback port (its URL yielded) that answers the first
-    `broken_bindings` binding requests with a 500 whose body is not JSON, as a broken middlebox would."""
-    broken = [broken_bindings]
+    `broken_bindings` binding requests with a 500 whose body is not JSON, as a broken middlebox would, and the
+    first `lost_bindings` ones with a 201 without passing them on (a success the watch never confirms)."""
+    broken, lost = [broken_bindings], [lost_bindings]
     session = aiohttp.ClientSession(
         base_url=upstream.server,
         connector=aiohttp.TCPConnector(ssl=upstream.ssl_context()),
@@ -96,6 +97,11 @@ async def faulty_proxy(upstream: ClusterAccess, broken_bindings: int) -> AsyncIt
         if request.method == "POST" and request.path.endswith("/binding") and broken[0] > 0:
             broken[0] -= 1
             return web.Response(status=500, text="<html>502 upstream went away</html>", content_type="text/html")
+        if request.method == "POST" and request.path.endswith("/binding") and lost[0] > 0:
+            lost[0] -= 1
+            return web.json_response(
+                {"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201}, status=201
+            )
         headers = {k: v for k, v in request.headers.items() if k in ("Authorization", "Content-Type", "Accept")}
         body = await request.read()
         async with session.request(request.method, request.rel_url, data=body or None, headers=headers) as resp:
@@ -142,5 +148,28 @@ async def test_a_binding_that_fails_with_an_unexpected_error_frees_the_node_and_
             assert not scheduler.cache.is_assumed("default/victim")
             small = scheduler.cache.nodes["small"]
             assert list(small.pods) == ["default/victim"] and small.requested.milli_cpu == 500, "counted once"
+        finally:
+            await scheduler.stop()
+
+
+async def test_an_assumed_pod_whose_binding_is_never_confirmed_expires_and_is_scheduled_again(
+    fresh_cluster: Cluster,
+) -> None:
+    access = load_kubeconfig(fresh_cluster.kubeconfig)
+    async with ApiClient(access) as api, faulty_proxy(access, lost_bindings=1) as proxy_url:
+        await api.create(NODES, node("small", cpu="1", pods=1))
+        client = ApiClient(ClusterAccess(server=proxy_url, token=access.token))
+        scheduler = Scheduler(client, SCHEDULER, assumed_pod_ttl=0.5)
+        scheduler.start()
+        try:
+            await scheduler.synced()
+            await api.create(PODS, new_pod("lost", cpu="500m", scheduler_name=SCHEDULER), "default")
+
+            def bound(pods: list[dict]) -> dict | None:
+                return next((p for p in pods if p["spec"].get("nodeName") == "small"), None)
+
+            placed = await watch_until(api, PODS, "default", bound, 30.0, "the pod bound once its assumption expired")
+            assert placed["metadata"]["name"] == "lost"
+            assert scheduler.stats.bound == 2, "the lost binding, then the one that took"
         finally:
             await scheduler.stop()
