@@ -207,7 +207,7 @@ async def _warn_deprecated(request: web.Request, response: web.StreamResponse) -
     """Every answer about a deprecated resource warns, as kube's deprecation filter does (kubectl prints it)."""
     deprecation = request.get(DEPRECATION)
     if deprecation:
-        response.headers.add("Warning", "299 - " + orjson.dumps(deprecation).decode())
+        response.headers.add("Warning", errors.warning_value(deprecation))
 
 
 # -- middlewares -------------------------------------------------------------------------------------------------

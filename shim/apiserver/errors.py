@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 import orjson
@@ -180,6 +181,15 @@ def from_store_error(exc: StoreError) -> ApiError:
             503, "ServiceUnavailable", f"the storage backend is unavailable: {exc}", {"retryAfterSeconds": 1}
         )
     return ApiError(500, "InternalError", f"Internal error occurred: {exc}")
+
+
+def warning_value(text: str) -> str:
+    """One `Warning` header value as kube writes it (`net.NewWarningHeader`): code 299, no agent, the text quoted
+    with `"` and `\\` escaped; a text holding control characters is no warning at all (kube drops it), and
+    could not go into a header anyway."""
+    if any(unicodedata.category(c) == "Cc" for c in text):
+        return ""
+    return '299 - "' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def cause(reason: str, field: str, message: str) -> dict[str, str]:

@@ -496,9 +496,8 @@ def success_status(rt: ResourceType, obj: Obj) -> dict[str, Any]:
 
 def warning_headers(warnings: list[str]) -> dict[str, str] | None:
     """`Warning: 299 - "..."` (aiohttp joins one header; several warnings go comma-separated as Go allows)."""
-    if not warnings:
-        return None
-    return {"Warning": ", ".join("299 - " + orjson.dumps(w).decode() for w in warnings)}
+    values = [value for value in map(errors.warning_value, warnings) if value]
+    return {"Warning": ", ".join(values)} if values else None
 
 
 async def read_delete_options(request: web.Request) -> DeleteOptions:

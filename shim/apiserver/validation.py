@@ -26,6 +26,7 @@ import re
 from typing import Any, TypedDict
 
 from shim.apiserver.schema import SchemaNode, schema_for
+from shim.machinery.gofmt import go_quote
 
 QUANTITY = "io.k8s.apimachinery.pkg.api.resource.Quantity"
 MAX_STRICT_ERRORS = 100  # sigs.k8s.io/json stops collecting there
@@ -132,7 +133,7 @@ class _Walk:
                 field = properties.get(key)
                 if field is None:
                     if len(self.unknown) < MAX_STRICT_ERRORS:
-                        self.unknown.append(f'unknown field "{prefix}{key}"')
+                        self.unknown.append("unknown field " + go_quote(prefix + key))  # Go's %q
                 else:
                     self.check(child, field, prefix + key)
             return
@@ -198,7 +199,7 @@ def _collect_duplicates(value: Any, path: str, found: list[str]) -> None:
     if isinstance(value, dict):
         prefix = path + "." if path else ""
         for key in getattr(value, "repeated", ()):
-            found.append(f'duplicate field "{prefix}{key}"')
+            found.append("duplicate field " + go_quote(prefix + key))
         for key, child in value.items():
             _collect_duplicates(child, prefix + key, found)
     elif isinstance(value, list):
