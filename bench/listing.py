@@ -2,8 +2,8 @@
 
 Run from the repo root: `python -m bench.listing`. With 10k realistic pods (a third restarted, a few
 crashlooping, some initializing) it measures the best of several runs of: building the Table kubectl asks
-for, matching a label selector, and matching a field selector through the fast path (`field_matcher`) and
-through the generic one (`selectable_fields` + `FieldSelector.matches`).
+for, matching a label selector, and matching a field selector through the fast path (`matcher`) and
+through the generic one (`values` + `FieldSelector.matches`) of the pod strategy's selectable fields.
 """
 
 from __future__ import annotations
@@ -14,14 +14,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shim.apiserver.selectors import (
-    convert_field_selector,
-    field_matcher,
-    parse_field_selector,
-    parse_label_selector,
-    selectable_fields,
-)
+from shim.apiserver.kinds.pods import PodStrategy
 from shim.apiserver.tables import build_table
+from shim.machinery.selectors import parse_field_selector, parse_label_selector
 
 PODS = 10_000
 RUNS = 7
@@ -78,18 +73,18 @@ def best_ms(work: Callable[[], object]) -> float:
 def main() -> None:
     pods = [make_pod(i) for i in range(PODS)]
     labels = parse_label_selector("app=web,pod-template-hash")
-    fields = convert_field_selector("", "pods", parse_field_selector("status.phase=Running,spec.nodeName=node-1"))
-    fast = field_matcher("", "pods", fields)
+    strategy = PodStrategy()
+    selectable = strategy.selectable_fields
+    fields = selectable.convert(parse_field_selector("status.phase=Running,spec.nodeName=node-1"))
+    fast = selectable.matcher(fields)
     print(f"listing benchmark: Python {platform.python_version()}, {PODS} pods, best of {RUNS}")
     results = {
-        "Table (includeObject=Metadata)": best_ms(lambda: build_table("", "pods", pods, NOW)),
+        "Table (includeObject=Metadata)": best_ms(lambda: build_table(strategy, pods, NOW)),
         "label selector app=web,pod-template-hash": best_ms(
             lambda: [p for p in pods if labels.matches(p["metadata"].get("labels"))]
         ),
-        "field selector, field_matcher": best_ms(lambda: [p for p in pods if fast(p)]),
-        "field selector, selectable_fields": best_ms(
-            lambda: [p for p in pods if fields.matches(selectable_fields("", "pods", p))]
-        ),
+        "field selector, matcher": best_ms(lambda: [p for p in pods if fast(p)]),
+        "field selector, values": best_ms(lambda: [p for p in pods if fields.matches(selectable.values(p))]),
     }
     for name, ms in results.items():
         print(f"  {name:<42} {ms:8.1f} ms")

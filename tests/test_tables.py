@@ -7,10 +7,27 @@ from typing import Any
 
 import pytest
 
-from shim.apiserver.printers import human_duration
-from shim.apiserver.tables import build_table, table_cells, table_columns
+from shim.apiserver.printers import epoch_us, human_duration
+from shim.apiserver.registry import Strategy
+from shim.apiserver.resources import build_registry
+from shim.apiserver.tables import build_table
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+REGISTRY = build_registry()
+
+
+def strategy(group: str, resource: str) -> Strategy:
+    """The served kind's strategy; any other resource gets the base strategy (kube's default convertor)."""
+    found = [r.strategy for r in REGISTRY.resources if (r.group, r.plural) == (group, resource)]
+    return found[0] if found else Strategy()
+
+
+def table_cells(group: str, resource: str, obj: dict[str, Any], now: datetime) -> list[Any]:
+    return strategy(group, resource).printer(obj, epoch_us(now))
+
+
+def table_columns(group: str, resource: str) -> list[dict[str, Any]]:
+    return strategy(group, resource).table_columns
 
 
 def ago(**delta: float) -> str:
@@ -216,7 +233,7 @@ def test_a_started_sidecar_counts_as_a_ready_container_and_its_restarts_stay() -
 
 def test_a_finished_pod_shows_completed_and_is_marked_in_the_row_conditions() -> None:
     done = pod(phase="Succeeded", containers=[terminated("app", reason="Completed")], conditions=[])
-    table = build_table("", "pods", [done], NOW)
+    table = build_table(strategy("", "pods"), [done], NOW)
     assert table["rows"][0]["cells"][1:3] == ["0/1", "Completed"]
     assert table["rows"][0]["conditions"] == [
         {
@@ -231,7 +248,7 @@ def test_a_finished_pod_shows_completed_and_is_marked_in_the_row_conditions() ->
 def test_a_failed_container_without_reason_shows_its_exit_code_or_signal() -> None:
     assert pod_row(pod(phase="Failed", containers=[terminated("app", exit_code=2)]))[2] == "ExitCode:2"
     assert pod_row(pod(phase="Failed", containers=[terminated("app", exit_code=137, signal=9)]))[2] == "Signal:9"
-    assert "conditions" not in build_table("", "pods", [pod()], NOW)["rows"][0]
+    assert "conditions" not in build_table(strategy("", "pods"), [pod()], NOW)["rows"][0]
 
 
 def test_a_completed_container_beside_a_running_one_reads_running_or_not_ready() -> None:
@@ -576,104 +593,8 @@ def test_a_new_style_event_uses_event_time_series_and_reporting_controller() -> 
     ]
 
 
-def workload_template() -> dict[str, Any]:
-    return {"spec": {"containers": [{"name": "main", "image": "busybox:1.36"}]}}
-
-
-def test_jobs_show_status_completions_and_duration() -> None:
-    job = {
-        "metadata": {"name": "pi", "creationTimestamp": ago(minutes=10)},
-        "spec": {
-            "completions": 3,
-            "parallelism": 1,
-            "selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": "u1"}},
-            "template": workload_template(),
-        },
-        "status": {"succeeded": 1, "startTime": ago(minutes=9)},
-    }
-    assert table_cells("batch", "jobs", job, NOW) == [
-        "pi",
-        "Running",
-        "1/3",
-        "9m",
-        "10m",
-        "main",
-        "busybox:1.36",
-        "batch.kubernetes.io/controller-uid=u1",
-    ]
-    job["status"].update(
-        completionTime=ago(minutes=6), succeeded=3, conditions=[{"type": "Complete", "status": "True"}]
-    )
-    assert table_cells("batch", "jobs", job, NOW)[1:4] == ["Complete", "3/3", "3m"]
-    job["spec"] = {"parallelism": 4, "template": workload_template()}
-    job["status"] = {"conditions": [{"type": "Suspended", "status": "True"}]}
-    assert table_cells("batch", "jobs", job, NOW)[1:4] == ["Suspended", "0/1 of 4", ""]
-
-
-def test_cronjobs_show_schedule_timezone_suspend_active_and_last_schedule() -> None:
-    cron = {
-        "metadata": {"name": "backup", "creationTimestamp": ago(days=2)},
-        "spec": {
-            "schedule": "*/5 * * * *",
-            "suspend": False,
-            "jobTemplate": {"spec": {"template": workload_template()}},
-        },
-        "status": {"active": [{"name": "backup-1"}], "lastScheduleTime": ago(minutes=4)},
-    }
-    assert table_cells("batch", "cronjobs", cron, NOW) == [
-        "backup",
-        "*/5 * * * *",
-        "<none>",
-        "False",
-        1,
-        "4m",
-        "2d",
-        "main",
-        "busybox:1.36",
-        "<none>",
-    ]
-
-
-def test_daemonsets_statefulsets_slices_and_revisions() -> None:
+def test_endpointslices_show_address_type_ports_and_endpoints() -> None:
     created = {"creationTimestamp": ago(hours=5)}
-    ds = {
-        "metadata": {"name": "proxy", **created},
-        "spec": {
-            "selector": {"matchLabels": {"k8s-app": "proxy"}},
-            "template": {
-                "spec": {
-                    "nodeSelector": {"kubernetes.io/os": "linux"},
-                    "containers": [{"name": "p", "image": "proxy:1"}],
-                }
-            },
-        },
-        "status": {
-            "desiredNumberScheduled": 2,
-            "currentNumberScheduled": 2,
-            "numberReady": 1,
-            "updatedNumberScheduled": 2,
-            "numberAvailable": 1,
-        },
-    }
-    assert table_cells("apps", "daemonsets", ds, NOW) == [
-        "proxy",
-        2,
-        2,
-        1,
-        2,
-        1,
-        "kubernetes.io/os=linux",
-        "5h",
-        "p",
-        "proxy:1",
-        "k8s-app=proxy",
-    ]
-    sts = {
-        "metadata": {"name": "db", **created},
-        "spec": {"replicas": 3, "template": workload_template()},
-        "status": {"readyReplicas": 2},
-    }
-    assert table_cells("apps", "statefulsets", sts, NOW) == ["db", "2/3", "5h", "main", "busybox:1.36"]
     eps = {
         "metadata": {"name": "web-abcde", **created},
         "addressType": "IPv4",
@@ -687,9 +608,6 @@ def test_daemonsets_statefulsets_slices_and_revisions() -> None:
         "10.244.0.5,10.244.0.6",
         "5h",
     ]
-    owner = {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db", "controller": True}
-    rev = {"metadata": {"name": "db-7f9", "ownerReferences": [owner], **created}, "revision": 2}
-    assert table_cells("apps", "controllerrevisions", rev, NOW) == ["db-7f9", "statefulset.apps/db", 2, "5h"]
 
 
 def test_resources_without_a_printer_get_the_default_name_and_created_at() -> None:
@@ -757,32 +675,10 @@ def test_column_definitions_match_kube() -> None:
 
 
 def test_every_printer_fills_exactly_its_columns() -> None:
-    kinds = [
-        ("", "pods"),
-        ("", "namespaces"),
-        ("", "services"),
-        ("", "endpoints"),
-        ("", "configmaps"),
-        ("", "secrets"),
-        ("", "serviceaccounts"),
-        ("", "nodes"),
-        ("", "events"),
-        ("events.k8s.io", "events"),
-        ("coordination.k8s.io", "leases"),
-        ("scheduling.k8s.io", "priorityclasses"),
-        ("apps", "deployments"),
-        ("apps", "replicasets"),
-        ("apps", "daemonsets"),
-        ("apps", "statefulsets"),
-        ("apps", "controllerrevisions"),
-        ("batch", "jobs"),
-        ("batch", "cronjobs"),
-        ("discovery.k8s.io", "endpointslices"),
-        ("", "limitranges"),
-    ]
-    for group, resource in kinds:
+    for rt in REGISTRY.resources:
         empty = {"metadata": {"name": "x"}}
-        assert len(table_cells(group, resource, empty, NOW)) == len(table_columns(group, resource)), resource
+        assert len(rt.strategy.printer(empty, epoch_us(NOW))) == len(rt.strategy.table_columns), rt.qualified
+    assert len(Strategy().printer({"metadata": {"name": "x"}}, epoch_us(NOW))) == len(Strategy().table_columns)
 
 
 # -- whole tables --------------------------------------------------------------------------------------------
@@ -790,7 +686,7 @@ def test_every_printer_fills_exactly_its_columns() -> None:
 
 def test_a_list_table_carries_list_meta_columns_and_partial_object_metadata() -> None:
     p = pod()
-    table = build_table("", "pods", [p], NOW, list_meta={"resourceVersion": "121", "continue": "abc"})
+    table = build_table(strategy("", "pods"), [p], NOW, list_meta={"resourceVersion": "121", "continue": "abc"})
     assert table["kind"] == "Table" and table["apiVersion"] == "meta.k8s.io/v1"
     assert table["metadata"] == {"resourceVersion": "121", "continue": "abc"}
     assert table["columnDefinitions"] == table_columns("", "pods")
@@ -803,11 +699,14 @@ def test_a_list_table_carries_list_meta_columns_and_partial_object_metadata() ->
 
 def test_include_object_selects_the_full_object_or_nothing() -> None:
     p = pod()
-    assert build_table("", "pods", [p], NOW, include_object="Object")["rows"][0]["object"] is p
-    assert build_table("", "pods", [p], NOW, include_object="None")["rows"][0]["object"] is None
-    assert build_table("", "pods", [p], NOW, include_object="")["rows"][0]["object"]["kind"] == "PartialObjectMetadata"
+    assert build_table(strategy("", "pods"), [p], NOW, include_object="Object")["rows"][0]["object"] is p
+    assert build_table(strategy("", "pods"), [p], NOW, include_object="None")["rows"][0]["object"] is None
+    assert (
+        build_table(strategy("", "pods"), [p], NOW, include_object="")["rows"][0]["object"]["kind"]
+        == "PartialObjectMetadata"
+    )
     with pytest.raises(ValueError) as bad:
-        build_table("", "pods", [p], NOW, include_object="Everything")
+        build_table(strategy("", "pods"), [p], NOW, include_object="Everything")
     assert str(bad.value) == (
         'Unable to convert to Table as requested: includeObject: Invalid value: "Everything": '
         "must be 'Metadata', 'Object', 'None', or empty"
@@ -815,12 +714,14 @@ def test_include_object_selects_the_full_object_or_nothing() -> None:
 
 
 def test_watch_events_after_the_first_carry_null_column_definitions() -> None:
-    event_table = build_table("", "pods", [pod()], NOW, list_meta={"resourceVersion": "7"}, with_columns=False)
+    event_table = build_table(
+        strategy("", "pods"), [pod()], NOW, list_meta={"resourceVersion": "7"}, with_columns=False
+    )
     assert event_table["columnDefinitions"] is None
     assert event_table["metadata"] == {"resourceVersion": "7"}
     assert len(event_table["rows"]) == 1
 
 
 def test_an_empty_list_is_a_table_with_no_rows() -> None:
-    table = build_table("apps", "deployments", [], NOW, list_meta={"resourceVersion": "9", "continue": ""})
+    table = build_table(strategy("apps", "deployments"), [], NOW, list_meta={"resourceVersion": "9", "continue": ""})
     assert table["rows"] == [] and table["metadata"] == {"resourceVersion": "9"}

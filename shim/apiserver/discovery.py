@@ -17,20 +17,6 @@ from shim.apiserver.registry import Registry, ResourceType
 
 _AGGREGATED = "application/json;g=apidiscovery.k8s.io;v={v};as=APIGroupDiscoveryList"
 
-# subresource -> (verbs, response group, version, kind); a None kind means "the parent's kind"
-_SUBRESOURCES: dict[str, tuple[tuple[str, ...], str | None, str | None, str | None]] = {
-    "status": (("get", "patch", "update"), None, None, None),
-    "scale": (("get", "patch", "update"), "autoscaling", "v1", "Scale"),
-    "binding": (("create",), "", "v1", "Binding"),
-    "eviction": (("create",), "policy", "v1", "Eviction"),
-    "ephemeralcontainers": (("get", "patch", "update"), None, None, None),
-    "log": (("get",), "", "v1", "Pod"),
-    "exec": (("create", "get"), "", "v1", "PodExecOptions"),
-    "attach": (("create", "get"), "", "v1", "PodAttachOptions"),
-    "portforward": (("create", "get"), "", "v1", "PodPortForwardOptions"),
-    "finalize": (("update",), "", "v1", "Namespace"),
-}
-
 
 class Discovery:
     """Serves the discovery endpoints from the registry (documents built once)."""
@@ -83,15 +69,15 @@ class Discovery:
         for r in rows:
             resources.append(_legacy_resource(r, self._storage_version_hash(r)))
             for sub in r.subresources:
-                verbs, g, v, kind = _SUBRESOURCES[sub]
+                g, v, kind = sub.response_kind or (r.group, r.version, r.kind)
                 entry = {
-                    "name": f"{r.plural}/{sub}",
+                    "name": f"{r.plural}/{sub.name}",
                     "singularName": "",
                     "namespaced": r.namespaced,
-                    "kind": kind or r.kind,
-                    "verbs": list(verbs),
+                    "kind": kind,
+                    "verbs": list(sub.verbs),
                 }
-                if g is not None and (g, v) != (r.group, r.version):
+                if (g, v) != (r.group, r.version):
                     entry["group"], entry["version"] = g, v
                 resources.append(entry)
         gv = f"{group}/{version}" if group else version
@@ -174,16 +160,12 @@ def _aggregated_resource(r: ResourceType) -> dict[str, Any]:
         entry["categories"] = list(r.categories)
     subs = []
     for sub in r.subresources:
-        verbs, g, v, kind = _SUBRESOURCES[sub]
+        g, v, kind = sub.response_kind or (r.group, r.version, r.kind)
         subs.append(
             {
-                "subresource": sub,
-                "verbs": list(verbs),
-                "responseKind": {
-                    "group": r.group if g is None else g,
-                    "version": v or r.version,
-                    "kind": kind or r.kind,
-                },
+                "subresource": sub.name,
+                "verbs": list(sub.verbs),
+                "responseKind": {"group": g, "version": v, "kind": kind},
             }
         )
     if subs:

@@ -19,7 +19,6 @@ from shim.apiserver.kinds.causes import invalid as invalid_value
 from shim.apiserver.objects import DeleteOptions, Obj, ObjectStore
 from shim.apiserver.registry import Registry, ResourceType
 from shim.apiserver.schema import schema_for
-from shim.apiserver.selectable_fields import convert_field_selector, field_matcher
 from shim.apiserver.tables import build_table
 from shim.apiserver.typed_patch import go_sprint
 from shim.machinery.selectors import SelectorError, parse_field_selector, parse_label_selector
@@ -62,7 +61,7 @@ def resolve(registry: Registry, group: str, version: str, rest: str) -> Target:
         raise errors.not_found_here()
     if rt.namespaced and name is not None and namespace is None:
         raise errors.not_found_here()
-    if sub is not None and sub not in rt.subresources:
+    if sub is not None and rt.subresource(sub) is None:
         raise errors.not_found_here()
     return Target(rt, namespace, name, sub, watch_path)
 
@@ -140,7 +139,7 @@ class ResourceHandlers:
             list_meta["remainingItemCount"] = page.remaining
         if as_table:
             return codec.json_response(
-                build_table(rt.group, rt.plural, page.items, datetime.now(UTC), include_object(request), list_meta)
+                build_table(rt.strategy, page.items, datetime.now(UTC), include_object(request), list_meta)
             )
         if raw:
             head = orjson.dumps({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": list_meta})
@@ -186,8 +185,8 @@ class ResourceHandlers:
             labels = parse_label_selector(labels_text) if labels_text.strip() else None
             fields = None
             if fields_text.strip():
-                selector = convert_field_selector(rt.group, rt.plural, parse_field_selector(fields_text))
-                fields = field_matcher(rt.group, rt.plural, selector)
+                selector = rt.strategy.selectable_fields.convert(parse_field_selector(fields_text))
+                fields = rt.strategy.selectable_fields.matcher(selector)
         except SelectorError as exc:
             raise errors.bad_request(str(exc)) from None
         if labels is None:
@@ -207,8 +206,7 @@ class ResourceHandlers:
         """One object as JSON, or as a one-row Table when kubectl asks for it."""
         if codec.wants_table(request):
             table = build_table(
-                rt.group,
-                rt.plural,
+                rt.strategy,
                 [obj],
                 datetime.now(UTC),
                 include_object(request),

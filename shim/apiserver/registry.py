@@ -1,17 +1,35 @@
 """The resource registry: one row per served kind, plus the strategy that says what is special about it.
 
-Adding a kind is one `ResourceType` row and (optionally) one `Strategy` subclass; the generic handlers
-serve every row the same way (kube-apiserver's `registry/generic` + per-resource `strategy.go`).
+Adding a kind is one `Strategy` subclass in `shim/apiserver/kinds/` and one `ResourceType` row in
+`resources.py`; the generic handlers, discovery, Tables, field selectors and the OpenAPI generator serve every
+row the same way from it (kube-apiserver's `registry/generic` + per-resource `strategy.go` and printers).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from shim.apiserver.kinds.meta import NameRule
+from shim.apiserver.printers import DEFAULT_COLUMNS, Cells, Column, default_cells
+from shim.apiserver.selectable_fields import DEFAULT, SelectableFields
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+
+
+@dataclass(frozen=True)
+class Subresource:
+    """A subresource served under each object of a kind: its discovery verbs and the kind its bodies carry."""
+
+    name: str
+    verbs: tuple[str, ...]
+    #: (group, version, kind) of request and response bodies; None means the parent's kind
+    response_kind: tuple[str, str, str] | None = None
+
+
+STATUS = Subresource("status", ("get", "patch", "update"))
+SCALE = Subresource("scale", ("get", "patch", "update"), ("autoscaling", "v1", "Scale"))
 
 
 class StoredObjects(Protocol):
@@ -23,10 +41,17 @@ class StoredObjects(Protocol):
 class Strategy:
     """What differs per kind. The base class is right for a plain spec-less kind (ConfigMap, Secret)."""
 
+    #: kubectl's short names for the kind (`po`) and the categories it belongs to (`all`), as discovery lists them
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    #: the subresources served under each object, in discovery order
+    subresources: tuple[Subresource, ...] = ()
+    #: the Table columns `kubectl get` shows (kube's printer); the default is kube's Name, Created At
+    table_columns: list[Column] = DEFAULT_COLUMNS
+    #: the fields a fieldSelector may name (kube's GetAttrs and field label conversion)
+    selectable_fields: SelectableFields = DEFAULT
     #: spec changes bump metadata.generation (deployments, replicasets, ...)
     tracks_generation = False
-    #: the status stanza is written only through the `status` subresource
-    has_status_subresource = False
     #: DELETE answers with the deleted object rather than a Success Status (pods, services)
     returns_deleted_object = False
     #: the format metadata.name must have (kube's ValidateNameFunc for the kind)
@@ -35,6 +60,19 @@ class Strategy:
     allow_create_on_update = False
     #: writes of this kind run one at a time from admission to the store write (allocators read what is stored)
     serialize_writes = False
+
+    @property
+    def has_status_subresource(self) -> bool:
+        """The status stanza is written only through the `status` subresource."""
+        return STATUS in self.subresources
+
+    def printer(self, obj: Mapping[str, Any], now_us: int) -> Cells:
+        """One Table row's cells for `obj`, in `table_columns` order (ages relative to `now_us`)."""
+        return default_cells(obj, now_us)
+
+    def row_conditions(self, obj: Mapping[str, Any]) -> list[dict[str, str]] | None:
+        """The Table row's `conditions` (a finished pod is Completed); None for none."""
+        return None
 
     def default(self, obj: dict[str, Any]) -> None:
         """Fill defaults the API server sets (protocol TCP, imagePullPolicy, ...), in place."""
@@ -115,15 +153,31 @@ class ResourceType:
     singular: str
     namespaced: bool
     strategy: Strategy = field(default_factory=Strategy)
-    short_names: tuple[str, ...] = ()
-    categories: tuple[str, ...] = ()
     verbs: tuple[str, ...] = ALL_VERBS
-    subresources: tuple[str, ...] = ()
     #: the Warning every response about this resource carries (kube's deprecated APIs)
     deprecation: str | None = None
     #: (group, plural) whose storage this resource shares, through `conversion`
     stored_as: tuple[str, str] | None = None
     conversion: Conversion | None = None
+    #: kube-apiserver's etcd prefix when it is not the plural (default_storage_factory_builder.go
+    #: SpecialDefaultResourcePrefixes); its storage errors quote keys under it
+    kube_etcd_prefix: str | None = None
+
+    @property
+    def short_names(self) -> tuple[str, ...]:
+        return self.strategy.short_names
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        return self.strategy.categories
+
+    @property
+    def subresources(self) -> tuple[Subresource, ...]:
+        return self.strategy.subresources
+
+    def subresource(self, name: str) -> Subresource | None:
+        """The served subresource called `name`, if any."""
+        return next((sub for sub in self.strategy.subresources if sub.name == name), None)
 
     @property
     def api_version(self) -> str:
@@ -159,18 +213,9 @@ class ResourceType:
 
     def kube_etcd_key(self, namespace: str | None, name: str) -> str:
         """The key kube-apiserver keeps this object under in etcd: its storage errors quote it."""
-        group, plural = self.stored_as or (self.group, self.plural)
-        prefix = f"/registry/{_KUBE_ETCD_PREFIXES.get((group, plural), plural)}/"
+        plural = self.stored_as[1] if self.stored_as else self.plural
+        prefix = f"/registry/{self.kube_etcd_prefix or plural}/"
         return prefix + (f"{namespace}/{name}" if self.namespaced else name)
-
-
-# kube-apiserver's etcd prefixes that are not the plural (kubeapiserver/default_storage_factory_builder.go
-# SpecialDefaultResourcePrefixes); every other resource is kept under its plural, without its group
-_KUBE_ETCD_PREFIXES = {
-    ("", "services"): "services/specs",
-    ("", "endpoints"): "services/endpoints",
-    ("", "nodes"): "minions",
-}
 
 
 class Registry:

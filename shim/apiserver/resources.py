@@ -19,34 +19,34 @@ from shim.apiserver.kinds.service import ServiceStrategy
 from shim.apiserver.registry import ALL_VERBS, Registry, ResourceType
 
 _NO_DELETECOLLECTION = tuple(v for v in ALL_VERBS if v != "deletecollection")
-_POD_SUBRESOURCES = ("status", "binding", "eviction", "ephemeralcontainers", "log", "exec", "attach", "portforward")
 
 
 def build_registry() -> Registry:
-    """The served resources, core group first (discovery keeps this order)."""
+    """The served resources, core group first (discovery keeps this order).
+
+    A row names the kind and its strategy; the strategy (`shim/apiserver/kinds/`) owns everything else about it:
+    defaults, validation, admission, Table printing, field selectors, subresources, short names, categories.
+    """
     R = ResourceType  # a table reads better with a short constructor
     return Registry([
-        R("", "v1", "Namespace", "namespaces", "namespace", False, NamespaceStrategy(), ("ns",),
-          verbs=_NO_DELETECOLLECTION, subresources=("status", "finalize")),
-        R("", "v1", "Pod", "pods", "pod", True, PodStrategy(), ("po",), ("all",), subresources=_POD_SUBRESOURCES),
-        R("", "v1", "Service", "services", "service", True, ServiceStrategy(), ("svc",), ("all",),
-          subresources=("status",)),
-        R("", "v1", "Endpoints", "endpoints", "endpoints", True, EndpointsStrategy(), ("ep",),
-          deprecation="v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice"),
-        R("", "v1", "ConfigMap", "configmaps", "configmap", True, ConfigMapStrategy(), ("cm",)),
+        R("", "v1", "Namespace", "namespaces", "namespace", False, NamespaceStrategy(), verbs=_NO_DELETECOLLECTION),
+        R("", "v1", "Pod", "pods", "pod", True, PodStrategy()),
+        R("", "v1", "Service", "services", "service", True, ServiceStrategy(), kube_etcd_prefix="services/specs"),
+        R("", "v1", "Endpoints", "endpoints", "endpoints", True, EndpointsStrategy(),
+          deprecation="v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice",
+          kube_etcd_prefix="services/endpoints"),
+        R("", "v1", "ConfigMap", "configmaps", "configmap", True, ConfigMapStrategy()),
         R("", "v1", "Secret", "secrets", "secret", True, SecretStrategy()),
-        R("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", True, ServiceAccountStrategy(), ("sa",)),
-        R("", "v1", "Node", "nodes", "node", False, NodeStrategy(), ("no",), subresources=("status",)),
-        R("", "v1", "Event", "events", "event", True, EventStrategy(), ("ev",)),
-        R("apps", "v1", "Deployment", "deployments", "deployment", True, DeploymentStrategy(), ("deploy",),
-          ("all",), subresources=("status", "scale")),
-        R("apps", "v1", "ReplicaSet", "replicasets", "replicaset", True, ReplicaSetStrategy(), ("rs",), ("all",),
-          subresources=("status", "scale")),
+        R("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", True, ServiceAccountStrategy()),
+        R("", "v1", "Node", "nodes", "node", False, NodeStrategy(), kube_etcd_prefix="minions"),
+        R("", "v1", "Event", "events", "event", True, EventStrategy()),
+        R("apps", "v1", "Deployment", "deployments", "deployment", True, DeploymentStrategy()),
+        R("apps", "v1", "ReplicaSet", "replicasets", "replicaset", True, ReplicaSetStrategy()),
         R("coordination.k8s.io", "v1", "Lease", "leases", "lease", True, LeaseStrategy()),
         R("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", True,
           EndpointSliceStrategy()),
-        R("events.k8s.io", "v1", "Event", "events", "event", True, EventsV1Strategy(), ("ev",),
+        R("events.k8s.io", "v1", "Event", "events", "event", True, EventsV1Strategy(),
           stored_as=("", "events"), conversion=EventsV1Conversion()),
         R("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", "priorityclass", False,
-          PriorityClassStrategy(), ("pc",)),
+          PriorityClassStrategy()),
     ])  # fmt: skip

@@ -1,48 +1,37 @@
 """Server-side printing: `meta.k8s.io/v1` Tables as kube-apiserver 1.33 serves them to `kubectl get`.
 
-Each printed resource is a column list (`table_columns.json`, with the API types' field docs as descriptions,
-as kube sends them) plus a printer (`shim.apiserver.printers`); any other resource gets kube's default
-convertor (Name, Created At). The server always prints the wide form: kubectl drops the `priority: 1` columns
-itself unless asked for `-o wide`.
+Each kind's strategy gives its column list (`table_columns`, with the API types' field docs as descriptions, as
+kube sends them), its printer and its row conditions; a kind without them gets kube's default convertor (Name,
+Created At). The server always prints the wide form: kubectl drops the `priority: 1` columns itself unless
+asked for `-o wide`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shim.apiserver import printers
+from shim.apiserver.printers import epoch_us
 from shim.machinery.gofmt import go_quote
 
+if TYPE_CHECKING:
+    from shim.apiserver.registry import Strategy
+
 Obj = Mapping[str, Any]
-Column = dict[str, Any]
 
 INCLUDE_OBJECT_VALUES = ("", "None", "Metadata", "Object")  # "" means Metadata
 
 
-def table_columns(group: str, resource: str) -> list[Column]:
-    """The `columnDefinitions` for a resource (shared dicts: do not mutate)."""
-    return _kind(group, resource)[0]
-
-
-def table_cells(group: str, resource: str, obj: Obj, now: datetime) -> list[Any]:
-    """One row's cells for `obj`, formatted as kube does (ages relative to `now`)."""
-    return _kind(group, resource)[1](obj, printers.epoch_us(now))
-
-
 def build_table(
-    group: str,
-    resource: str,
+    strategy: Strategy,
     objects: list[Obj],
     now: datetime,
     include_object: str = "Metadata",
     list_meta: Mapping[str, Any] | None = None,
     with_columns: bool = True,
 ) -> dict[str, Any]:
-    """A full Table for these objects.
+    """A full Table for these objects, printed by their kind's strategy.
 
     `include_object` is the `includeObject` query value: `Metadata` (or "") puts a PartialObjectMetadata in
     each row (sharing the object's metadata dict), `Object` the object itself, `None` nothing; any other value
@@ -55,13 +44,11 @@ def build_table(
             "Unable to convert to Table as requested: includeObject: Invalid value: "
             f"{go_quote(include_object)}: must be 'Metadata', 'Object', 'None', or empty"
         )
-    columns, printer = _kind(group, resource)
-    now_us = printers.epoch_us(now)
-    conditions = printers.pod_row_conditions if (group, resource) == ("", "pods") else None
+    now_us = epoch_us(now)
     rows = []
     for obj in objects:
-        row: dict[str, Any] = {"cells": printer(obj, now_us)}
-        if conditions is not None and (row_conditions := conditions(obj)) is not None:
+        row: dict[str, Any] = {"cells": strategy.printer(obj, now_us)}
+        if (row_conditions := strategy.row_conditions(obj)) is not None:
             row["conditions"] = row_conditions
         if include_object in ("Metadata", ""):
             row["object"] = {
@@ -76,7 +63,7 @@ def build_table(
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": _list_meta(list_meta or {}),
-        "columnDefinitions": columns if with_columns else None,
+        "columnDefinitions": strategy.table_columns if with_columns else None,
         "rows": rows,
     }
 
@@ -87,35 +74,3 @@ def _list_meta(list_meta: Mapping[str, Any]) -> dict[str, Any]:
     if list_meta.get("remainingItemCount") is not None:
         meta["remainingItemCount"] = list_meta["remainingItemCount"]
     return meta
-
-
-_PRINTERS: dict[str, printers.Printer] = {
-    "pods": printers.pod_cells,
-    "namespaces": printers.namespace_cells,
-    "services": printers.service_cells,
-    "endpoints": printers.endpoints_cells,
-    "configmaps": printers.configmap_cells,
-    "secrets": printers.secret_cells,
-    "serviceaccounts": printers.serviceaccount_cells,
-    "nodes": printers.node_cells,
-    "events": printers.event_cells,
-    "events.k8s.io/events": printers.events_v1_cells,
-    "coordination.k8s.io/leases": printers.lease_cells,
-    "scheduling.k8s.io/priorityclasses": printers.priorityclass_cells,
-    "apps/deployments": printers.deployment_cells,
-    "apps/replicasets": printers.replicaset_cells,
-    "apps/daemonsets": printers.daemonset_cells,
-    "apps/statefulsets": printers.statefulset_cells,
-    "apps/controllerrevisions": printers.controllerrevision_cells,
-    "batch/jobs": printers.job_cells,
-    "batch/cronjobs": printers.cronjob_cells,
-    "discovery.k8s.io/endpointslices": printers.endpointslice_cells,
-}
-_COLUMNS: dict[str, list[Column]] = json.loads((Path(__file__).parent / "table_columns.json").read_text())
-_DEFAULT = (_COLUMNS["*"], printers.default_cells)
-
-
-def _kind(group: str, resource: str) -> tuple[list[Column], printers.Printer]:
-    key = f"{group}/{resource}" if group else resource
-    printer = _PRINTERS.get(key)
-    return _DEFAULT if printer is None else (_COLUMNS[key], printer)

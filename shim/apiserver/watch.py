@@ -297,8 +297,7 @@ class _EventEncoder:
         elif self.shape == "table":
             rv = obj["metadata"].get("resourceVersion", "")
             obj = build_table(
-                self.rt.group,
-                self.rt.plural,
+                self.rt.strategy,
                 [obj],
                 datetime.now(UTC),
                 self.include,

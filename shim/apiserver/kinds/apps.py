@@ -25,9 +25,58 @@ from shim.apiserver.kinds.causes import (
 from shim.apiserver.kinds.meta import FIELD_IMMUTABLE, regex_error, validate_label_selector
 from shim.apiserver.kinds.pod_defaults import default_pod_spec
 from shim.apiserver.kinds.pod_validation import nonnegative, validate_pod_template
-from shim.apiserver.registry import ResourceType, Strategy
+from shim.apiserver.printers import (
+    EMPTY,
+    Cells,
+    age,
+    column_definitions,
+    container_cells,
+    format_label_selector,
+    object_name,
+)
+from shim.apiserver.registry import SCALE, STATUS, ResourceType, Strategy
+from shim.apiserver.selectable_fields import NAMESPACED, selectable
 from shim.machinery.quantity import QuantityError
 from shim.machinery.selectors import SelectorError, label_selector_from_object
+
+# -- Table printer (kube's pkg/printers/internalversion/printers.go) ------------------------------
+
+
+def deployment_cells(deploy: Obj, now_us: int) -> Cells:
+    spec = deploy.get("spec") or EMPTY
+    status = deploy.get("status") or EMPTY
+    names, images = container_cells(spec)
+    try:
+        selector = str(label_selector_from_object(spec.get("selector")))
+    except SelectorError:
+        selector = "<invalid>"
+    return [
+        object_name(deploy),
+        f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 1)}",
+        status.get("updatedReplicas", 0),
+        status.get("availableReplicas", 0),
+        age(deploy, now_us),
+        names,
+        images,
+        selector,
+    ]
+
+
+def replicaset_cells(rs: Obj, now_us: int) -> Cells:
+    spec = rs.get("spec") or EMPTY
+    status = rs.get("status") or EMPTY
+    names, images = container_cells(spec)
+    return [
+        object_name(rs),
+        spec.get("replicas", 1),
+        status.get("replicas", 0),
+        status.get("readyReplicas", 0),
+        age(rs, now_us),
+        names,
+        images,
+        format_label_selector(spec.get("selector")),
+    ]
+
 
 Obj = dict[str, Any]
 
@@ -42,8 +91,13 @@ _GREATER_THAN_REPLICAS = "cannot be greater than status.replicas"
 class DeploymentStrategy(Strategy):
     """Deployments: RollingUpdate 25%/25%, 10 revisions, 600s progress deadline; selector fixed once set."""
 
+    short_names = ("deploy",)
+    categories = ("all",)
+    subresources = (STATUS, SCALE)
+    table_columns = column_definitions("apps/deployments")
+    printer = staticmethod(deployment_cells)
+
     tracks_generation = True
-    has_status_subresource = True
 
     def default(self, obj: Obj) -> None:
         spec = obj.setdefault("spec", {})
@@ -125,8 +179,17 @@ class DeploymentStrategy(Strategy):
 class ReplicaSetStrategy(Strategy):
     """ReplicaSets: one replica by default; selector fixed once set."""
 
+    short_names = ("rs",)
+    categories = ("all",)
+    subresources = (STATUS, SCALE)
+    table_columns = column_definitions("apps/replicasets")
+    printer = staticmethod(replicaset_cells)
+    # pkg/registry/apps/replicaset ReplicaSetToSelectableFields (kube's field selector docs list it)
+    selectable_fields = selectable(
+        {**NAMESPACED, "status.replicas": lambda rs: str((rs.get("status") or {}).get("replicas") or 0)}
+    )
+
     tracks_generation = True
-    has_status_subresource = True
 
     def default(self, obj: Obj) -> None:
         spec = obj.setdefault("spec", {})

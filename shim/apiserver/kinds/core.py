@@ -40,8 +40,155 @@ from shim.apiserver.kinds.meta import (
     is_qualified_name,
     validate_kube_finalizer_name,
 )
-from shim.apiserver.registry import Strategy
+from shim.apiserver.printers import EMPTY, Cells, age, column_definitions, object_meta, object_name, since
+from shim.apiserver.registry import STATUS, Strategy, Subresource
+from shim.apiserver.selectable_fields import NAME, NAMESPACED, Getter, bool_field, path_field, selectable
 from shim.machinery.quantity import QuantityError, canonicalize_resource_list, parse_quantity
+
+# -- field selectors shared by both Event APIs ---------------------------------------------------------------
+
+REFERENCE_FIELDS = ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")
+
+
+def event_fields(reference_key: str, source_key: str) -> dict[str, Getter]:
+    """An Event's GetAttrs under core/v1 labels, for either shape (core/v1; events.k8s.io's `regarding`)."""
+    return {f"involvedObject.{f}": path_field(reference_key, f) for f in REFERENCE_FIELDS} | {
+        "reason": path_field("reason"),
+        "reportingComponent": path_field("reportingController"),  # core/v1 calls reportingController so
+        "source": _component_or_controller(source_key),
+        "type": path_field("type"),
+    }
+
+
+def _component_or_controller(source_key: str) -> Getter:
+    """An event's `source`: its source component, else its reporting controller."""
+
+    def get(event: Mapping[str, Any]) -> str:
+        return ((event.get(source_key) or {}).get("component") or event.get("reportingController")) or ""
+
+    return get
+
+
+# -- Table printer (kube's pkg/printers/internalversion/printers.go) ------------------------------
+
+
+_NODE_ROLE_PREFIX = "node-role.kubernetes.io/"
+_NODE_ROLE_LABEL = "kubernetes.io/role"
+
+
+def namespace_cells(ns: Obj, now_us: int) -> Cells:
+    return [object_name(ns), (ns.get("status") or EMPTY).get("phase", ""), age(ns, now_us)]
+
+
+def endpoints_cells(ep: Obj, now_us: int) -> Cells:
+    return [object_name(ep), _format_endpoints(ep.get("subsets") or ()), age(ep, now_us)]
+
+
+def _format_endpoints(subsets: list[Obj]) -> str:
+    if not subsets:
+        return "<none>"
+    shown: list[str] = []
+    count = 0
+    for subset in subsets:
+        addresses = subset.get("addresses") or ()
+        ports = subset.get("ports") or ()
+        if not ports:  # headless services may have no ports
+            count += len(addresses)
+            shown.extend(a.get("ip", "") for a in addresses[: max(0, 3 - len(shown))])
+            continue
+        for port in ports:
+            count += len(addresses)
+            shown.extend(_host_port(a.get("ip", ""), port.get("port", 0)) for a in addresses[: max(0, 3 - len(shown))])
+    text = ",".join(shown)
+    return f"{text} + {count - 3} more..." if count > 3 else text
+
+
+def _host_port(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def configmap_cells(cm: Obj, now_us: int) -> Cells:
+    return [object_name(cm), len(cm.get("data") or ()) + len(cm.get("binaryData") or ()), age(cm, now_us)]
+
+
+def secret_cells(secret: Obj, now_us: int) -> Cells:
+    return [object_name(secret), secret.get("type", ""), len(secret.get("data") or ()), age(secret, now_us)]
+
+
+def serviceaccount_cells(sa: Obj, now_us: int) -> Cells:
+    return [object_name(sa), len(sa.get("secrets") or ()), age(sa, now_us)]
+
+
+def node_cells(node: Obj, now_us: int) -> Cells:
+    spec = node.get("spec") or EMPTY
+    status = node.get("status") or EMPTY
+    info = status.get("nodeInfo") or EMPTY
+    ready = None
+    for condition in status.get("conditions") or ():
+        if condition.get("type") == "Ready":
+            ready = condition  # the last one wins, as in kube's map of conditions
+    state = ["Unknown"] if ready is None else ["Ready" if ready.get("status") == "True" else "NotReady"]
+    if spec.get("unschedulable"):
+        state.append("SchedulingDisabled")
+    addresses = status.get("addresses") or ()
+    return [
+        object_name(node),
+        ",".join(state),
+        ",".join(_node_roles(object_meta(node).get("labels") or EMPTY)) or "<none>",
+        age(node, now_us),
+        info.get("kubeletVersion", ""),
+        next((a.get("address", "") for a in addresses if a.get("type") == "InternalIP"), "<none>"),
+        next((a.get("address", "") for a in addresses if a.get("type") == "ExternalIP"), "<none>"),
+        info.get("osImage") or "<unknown>",
+        info.get("kernelVersion") or "<unknown>",
+        info.get("containerRuntimeVersion") or "<unknown>",
+    ]
+
+
+def _node_roles(labels: Mapping[str, str]) -> list[str]:
+    roles = set()
+    for key, value in labels.items():
+        if key.startswith(_NODE_ROLE_PREFIX) and len(key) > len(_NODE_ROLE_PREFIX):
+            roles.add(key[len(_NODE_ROLE_PREFIX) :])
+        elif key == _NODE_ROLE_LABEL and value:
+            roles.add(value)
+    return sorted(roles)
+
+
+def event_cells(event: Obj, now_us: int) -> Cells:
+    """LAST-SEEN TYPE REASON OBJECT SUBOBJECT SOURCE MESSAGE FIRST-SEEN COUNT NAME (core/v1 field names)."""
+    first = since(event.get("firstTimestamp"), now_us)
+    if first == "<unknown>":
+        first = since(event.get("eventTime"), now_us)
+    last = since(event.get("lastTimestamp"), now_us)
+    if last == "<unknown>":
+        last = first
+    count = event.get("count") or 0
+    series = event.get("series")
+    if series is not None:
+        last = since(series.get("lastObservedTime"), now_us)
+        count = series.get("count") or 0
+    elif count == 0:
+        count = 1  # singleton events of the new API carry no count
+    involved = event.get("involvedObject") or EMPTY
+    kind = (involved.get("kind") or "").lower()
+    target = f"{kind}/{involved['name']}" if involved.get("name") else kind
+    source = event.get("source") or EMPTY
+    component = source.get("component") or event.get("reportingController") or ""
+    host = source.get("host") or event.get("reportingInstance") or ""
+    return [
+        last,
+        event.get("type", ""),
+        event.get("reason", ""),
+        target,
+        involved.get("fieldPath", ""),
+        f"{component}, {host}" if host else component,
+        (event.get("message") or "").strip(),
+        first,
+        count,
+        object_name(event),
+    ]
+
 
 Obj = dict[str, Any]
 
@@ -53,10 +200,19 @@ _IMMUTABLE_WHEN_SET = "field is immutable when `immutable` is set"
 _TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 
 
+#: a namespace's `finalize`: a PUT of the namespace whose spec.finalizers alone may change
+FINALIZE = Subresource("finalize", ("update",), ("", "v1", "Namespace"))
+
+
 class NamespaceStrategy(Strategy):
     """Namespaces: born Active with the `kubernetes` finalizer, which only `finalize` may remove."""
 
-    has_status_subresource = True
+    short_names = ("ns",)
+    subresources = (STATUS, FINALIZE)
+    table_columns = column_definitions("namespaces")
+    printer = staticmethod(namespace_cells)
+    selectable_fields = selectable({**NAME, "status.phase": path_field("status", "phase")})
+
     name_rule = NameRule.LABEL
 
     def default(self, obj: Obj) -> None:
@@ -117,6 +273,10 @@ class NamespaceStrategy(Strategy):
 class ConfigMapStrategy(Strategy):
     """ConfigMaps: valid keys, at most 1 MiB, frozen once `immutable: true`."""
 
+    short_names = ("cm",)
+    table_columns = column_definitions("configmaps")
+    printer = staticmethod(configmap_cells)
+
     def default(self, obj: Obj) -> None:
         for value in (obj.get("binaryData") or {}).values():
             _check_base64(value, "ConfigMap")
@@ -146,6 +306,10 @@ class ConfigMapStrategy(Strategy):
 
 class SecretStrategy(Strategy):
     """Secrets: `stringData` folded into base64 `data`, type Opaque by default and fixed once set."""
+
+    table_columns = column_definitions("secrets")
+    printer = staticmethod(secret_cells)
+    selectable_fields = selectable({**NAMESPACED, "type": path_field("type")})
 
     def default(self, obj: Obj) -> None:
         if not obj.get("type"):
@@ -184,11 +348,19 @@ class ServiceAccountStrategy(Strategy):
     """ServiceAccounts: only metadata is validated; a delete answers the deleted account, as kube's store
     has ReturnDeletedObject (pkg/registry/core/serviceaccount/storage/storage.go)."""
 
+    short_names = ("sa",)
+    table_columns = column_definitions("serviceaccounts")
+    printer = staticmethod(serviceaccount_cells)
+
     returns_deleted_object = True
 
 
 class EndpointsStrategy(Strategy):
     """Endpoints: ports default to TCP; addresses must be real, non-special IPs."""
+
+    short_names = ("ep",)
+    table_columns = column_definitions("endpoints")
+    printer = staticmethod(endpoints_cells)
 
     allow_create_on_update = True
 
@@ -216,7 +388,11 @@ class EndpointsStrategy(Strategy):
 class NodeStrategy(Strategy):
     """Nodes: created with their status (kubelets register that way); podCIDRs fixed once set."""
 
-    has_status_subresource = True
+    short_names = ("no",)
+    subresources = (STATUS,)
+    table_columns = column_definitions("nodes")
+    printer = staticmethod(node_cells)
+    selectable_fields = selectable({**NAME, "spec.unschedulable": bool_field("spec", "unschedulable")})
 
     def default(self, obj: Obj) -> None:
         spec = obj.setdefault("spec", {})
@@ -279,6 +455,11 @@ class NodeStrategy(Strategy):
 
 class EventStrategy(Strategy):
     """core/v1 Events: the legacy validation (no name rule of their own beyond the generic one)."""
+
+    short_names = ("ev",)
+    table_columns = column_definitions("events")
+    printer = staticmethod(event_cells)
+    selectable_fields = selectable({**NAMESPACED, **event_fields("involvedObject", "source")})
 
     allow_create_on_update = True
 

@@ -11,7 +11,32 @@ from shim.apiserver.errors import cause
 from shim.apiserver.kinds.addresses import PROTOCOLS, non_special_ip
 from shim.apiserver.kinds.causes import Cause, duplicate, invalid, required, unsupported
 from shim.apiserver.kinds.meta import FIELD_IMMUTABLE, is_dns1123_label, is_dns1123_subdomain, is_qualified_name
+from shim.apiserver.printers import Cells, age, column_definitions, object_name
 from shim.apiserver.registry import Strategy
+
+# -- Table printer (kube's pkg/printers/internalversion/printers.go) ------------------------------
+
+
+def endpointslice_cells(eps: Obj, now_us: int) -> Cells:
+    ports = [
+        str(p["port"]) if p.get("port") is not None else (p["name"] if p.get("name") is not None else "*")
+        for p in eps.get("ports") or ()
+    ]
+    addresses = [a for e in eps.get("endpoints") or () for a in e.get("addresses") or ()]
+    return [
+        object_name(eps),
+        eps.get("addressType", ""),
+        _first_three(ports),
+        _first_three(addresses),
+        age(eps, now_us),
+    ]
+
+
+def _first_three(items: list[str]) -> str:
+    if len(items) > 3:
+        return f"{','.join(items[:3])} + {len(items) - 3} more..."
+    return ",".join(items) or "<unset>"
+
 
 Obj = dict[str, Any]
 
@@ -23,6 +48,9 @@ MAX_PORTS = 100
 
 class EndpointSliceStrategy(Strategy):
     """EndpointSlices: ports default to TCP and an empty name; addresses must fit the slice's addressType."""
+
+    table_columns = column_definitions("discovery.k8s.io/endpointslices")
+    printer = staticmethod(endpointslice_cells)
 
     def default(self, obj: Obj) -> None:
         for port in obj.get("ports") or ():

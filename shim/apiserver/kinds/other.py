@@ -8,9 +8,50 @@ from typing import Any
 
 from shim.apiserver import errors
 from shim.apiserver.kinds.causes import Cause, forbidden, invalid, required, unsupported
-from shim.apiserver.kinds.core import validate_legacy_event
+from shim.apiserver.kinds.core import REFERENCE_FIELDS, event_cells, event_fields, validate_legacy_event
 from shim.apiserver.kinds.meta import FIELD_IMMUTABLE, NEGATIVE, is_qualified_name
+from shim.apiserver.printers import EMPTY, Cells, age, column_definitions, object_meta, object_name
 from shim.apiserver.registry import Conversion, Strategy
+from shim.apiserver.selectable_fields import NAMESPACED, SelectableFields, not_supported
+
+# -- Table printer (kube's pkg/printers/internalversion/printers.go) ------------------------------
+
+
+def events_v1_cells(event: Obj, now_us: int) -> Cells:
+    """events.k8s.io/v1 shares the core printer; its fields are renamed (regarding, note, deprecated*)."""
+    return event_cells(
+        {
+            "metadata": object_meta(event),
+            "involvedObject": event.get("regarding"),
+            "message": event.get("note"),
+            "source": event.get("deprecatedSource"),
+            "firstTimestamp": event.get("deprecatedFirstTimestamp"),
+            "lastTimestamp": event.get("deprecatedLastTimestamp"),
+            "count": event.get("deprecatedCount"),
+            "eventTime": event.get("eventTime"),
+            "series": event.get("series"),
+            "type": event.get("type"),
+            "reason": event.get("reason"),
+            "reportingController": event.get("reportingController"),
+            "reportingInstance": event.get("reportingInstance"),
+        },
+        now_us,
+    )
+
+
+def lease_cells(lease: Obj, now_us: int) -> Cells:
+    return [object_name(lease), (lease.get("spec") or EMPTY).get("holderIdentity") or "", age(lease, now_us)]
+
+
+def priorityclass_cells(pc: Obj, now_us: int) -> Cells:
+    return [
+        object_name(pc),
+        pc.get("value", 0),
+        bool(pc.get("globalDefault")),
+        age(pc, now_us),
+        pc.get("preemptionPolicy", ""),
+    ]
+
 
 Obj = dict[str, Any]
 
@@ -41,6 +82,9 @@ _PROPAGATION_POLICIES = ("Foreground", "Background", "Orphan")
 class LeaseStrategy(Strategy):
     """coordination.k8s.io/v1 Leases (node heartbeats, leader election)."""
 
+    table_columns = column_definitions("coordination.k8s.io/leases")
+    printer = staticmethod(lease_cells)
+
     allow_create_on_update = True
 
     def default(self, obj: Obj) -> None:
@@ -70,6 +114,17 @@ class LeaseStrategy(Strategy):
 
 class EventsV1Strategy(Strategy):
     """events.k8s.io/v1 Events: the strict validation newer clients get (field paths are core's, as kube's)."""
+
+    short_names = ("ev",)
+    table_columns = column_definitions("events.k8s.io/events")
+    printer = staticmethod(events_v1_cells)
+    selectable_fields = SelectableFields(
+        {**NAMESPACED, **event_fields("regarding", "deprecatedSource")},
+        {label: label for label in ("metadata.name", "metadata.namespace", "reason", "type")}
+        | {"reportingController": "reportingComponent"}
+        | {f"regarding.{f}": f"involvedObject.{f}" for f in REFERENCE_FIELDS},
+        not_supported,
+    )
 
     allow_create_on_update = True
 
@@ -126,6 +181,10 @@ class EventsV1Strategy(Strategy):
 
 class PriorityClassStrategy(Strategy):
     """scheduling.k8s.io/v1 PriorityClasses: cluster-scoped; value and preemptionPolicy fixed once set."""
+
+    short_names = ("pc",)
+    table_columns = column_definitions("scheduling.k8s.io/priorityclasses")
+    printer = staticmethod(priorityclass_cells)
 
     def default(self, obj: Obj) -> None:
         # value is not omitempty in Go, so an absent one reads back as 0

@@ -20,8 +20,11 @@ from shim.apiserver.kinds.addresses import validate_ip
 from shim.apiserver.kinds.causes import Cause, forbidden, go_string_map, invalid, required, undecodable
 from shim.apiserver.kinds.meta import FIELD_IMMUTABLE, is_dns1123_subdomain, is_qualified_name
 from shim.apiserver.kinds.pod_defaults import default_pod_only_fields, default_pod_spec
+from shim.apiserver.kinds.pod_printer import pod_cells, pod_row_conditions
 from shim.apiserver.kinds.pod_validation import MAX_INT32, validate_ephemeral_containers, validate_pod_spec
-from shim.apiserver.registry import Strategy
+from shim.apiserver.printers import column_definitions
+from shim.apiserver.registry import STATUS, Strategy, Subresource
+from shim.apiserver.selectable_fields import NAMESPACED, Getter, absent, bool_field, path_field, selectable
 from shim.machinery.quantity import QuantityError, parse_quantity
 
 Obj = dict[str, Any]
@@ -42,12 +45,47 @@ _UPDATABLE_FIELDS = ",".join(
 )
 _SYSTEM_CONDITIONS = frozenset({"PodScheduled", "Ready", "Initialized"})
 
+# a pod's subresources besides status (kube's pod REST storage): the node-served ones answer with streams
+BINDING = Subresource("binding", ("create",), ("", "v1", "Binding"))
+EVICTION = Subresource("eviction", ("create",), ("policy", "v1", "Eviction"))
+EPHEMERAL_CONTAINERS = Subresource("ephemeralcontainers", ("get", "patch", "update"))
+LOG = Subresource("log", ("get",), ("", "v1", "Pod"))
+EXEC = Subresource("exec", ("create", "get"), ("", "v1", "PodExecOptions"))
+ATTACH = Subresource("attach", ("create", "get"), ("", "v1", "PodAttachOptions"))
+PORTFORWARD = Subresource("portforward", ("create", "get"), ("", "v1", "PodPortForwardOptions"))
+
+
+def _pod_ip(pod: Obj) -> str:
+    status = pod.get("status") or {}
+    ips = status.get("podIPs")
+    return (ips[0].get("ip") if ips else status.get("podIP")) or ""
+
+
+_POD_FIELDS: dict[str, Getter] = {
+    **NAMESPACED,
+    "spec.nodeName": path_field("spec", "nodeName"),
+    "spec.restartPolicy": path_field("spec", "restartPolicy"),
+    "spec.schedulerName": path_field("spec", "schedulerName"),
+    "spec.serviceAccountName": path_field("spec", "serviceAccountName"),
+    "spec.hostNetwork": bool_field("spec", "hostNetwork"),
+    "status.phase": path_field("status", "phase"),
+    "status.podIP": _pod_ip,
+    "status.nominatedNodeName": path_field("status", "nominatedNodeName"),
+    "status.podIPs": absent,
+}
+
 
 class PodStrategy(Strategy):
     """Pods (core/v1)."""
 
+    short_names = ("po",)
+    categories = ("all",)
+    subresources = (STATUS, BINDING, EVICTION, EPHEMERAL_CONTAINERS, LOG, EXEC, ATTACH, PORTFORWARD)
+    table_columns = column_definitions("pods")
+    printer = staticmethod(pod_cells)
+    row_conditions = staticmethod(pod_row_conditions)
+    selectable_fields = selectable(_POD_FIELDS, {"spec.host": "spec.nodeName"})  # spec.host: old v1 clients
     tracks_generation = True
-    has_status_subresource = True
     returns_deleted_object = True
 
     def default(self, obj: Obj) -> None:

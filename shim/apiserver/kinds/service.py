@@ -44,7 +44,49 @@ from shim.apiserver.kinds.service_allocation import (
     ServiceAllocator,
     needs_node_port,
 )
-from shim.apiserver.registry import StoredObjects, Strategy
+from shim.apiserver.printers import EMPTY, Cells, age, column_definitions, format_labels, object_name
+from shim.apiserver.registry import STATUS, StoredObjects, Strategy
+from shim.apiserver.selectable_fields import NAMESPACED, path_field, selectable
+
+# -- Table printer (kube's pkg/printers/internalversion/printers.go) ------------------------------
+
+
+def service_cells(svc: Obj, now_us: int) -> Cells:
+    spec = svc.get("spec") or EMPTY
+    cluster_ips = spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else [])
+    ports = ",".join(
+        f"{p.get('port', 0)}:{p['nodePort']}/{p.get('protocol', 'TCP')}"
+        if p.get("nodePort")
+        else f"{p.get('port', 0)}/{p.get('protocol', 'TCP')}"
+        for p in spec.get("ports") or ()
+    )
+    return [
+        object_name(svc),
+        spec.get("type", "ClusterIP"),
+        cluster_ips[0] if cluster_ips else "<none>",
+        _service_external_ip(svc),
+        ports or "<none>",
+        age(svc, now_us),
+        format_labels(spec.get("selector")),
+    ]
+
+
+def _service_external_ip(svc: Obj) -> str:
+    spec = svc.get("spec") or EMPTY
+    external = spec.get("externalIPs") or []
+    kind = spec.get("type", "ClusterIP")
+    if kind in ("ClusterIP", "NodePort"):
+        return ",".join(external) if external else "<none>"
+    if kind == "LoadBalancer":
+        ingress = ((svc.get("status") or EMPTY).get("loadBalancer") or EMPTY).get("ingress") or ()
+        balancers = sorted({i.get("ip") or i.get("hostname") for i in ingress if i.get("ip") or i.get("hostname")})
+        if external:
+            return ",".join([*balancers, *external])
+        return ",".join(balancers) if balancers else "<pending>"
+    if kind == "ExternalName":
+        return spec.get("externalName", "")
+    return "<unknown>"
+
 
 Obj = dict[str, Any]
 
@@ -58,9 +100,17 @@ _POLICIES = ("PreferDualStack", "RequireDualStack", "SingleStack")
 class ServiceStrategy(Strategy):
     """Services (core/v1)."""
 
+    short_names = ("svc",)
+    categories = ("all",)
+    subresources = (STATUS,)
+    table_columns = column_definitions("services")
+    printer = staticmethod(service_cells)
+    selectable_fields = selectable(
+        {**NAMESPACED, "spec.clusterIP": path_field("spec", "clusterIP"), "spec.type": path_field("spec", "type")}
+    )
+
     allow_create_on_update = True
 
-    has_status_subresource = True
     returns_deleted_object = True
     name_rule = NameRule.DNS1035_LABEL
     serialize_writes = True
