@@ -7,7 +7,7 @@ Run from the repository root:
 Source: the schemas the `kubernetes-validate` package ships for Kubernetes v1.33
 (`kubernetes-json-schema/v1.33.0-local/_definitions.json`, JSON Schema `$defs` generated from the
 upstream OpenAPI, with descriptions, merge keys and list types). The script keeps only what the
-kinds in `SERVED` need (their List kinds, subresource kinds, the meta types the paths return, and
+kinds the API server's registry serves need (their List kinds, subresource kinds, the meta types the paths return, and
 everything those reference), turns the JSON Schema dialect back into the OpenAPI dialect
 kube-apiserver serves (`type: [string, null]` -> `type: string`, no `enum` on apiVersion/kind,
 `int-or-string` and Quantity as strings), and adds kube-apiserver-shaped `paths`.
@@ -19,7 +19,9 @@ Output, deterministic (sorted keys, compact, gzip without a timestamp):
 They are gzipped (about 1.6 MB of JSON today, 230 kB gzipped, and more with every kind); the
 server decompresses them once and serves plain JSON. `zcat` them to read or diff.
 
-Adding a kind is one row in `SERVED` (its schema must exist in the source).
+The kinds, their subresources and verbs come from the API server's registry
+(`shim.apiserver.resources.build_registry`), the one list the server serves from: adding a kind there and
+running this script is all it takes (its schema must exist in the source).
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from shim.apiserver.registry import Subresource
+from shim.apiserver.resources import build_registry
 
 KUBE_VERSION = "v1.33.0"
 SOURCE = ("kubernetes-json-schema", "v1.33.0-local", "_definitions.json")
@@ -45,28 +50,28 @@ class Kind:
     version: str
     plural: str
     kind: str
-    namespaced: bool = True
-    subresources: tuple[str, ...] = ()
-    deletecollection: bool = True
+    namespaced: bool
+    subresources: tuple[Subresource, ...]
+    deletecollection: bool
 
 
-SERVED: tuple[Kind, ...] = (
-    Kind("", "v1", "namespaces", "Namespace", namespaced=False, deletecollection=False),
-    Kind("", "v1", "pods", "Pod", subresources=("status", "binding", "eviction", "log", "exec", "portforward")),
-    Kind("", "v1", "services", "Service", subresources=("status",)),
-    Kind("", "v1", "endpoints", "Endpoints"),
-    Kind("", "v1", "configmaps", "ConfigMap"),
-    Kind("", "v1", "secrets", "Secret"),
-    Kind("", "v1", "serviceaccounts", "ServiceAccount"),
-    Kind("", "v1", "nodes", "Node", namespaced=False, subresources=("status",)),
-    Kind("", "v1", "events", "Event"),
-    Kind("events.k8s.io", "v1", "events", "Event"),
-    Kind("coordination.k8s.io", "v1", "leases", "Lease"),
-    Kind("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"),
-    Kind("apps", "v1", "deployments", "Deployment", subresources=("status", "scale")),
-    Kind("apps", "v1", "replicasets", "ReplicaSet", subresources=("status", "scale")),
-    Kind("scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", namespaced=False),
-)
+def served_kinds() -> tuple[Kind, ...]:
+    """Every resource the API server serves, read from its registry."""
+    return tuple(
+        Kind(
+            rt.group,
+            rt.version,
+            rt.plural,
+            rt.kind,
+            rt.namespaced,
+            rt.subresources,
+            "deletecollection" in rt.verbs,
+        )
+        for rt in build_registry().resources
+    )
+
+
+SERVED = served_kinds()
 
 META = "io.k8s.apimachinery.pkg.apis.meta.v1."
 # Meta types every group-version document carries, as kube-apiserver's do.
@@ -74,24 +79,18 @@ META_TYPES = ("Status", "DeleteOptions", "WatchEvent", "APIResourceList", "Patch
 
 
 @dataclass(frozen=True)
-class Subresource:
-    """How a subresource is served: its verbs (HTTP methods), body kind and query parameters."""
+class Rendering:
+    """How the documents describe a subresource beyond its verbs and body kind (the registry's part)."""
 
-    methods: tuple[str, ...]
-    gvk: tuple[str, str, str] | None = None  # None: the parent's kind
-    has_schema: bool = True  # the gvk has a schema, used for request and response bodies
+    has_schema: bool = True  # the body kind has a schema, used for request and response bodies
     params: tuple[str, ...] = ()
-    text_response: bool = False  # log, exec, portforward answer with a string
+    text_response: bool = False  # log, exec, attach, portforward answer with a string
     connect: bool = False
 
 
-SUBRESOURCES: dict[str, Subresource] = {
-    "status": Subresource(("get", "put", "patch")),
-    "scale": Subresource(("get", "put", "patch"), gvk=("autoscaling", "v1", "Scale")),
-    "binding": Subresource(("post",), gvk=("", "v1", "Binding")),
-    "eviction": Subresource(("post",), gvk=("policy", "v1", "Eviction")),
-    "log": Subresource(
-        ("get",),
+_STREAM = ("container", "stderr", "stdin", "stdout", "tty")
+RENDERINGS: dict[str, Rendering] = {
+    "log": Rendering(
         params=(
             "container",
             "follow",
@@ -105,23 +104,17 @@ SUBRESOURCES: dict[str, Subresource] = {
         ),
         text_response=True,
     ),
-    "exec": Subresource(
-        ("get", "post"),
-        gvk=("", "v1", "PodExecOptions"),
-        has_schema=False,
-        params=("command", "container", "stderr", "stdin", "stdout", "tty"),
-        text_response=True,
-        connect=True,
-    ),
-    "portforward": Subresource(
-        ("get", "post"),
-        gvk=("", "v1", "PodPortForwardOptions"),
-        has_schema=False,
-        params=("ports",),
-        text_response=True,
-        connect=True,
-    ),
+    "exec": Rendering(has_schema=False, params=("command", *_STREAM), text_response=True, connect=True),
+    "attach": Rendering(has_schema=False, params=_STREAM, text_response=True, connect=True),
+    "portforward": Rendering(has_schema=False, params=("ports",), text_response=True, connect=True),
 }
+# discovery verb -> HTTP method, in the order the documents list a subresource's operations
+VERB_METHODS = (("get", "get"), ("update", "put"), ("patch", "patch"), ("create", "post"))
+
+
+def _methods(sub: Subresource) -> tuple[str, ...]:
+    return tuple(method for verb, method in VERB_METHODS if verb in sub.verbs)
+
 
 # Query and path parameters: name -> (type, description).
 PARAMS: dict[str, tuple[str, str]] = {
@@ -300,9 +293,8 @@ def _roots(source: dict[str, Any], kinds: list[Kind]) -> set[str]:
         roots.add(_schema_name(source, k.group, k.version, k.kind))
         roots.add(_schema_name(source, k.group, k.version, k.kind + "List"))
         for sub in k.subresources:
-            spec = SUBRESOURCES[sub]
-            if spec.gvk and spec.has_schema:
-                roots.add(_schema_name(source, *spec.gvk))
+            if sub.response_kind and RENDERINGS.get(sub.name, Rendering()).has_schema:
+                roots.add(_schema_name(source, *sub.response_kind))
     return roots
 
 
@@ -472,25 +464,25 @@ class _PathBuilder:
         )
         return PathItem(path, (*params, *LIST_PARAMS), (operation,), self.k.kind)
 
-    def _subresource(self, sub: str) -> PathItem:
-        k, spec = self.k, SUBRESOURCES[sub]
-        gvk = spec.gvk or self.gvk
+    def _subresource(self, sub: Subresource) -> PathItem:
+        k, spec, sub_name = self.k, RENDERINGS.get(sub.name, Rendering()), sub.name
+        gvk = sub.response_kind or self.gvk
         schema = _schema_name(self.source, *gvk) if spec.has_schema else None
         response = None if spec.text_response else schema
-        stem = f"{self.gv}{self.ns}{k.kind}{sub.capitalize()}"
+        stem = f"{self.gv}{self.ns}{k.kind}{sub_name.capitalize()}"
         operations = []
-        for method in spec.methods:
+        for method in _methods(sub):
             if spec.connect:
-                op_id = f"connect{self.gv}{method.capitalize()}{self.ns}{k.kind}{sub.capitalize()}"
-                text = f"connect {method.upper()} requests to {sub} of {k.kind}"
+                op_id = f"connect{self.gv}{method.capitalize()}{self.ns}{k.kind}{sub_name.capitalize()}"
+                text = f"connect {method.upper()} requests to {sub_name} of {k.kind}"
                 operations.append(self._op(method, "connect", op_id, text, params=spec.params, gvk=gvk))
             elif method == "get":
-                text = f"read {sub} of the specified {k.kind}"
+                text = f"read {sub_name} of the specified {k.kind}"
                 operations.append(
                     self._op("get", "get", "read" + stem, text, params=spec.params, response=response, gvk=gvk)
                 )
             elif method == "put":
-                text = f"replace {sub} of the specified {k.kind}"
+                text = f"replace {sub_name} of the specified {k.kind}"
                 operations.append(
                     self._op(
                         "put",
@@ -506,10 +498,10 @@ class _PathBuilder:
                 )
             elif method == "patch":
                 operations.append(
-                    self._patch("patch" + stem, f"partially update {sub} of the specified {k.kind}", response, gvk)
+                    self._patch("patch" + stem, f"partially update {sub_name} of the specified {k.kind}", response, gvk)
                 )
             else:
-                text = f"create {sub} of a {k.kind}"
+                text = f"create {sub_name} of a {k.kind}"
                 operations.append(
                     self._op(
                         "post",
@@ -523,7 +515,7 @@ class _PathBuilder:
                         gvk=gvk,
                     )
                 )
-        path = f"{self.scope}/{k.plural}/{{name}}/{sub}"
+        path = f"{self.scope}/{k.plural}/{{name}}/{sub_name}"
         return PathItem(path, ("name", *self.scope_params, "pretty"), tuple(operations), k.kind)
 
     def _patch(self, op_id: str, text: str, response: str | None, gvk: tuple[str, str, str]) -> Operation:
