@@ -237,9 +237,7 @@ class ResourceHandlers:
                 )
             await self.require_active_namespace(rt, target.namespace, obj)
         dry = query.dry_run(request.query)
-        created = await self.objects.create(
-            rt, target.namespace, obj, dry, self.subresources.admit_create(rt), field_manager(request)
-        )
+        created = await self.objects.create(rt, target.namespace, obj, dry, field_manager(request))
         return self.render(request, rt, created, 201, warning_headers(warnings))
 
     async def update(self, request: web.Request, target: Target, subresource: str | None = None) -> web.Response:
@@ -266,9 +264,7 @@ class ResourceHandlers:
                 raise
             if rt.namespaced:
                 await self.require_active_namespace(rt, target.namespace or "", obj)
-            created = await self.objects.create(
-                rt, target.namespace, obj, dry, self.subresources.admit_create(rt), field_manager(request)
-            )
+            created = await self.objects.create(rt, target.namespace, obj, dry, field_manager(request))
             return self.render(request, rt, created, 201, warning_headers(warnings))
         return self.render(request, rt, updated, 200, warning_headers(warnings))
 

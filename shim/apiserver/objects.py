@@ -113,10 +113,17 @@ class ObjectStore:
 
     async def list_all(self, group: str, version: str, plural: str) -> list[Obj]:
         """Every stored object of a resource (for admission)."""
+        return (await self.list(self._resource(group, version, plural), None)).items
+
+    async def get_object(self, group: str, version: str, plural: str, namespace: str | None, name: str) -> Obj:
+        """One stored object of a resource named by its URL parts (for admission); 404 when there is none."""
+        return await self.get(self._resource(group, version, plural), namespace, name)
+
+    def _resource(self, group: str, version: str, plural: str) -> ResourceType:
         rt = self.registry.lookup(group, version, plural)
         if rt is None:
             raise errors.not_found(group, plural, "")
-        return (await self.list(rt, None)).items
+        return rt
 
     # -- reads -----------------------------------------------------------------------------------------------
 
@@ -212,11 +219,10 @@ class ObjectStore:
         namespace: str | None,
         obj: Obj,
         dry_run: bool = False,
-        prepare: Callable[[Obj], Awaitable[None]] | None = None,
         manager: str | None = None,
     ) -> Obj:
-        """Stamp and store a new object. `prepare` (admission) runs after defaulting and before validation;
-        `manager` owns the fields set (None: the caller maintains managedFields, as apply does)."""
+        """Stamp and store a new object: the strategy's create admission runs after defaulting and before
+        validation; `manager` owns the fields set (None: the caller maintains managedFields, as apply does)."""
         meta = obj.setdefault("metadata", {})
         if not isinstance(meta, dict):
             raise errors.bad_request("metadata must be an object")
@@ -247,8 +253,7 @@ class ObjectStore:
                 now=meta["creationTimestamp"],
                 api_version=rt.api_version,
             )
-        if prepare is not None:
-            await prepare(obj)
+        await rt.strategy.admit_create(obj, self)
         # named after admission, as kube's BeforeCreate does (admission errors show the generateName)
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + "".join(secrets.choice(_NAME_SUFFIX_ALPHABET) for _ in range(5))
@@ -419,12 +424,11 @@ class ObjectStore:
             for wanted, finalizer in (("Orphan", "orphan"), ("Foreground", "foregroundDeletion")):
                 if policy == wanted and finalizer not in finalizers:
                     finalizers.append(finalizer)
-            grace = _grace_period(rt, obj, options)
-            pending_grace = grace > 0 and _deletion_pending(rt, obj)
-            if finalizers or pending_grace or rt.strategy.deletion_blocked(obj):
+            grace = rt.strategy.graceful_deletion(obj, options.grace_period_seconds)
+            if finalizers or grace > 0 or rt.strategy.deletion_blocked(obj):
                 before = encode_as(rt, obj)
                 rt.strategy.prepare_for_deletion(obj)
-                _mark_for_deletion(obj, finalizers, grace if pending_grace else 0)
+                _mark_for_deletion(obj, finalizers, grace)
                 if encode_as(rt, obj) == before:
                     return obj, False
                 if options.dry_run:
@@ -507,25 +511,6 @@ def _check_preconditions(rt: ResourceType, obj: Obj, options: DeleteOptions) -> 
             f"({meta.get('resourceVersion')}). The object might have been modified"
         )
         raise errors.conflict(rt.stored_group, rt.kind, meta["name"], why)
-
-
-def _grace_period(rt: ResourceType, obj: Obj, options: DeleteOptions) -> int:
-    """Pods terminate gracefully on their node; every other kind goes at once (or waits for finalizers)."""
-    if rt.group or rt.plural != "pods":
-        return 0
-    if options.grace_period_seconds is not None:
-        return max(options.grace_period_seconds, 0)
-    return int(obj.get("spec", {}).get("terminationGracePeriodSeconds", 30))
-
-
-def _deletion_pending(rt: ResourceType, obj: Obj) -> bool:
-    """A pod needs its node to confirm the stop only when it is bound and still running."""
-    if rt.group or rt.plural != "pods":
-        return False
-    return bool(obj.get("spec", {}).get("nodeName")) and obj.get("status", {}).get("phase") not in (
-        "Succeeded",
-        "Failed",
-    )
 
 
 def _mark_for_deletion(obj: Obj, finalizers: list[str], grace: int) -> None:

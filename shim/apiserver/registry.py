@@ -37,6 +37,12 @@ class StoredObjects(Protocol):
 
     async def list_all(self, group: str, version: str, plural: str) -> list[dict[str, Any]]: ...
 
+    async def get_object(
+        self, group: str, version: str, plural: str, namespace: str | None, name: str
+    ) -> dict[str, Any]:
+        """One stored object; raises ApiError 404 when there is none."""
+        ...
+
 
 class Strategy:
     """What differs per kind. The base class is right for a plain spec-less kind (ConfigMap, Secret)."""
@@ -83,6 +89,10 @@ class Strategy:
     def prepare_for_update(self, new: dict[str, Any], old: dict[str, Any]) -> None:
         """Adjust an update through the main endpoint before validation, in place."""
 
+    async def admit_create(self, obj: dict[str, Any], stored: StoredObjects) -> None:
+        """Admission plugins on create, after defaulting and before the name is generated (so their errors name
+        the generateName, as kube's do); raise ApiError to refuse."""
+
     async def admit(self, new: dict[str, Any], old: dict[str, Any] | None, stored: StoredObjects) -> None:
         """Admission and allocation after preparation and before validation (`old` is None on create);
         raise ApiError to refuse."""
@@ -100,6 +110,11 @@ class Strategy:
 
     def admit_delete(self, obj: dict[str, Any]) -> None:
         """Refuse the deletion of `obj` by raising ApiError (kube's admission on delete)."""
+
+    def graceful_deletion(self, obj: dict[str, Any], requested: int | None) -> int:
+        """Seconds a deleted object stays marked before it goes (kube's graceful deletion); 0 deletes it at once.
+        `requested` is DeleteOptions.gracePeriodSeconds."""
+        return 0
 
     def deletion_blocked(self, obj: dict[str, Any]) -> bool:
         """True while something besides metadata.finalizers holds a deleted object (namespace spec.finalizers)."""

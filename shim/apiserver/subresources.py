@@ -14,9 +14,7 @@ from shim.apiserver import codec, errors, query
 from shim.apiserver.errors import ApiError
 from shim.apiserver.handlers import ResourceHandlers, Target, field_manager, read_typed_object, stale
 from shim.apiserver.kinds.other import validate_eviction
-from shim.apiserver.kinds.pods import admit_pod_priority, require_service_account
 from shim.apiserver.objects import DeleteOptions, Obj, now_rfc3339
-from shim.apiserver.registry import ResourceType
 
 
 class Subresources:
@@ -152,9 +150,12 @@ class Subresources:
         def assign(pod: Obj) -> Obj:
             spec = pod.setdefault("spec", {})
             if pod["metadata"].get("deletionTimestamp"):
-                raise errors.conflict("", "pods", name, "pod is being deleted, cannot be assigned to a host")
+                raise errors.conflict(
+                    target.rt.group, target.rt.plural, name, "pod is being deleted, cannot be assigned to a host"
+                )
             if spec.get("nodeName"):
-                raise errors.conflict("", "pods", name, f'pod {name} is already assigned to node "{spec["nodeName"]}"')
+                why = f'pod {name} is already assigned to node "{spec["nodeName"]}"'
+                raise errors.conflict(target.rt.group, target.rt.plural, name, why)
             spec["nodeName"] = node
             conditions = [
                 c for c in pod.setdefault("status", {}).get("conditions", []) if c.get("type") != "PodScheduled"
@@ -250,38 +251,10 @@ class Subresources:
             obj.setdefault("metadata", {})["name"] = name
             if rt.namespaced:
                 await self.h.require_active_namespace(rt, target.namespace or "", obj)
-            created = await self.objects.create(rt, target.namespace, obj, dry, self.admit_create(rt))
+            created = await self.objects.create(rt, target.namespace, obj, dry)
             return self.h.render(request, rt, created, 201)
         updated = await self.objects.update(rt, target.namespace, name, run, target.subresource, dry)
         return self.h.render(request, rt, updated)
-
-    # -- write hooks -------------------------------------------------------------------------------------------
-
-    def admit_create(self, rt: ResourceType) -> Any:
-        """The per-kind step between defaulting and validation on create (kube's admission + allocators)."""
-        if rt.group == "" and rt.plural == "pods":
-            return self.admit_pod
-        return None
-
-    async def admit_pod(self, pod: Obj) -> None:
-        """ServiceAccount admission (the pod's account must exist), then Priority admission: the pod's
-        PriorityClass (named, or the global default) sets its priority (kube's plugin order)."""
-        accounts = self.h.registry.lookup("", "v1", "serviceaccounts")
-        classes = self.h.registry.lookup("scheduling.k8s.io", "v1", "priorityclasses")
-        assert accounts is not None and classes is not None
-        await require_service_account(pod, lambda namespace, name: self.objects.get(accounts, namespace, name))
-        name = pod.get("spec", {}).get("priorityClassName")
-        chosen = None
-        if name:
-            try:
-                chosen = await self.objects.get(classes, None, name)
-            except ApiError as exc:
-                if exc.code != 404:
-                    raise
-        else:
-            defaults = await self.objects.list(classes, None, lambda pc: bool(pc.get("globalDefault")))
-            chosen = defaults.items[0] if defaults.items else None
-        admit_pod_priority(pod, chosen)
 
 
 def _apply_manager(q: Any) -> str:

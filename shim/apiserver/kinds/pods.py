@@ -23,7 +23,7 @@ from shim.apiserver.kinds.pod_defaults import default_pod_only_fields, default_p
 from shim.apiserver.kinds.pod_printer import pod_cells, pod_row_conditions
 from shim.apiserver.kinds.pod_validation import MAX_INT32, validate_ephemeral_containers, validate_pod_spec
 from shim.apiserver.printers import column_definitions
-from shim.apiserver.registry import STATUS, Strategy, Subresource
+from shim.apiserver.registry import STATUS, StoredObjects, Strategy, Subresource
 from shim.apiserver.selectable_fields import NAMESPACED, Getter, absent, bool_field, path_field, selectable
 from shim.machinery.quantity import QuantityError, parse_quantity
 
@@ -97,6 +97,35 @@ class PodStrategy(Strategy):
             raise undecodable("Pod", "v1", exc) from None
         if obj.get("status"):
             _sync_status_ips(obj["status"])
+
+    async def admit_create(self, obj: Obj, stored: StoredObjects) -> None:
+        """ServiceAccount admission (the pod's account must exist), then Priority admission: the pod's
+        PriorityClass (named, or the global default) sets its priority (kube's plugin order)."""
+        await require_service_account(
+            obj, lambda namespace, name: stored.get_object("", "v1", "serviceaccounts", namespace, name)
+        )
+        name = obj.get("spec", {}).get("priorityClassName")
+        chosen = None
+        if name:
+            try:
+                chosen = await stored.get_object("scheduling.k8s.io", "v1", "priorityclasses", None, name)
+            except ApiError as exc:
+                if exc.code != 404:
+                    raise
+        else:
+            classes = await stored.list_all("scheduling.k8s.io", "v1", "priorityclasses")
+            chosen = next((pc for pc in classes if pc.get("globalDefault")), None)
+        admit_pod_priority(obj, chosen)
+
+    def graceful_deletion(self, obj: Obj, requested: int | None) -> int:
+        """A pod bound to a node and still running stops there first: the grace period asked for, else its
+        spec's terminationGracePeriodSeconds; any other pod goes at once."""
+        spec = obj.get("spec", {})
+        if not spec.get("nodeName") or obj.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+            return 0
+        if requested is not None:
+            return max(requested, 0)
+        return int(spec.get("terminationGracePeriodSeconds", 30))
 
     def prepare_for_create(self, obj: Obj) -> None:
         spec = obj.setdefault("spec", {})
