@@ -293,6 +293,7 @@ async def test_readyz_names_a_failing_component_as_kube_does(api_server: ApiServ
 
 def test_kube_shim_up_reports_each_in_process_component_in_readyz(cluster: Cluster) -> None:
     lines = cluster.kubectl("get", "--raw", "/readyz?verbose").stdout.splitlines()
+    assert "[+]informers ok" in lines  # the process's shared informers, every component's view of the cluster
     assert "[+]controller-manager ok" in lines
     assert "[+]scheduler ok" in lines
     assert lines[-1] == "readyz check passed"
