@@ -21,9 +21,8 @@ from shim.apiserver.registry import Registry, ResourceType
 from shim.apiserver.schema import schema_for
 from shim.apiserver.tables import build_table
 from shim.apiserver.typed_patch import go_sprint
+from shim.machinery.resources import NAMESPACES
 from shim.machinery.selectors import SelectorError, parse_field_selector, parse_label_selector
-
-_NAMESPACE_SUBRESOURCES = ("status", "finalize")
 
 
 @dataclass(frozen=True)
@@ -46,8 +45,8 @@ def resolve(registry: Registry, group: str, version: str, rest: str) -> Target:
     namespace = None
     if (
         len(parts) >= 3
-        and parts[0] == "namespaces"
-        and not (group == "" and len(parts) == 3 and parts[2] in _NAMESPACE_SUBRESOURCES)
+        and parts[0] == NAMESPACES.plural
+        and not (group == NAMESPACES.group and len(parts) == 3 and registry.get(NAMESPACES).subresource(parts[2]))
     ):
         namespace, parts = parts[1], parts[2:]
     if not parts or len(parts) > 3:
@@ -74,7 +73,7 @@ class ResourceHandlers:
         self.objects = objects
         self.subresources = subresources
         self.watcher = watcher
-        self.namespaces = registry.lookup("", "v1", "namespaces")
+        self.namespaces = registry.get(NAMESPACES)
 
     async def handle(self, request: web.Request, target: Target) -> web.StreamResponse:
         method = request.method
@@ -334,11 +333,10 @@ class ResourceHandlers:
 
     async def require_active_namespace(self, rt: ResourceType, namespace: str, obj: Obj) -> None:
         """Namespaced objects need an existing namespace that is not terminating."""
-        assert self.namespaces is not None
         try:
             ns = await self.objects.get(self.namespaces, None, namespace)
         except ApiError:
-            raise errors.not_found("", "namespaces", namespace) from None
+            raise errors.not_found(NAMESPACES.group, NAMESPACES.plural, namespace) from None
         if ns.get("status", {}).get("phase") == "Terminating" or ns["metadata"].get("deletionTimestamp"):
             name = (obj.get("metadata") or {}).get("name") or ""
             raise ApiError(

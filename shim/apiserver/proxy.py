@@ -32,6 +32,7 @@ from multidict import CIMultiDict, MultiMapping
 from shim.apiserver import errors, query
 from shim.apiserver.errors import ApiError
 from shim.apiserver.objects import ObjectStore
+from shim.machinery.resources import NODES
 from shim.streaming.http1 import parse_response_head
 from shim.streaming.upgrade import accept_upgrade
 
@@ -241,9 +242,7 @@ def _rfc3339(text: str) -> str:
 
 
 async def _kubelet_endpoint(objects: ObjectStore, node_name: str) -> tuple[str, int]:
-    nodes = objects.registry.lookup("", "v1", "nodes")
-    assert nodes is not None
-    node = await objects.get(nodes, None, node_name)
+    node = await objects.get(objects.registry.get(NODES), None, node_name)
     status = node.get("status") or {}
     addresses = {a.get("type"): a.get("address") for a in reversed(status.get("addresses") or [])}
     host = next((addresses[kind] for kind in PREFERRED_ADDRESS_TYPES if addresses.get(kind)), None)

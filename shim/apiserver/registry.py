@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from shim.apiserver.kinds.meta import NameRule
 from shim.apiserver.printers import DEFAULT_COLUMNS, Cells, Column, default_cells
 from shim.apiserver.selectable_fields import DEFAULT, SelectableFields
+from shim.machinery.resources import Resource
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 
@@ -243,6 +244,10 @@ class Registry:
 
     def lookup(self, group: str, version: str, plural: str) -> ResourceType | None:
         return self._by_path.get((group, version, plural))
+
+    def get(self, resource: Resource) -> ResourceType:
+        """The row of a built-in the server itself uses (`shim.machinery.resources`); KeyError if not served."""
+        return self._by_path[(resource.group, resource.version, resource.plural)]
 
     def by_kind(self, group: str, version: str, kind: str) -> ResourceType | None:
         return self._by_kind.get((group, version, kind))

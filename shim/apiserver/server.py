@@ -17,6 +17,7 @@ from shim.apiserver.kinds.other import SYSTEM_PRIORITY_CLASSES
 from shim.apiserver.objects import ObjectStore
 from shim.apiserver.proxy import install_kubelet_client, kubelet_client_context
 from shim.apiserver.resources import build_registry
+from shim.machinery.resources import NAMESPACES, PRIORITY_CLASSES, SERVICES
 from shim.store import Store
 from shim.store.compactor import Compactor
 from shim.store.factory import open_store
@@ -95,9 +96,7 @@ class ApiServer:
 async def bootstrap(objects: ObjectStore, port: int) -> None:
     """The namespaces and the `kubernetes` service every cluster starts with (kept across restarts)."""
     registry = objects.registry
-    namespaces = registry.lookup("", "v1", "namespaces")
-    services = registry.lookup("", "v1", "services")
-    assert namespaces is not None and services is not None
+    namespaces, services = registry.get(NAMESPACES), registry.get(SERVICES)
     for name in DEFAULT_NAMESPACES:
         await _ensure(objects.create(namespaces, None, {"metadata": {"name": name}}))
     service = {
@@ -110,8 +109,7 @@ async def bootstrap(objects: ObjectStore, port: int) -> None:
         },
     }
     await _ensure(objects.create(services, "default", service))
-    priority_classes = registry.lookup("scheduling.k8s.io", "v1", "priorityclasses")
-    assert priority_classes is not None
+    priority_classes = registry.get(PRIORITY_CLASSES)
     for priority_class in SYSTEM_PRIORITY_CLASSES:
         await _ensure(objects.create(priority_classes, None, copy.deepcopy(priority_class)))
 
