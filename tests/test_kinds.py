@@ -11,8 +11,8 @@ import pytest
 from shim.apiserver import errors
 from shim.apiserver.errors import ApiError
 from shim.apiserver.kinds.apps import apply_scale, scale_from
+from shim.apiserver.kinds.eviction import validate_eviction
 from shim.apiserver.kinds.meta import NameRule, validate_object_meta, validate_object_meta_update
-from shim.apiserver.kinds.other import validate_eviction
 from shim.apiserver.kinds.pods import admit_pod_priority, qos_class
 from shim.apiserver.resources import build_registry
 from shim.machinery.quantity import canonicalize

@@ -268,7 +268,7 @@ class ResourceHandlers:
         return self.render(request, rt, updated, 200, warning_headers(warnings))
 
     async def patch(self, request: web.Request, target: Target, subresource: str | None = None) -> web.Response:
-        from shim.apiserver.patching import apply_patch, parse_patch
+        from shim.apiserver.patch_bodies import apply_patch, parse_patch
 
         rt = target.rt
         kind = codec.media_type(request)

@@ -12,9 +12,11 @@ from shim.apiserver.kinds.core import (
     SecretStrategy,
     ServiceAccountStrategy,
 )
-from shim.apiserver.kinds.discovery import EndpointSliceStrategy
-from shim.apiserver.kinds.other import EventsV1Conversion, EventsV1Strategy, LeaseStrategy, PriorityClassStrategy
+from shim.apiserver.kinds.endpointslices import EndpointSliceStrategy
+from shim.apiserver.kinds.events_v1 import EventsV1Conversion, EventsV1Strategy
+from shim.apiserver.kinds.leases import LeaseStrategy
 from shim.apiserver.kinds.pods import PodStrategy
+from shim.apiserver.kinds.priorityclasses import PriorityClassStrategy
 from shim.apiserver.kinds.service import ServiceStrategy
 from shim.apiserver.registry import ALL_VERBS, Registry, ResourceType
 

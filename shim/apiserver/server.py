@@ -13,7 +13,7 @@ from aiohttp import web
 
 from shim.apiserver.app import OBJECTS, build_app
 from shim.apiserver.errors import ApiError
-from shim.apiserver.kinds.other import SYSTEM_PRIORITY_CLASSES
+from shim.apiserver.kinds.priorityclasses import SYSTEM_PRIORITY_CLASSES
 from shim.apiserver.objects import ObjectStore
 from shim.apiserver.proxy import install_kubelet_client, kubelet_client_context
 from shim.apiserver.resources import build_registry

@@ -13,7 +13,7 @@ from aiohttp import web
 from shim.apiserver import codec, errors, query
 from shim.apiserver.errors import ApiError
 from shim.apiserver.handlers import ResourceHandlers, Target, field_manager, read_typed_object, stale
-from shim.apiserver.kinds.other import validate_eviction
+from shim.apiserver.kinds.eviction import validate_eviction
 from shim.apiserver.objects import DeleteOptions, Obj, now_rfc3339
 
 
@@ -66,7 +66,7 @@ class Subresources:
 
     async def write_scale(self, request: web.Request, target: Target) -> web.Response:
         from shim.apiserver.kinds.apps import apply_scale, scale_from
-        from shim.apiserver.patching import apply_patch, parse_patch
+        from shim.apiserver.patch_bodies import apply_patch, parse_patch
 
         rt = target.rt
         if request.method == "PUT":
