@@ -99,6 +99,11 @@ def default_cells(obj: Obj, now_us: int) -> Cells:
     return [object_name(obj), format_time(datetime.fromtimestamp(created // _US, UTC))]
 
 
+def no_row_conditions(obj: Obj) -> list[dict[str, str]] | None:
+    """Rows of most kinds carry no `conditions`."""
+    return None
+
+
 # -- shared formatting ---------------------------------------------------------------------------------------
 
 

@@ -7,12 +7,12 @@ row the same way from it (kube-apiserver's `registry/generic` + per-resource `st
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from shim.apiserver.kinds.meta import NameRule
-from shim.apiserver.printers import DEFAULT_COLUMNS, Cells, Column, default_cells
+from shim.apiserver.printers import DEFAULT_COLUMNS, Column, Printer, default_cells, no_row_conditions
 from shim.apiserver.selectable_fields import DEFAULT, SelectableFields
 from shim.machinery.resources import Resource
 
@@ -55,6 +55,10 @@ class Strategy:
     subresources: tuple[Subresource, ...] = ()
     #: the Table columns `kubectl get` shows (kube's printer); the default is kube's Name, Created At
     table_columns: list[Column] = DEFAULT_COLUMNS
+    #: one row's cells for an object, in `table_columns` order (kube's printer for the kind)
+    printer: Printer = staticmethod(default_cells)
+    #: a Table row's `conditions` (a finished pod is Completed); None for none
+    row_conditions: Callable[[Mapping[str, Any]], list[dict[str, str]] | None] = staticmethod(no_row_conditions)
     #: the fields a fieldSelector may name (kube's GetAttrs and field label conversion)
     selectable_fields: SelectableFields = DEFAULT
     #: spec changes bump metadata.generation (deployments, replicasets, ...)
@@ -72,14 +76,6 @@ class Strategy:
     def has_status_subresource(self) -> bool:
         """The status stanza is written only through the `status` subresource."""
         return STATUS in self.subresources
-
-    def printer(self, obj: Mapping[str, Any], now_us: int) -> Cells:
-        """One Table row's cells for `obj`, in `table_columns` order (ages relative to `now_us`)."""
-        return default_cells(obj, now_us)
-
-    def row_conditions(self, obj: Mapping[str, Any]) -> list[dict[str, str]] | None:
-        """The Table row's `conditions` (a finished pod is Completed); None for none."""
-        return None
 
     def default(self, obj: dict[str, Any]) -> None:
         """Fill defaults the API server sets (protocol TCP, imagePullPolicy, ...), in place."""

@@ -8,7 +8,7 @@ asked for `-o wide`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +25,7 @@ INCLUDE_OBJECT_VALUES = ("", "None", "Metadata", "Object")  # "" means Metadata
 
 def build_table(
     strategy: Strategy,
-    objects: list[Obj],
+    objects: Sequence[Obj],
     now: datetime,
     include_object: str = "Metadata",
     list_meta: Mapping[str, Any] | None = None,

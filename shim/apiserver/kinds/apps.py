@@ -34,6 +34,7 @@ from shim.apiserver.printers import (
     format_label_selector,
     object_name,
 )
+from shim.apiserver.printers import Obj as Printed
 from shim.apiserver.registry import SCALE, STATUS, ResourceType, Strategy
 from shim.apiserver.selectable_fields import NAMESPACED, selectable
 from shim.machinery.quantity import QuantityError
@@ -42,7 +43,7 @@ from shim.machinery.selectors import SelectorError, label_selector_from_object
 # -- Table printer (kube's pkg/printers/internalversion/printers.go) ------------------------------
 
 
-def deployment_cells(deploy: Obj, now_us: int) -> Cells:
+def deployment_cells(deploy: Printed, now_us: int) -> Cells:
     spec = deploy.get("spec") or EMPTY
     status = deploy.get("status") or EMPTY
     names, images = container_cells(spec)
@@ -62,7 +63,7 @@ def deployment_cells(deploy: Obj, now_us: int) -> Cells:
     ]
 
 
-def replicaset_cells(rs: Obj, now_us: int) -> Cells:
+def replicaset_cells(rs: Printed, now_us: int) -> Cells:
     spec = rs.get("spec") or EMPTY
     status = rs.get("status") or EMPTY
     names, images = container_cells(spec)

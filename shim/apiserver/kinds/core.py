@@ -41,6 +41,7 @@ from shim.apiserver.kinds.meta import (
     validate_kube_finalizer_name,
 )
 from shim.apiserver.printers import EMPTY, Cells, age, column_definitions, object_meta, object_name, since
+from shim.apiserver.printers import Obj as Printed
 from shim.apiserver.registry import STATUS, Strategy, Subresource
 from shim.apiserver.selectable_fields import NAME, NAMESPACED, Getter, bool_field, path_field, selectable
 from shim.machinery.quantity import QuantityError, canonicalize_resource_list, parse_quantity
@@ -76,15 +77,15 @@ _NODE_ROLE_PREFIX = "node-role.kubernetes.io/"
 _NODE_ROLE_LABEL = "kubernetes.io/role"
 
 
-def namespace_cells(ns: Obj, now_us: int) -> Cells:
+def namespace_cells(ns: Printed, now_us: int) -> Cells:
     return [object_name(ns), (ns.get("status") or EMPTY).get("phase", ""), age(ns, now_us)]
 
 
-def endpoints_cells(ep: Obj, now_us: int) -> Cells:
+def endpoints_cells(ep: Printed, now_us: int) -> Cells:
     return [object_name(ep), _format_endpoints(ep.get("subsets") or ()), age(ep, now_us)]
 
 
-def _format_endpoints(subsets: list[Obj]) -> str:
+def _format_endpoints(subsets: list[Printed]) -> str:
     if not subsets:
         return "<none>"
     shown: list[str] = []
@@ -107,19 +108,19 @@ def _host_port(ip: str, port: int) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
-def configmap_cells(cm: Obj, now_us: int) -> Cells:
+def configmap_cells(cm: Printed, now_us: int) -> Cells:
     return [object_name(cm), len(cm.get("data") or ()) + len(cm.get("binaryData") or ()), age(cm, now_us)]
 
 
-def secret_cells(secret: Obj, now_us: int) -> Cells:
+def secret_cells(secret: Printed, now_us: int) -> Cells:
     return [object_name(secret), secret.get("type", ""), len(secret.get("data") or ()), age(secret, now_us)]
 
 
-def serviceaccount_cells(sa: Obj, now_us: int) -> Cells:
+def serviceaccount_cells(sa: Printed, now_us: int) -> Cells:
     return [object_name(sa), len(sa.get("secrets") or ()), age(sa, now_us)]
 
 
-def node_cells(node: Obj, now_us: int) -> Cells:
+def node_cells(node: Printed, now_us: int) -> Cells:
     spec = node.get("spec") or EMPTY
     status = node.get("status") or EMPTY
     info = status.get("nodeInfo") or EMPTY
@@ -155,7 +156,7 @@ def _node_roles(labels: Mapping[str, str]) -> list[str]:
     return sorted(roles)
 
 
-def event_cells(event: Obj, now_us: int) -> Cells:
+def event_cells(event: Printed, now_us: int) -> Cells:
     """LAST-SEEN TYPE REASON OBJECT SUBOBJECT SOURCE MESSAGE FIRST-SEEN COUNT NAME (core/v1 field names)."""
     first = since(event.get("firstTimestamp"), now_us)
     if first == "<unknown>":

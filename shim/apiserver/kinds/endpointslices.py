@@ -12,12 +12,13 @@ from shim.apiserver.kinds.addresses import PROTOCOLS, non_special_ip
 from shim.apiserver.kinds.causes import Cause, duplicate, invalid, required, unsupported
 from shim.apiserver.kinds.meta import FIELD_IMMUTABLE, is_dns1123_label, is_dns1123_subdomain, is_qualified_name
 from shim.apiserver.printers import Cells, age, column_definitions, object_name
+from shim.apiserver.printers import Obj as Printed
 from shim.apiserver.registry import Strategy
 
 # -- Table printer (kube's pkg/printers/internalversion/printers.go) ------------------------------
 
 
-def endpointslice_cells(eps: Obj, now_us: int) -> Cells:
+def endpointslice_cells(eps: Printed, now_us: int) -> Cells:
     ports = [
         str(p["port"]) if p.get("port") is not None else (p["name"] if p.get("name") is not None else "*")
         for p in eps.get("ports") or ()

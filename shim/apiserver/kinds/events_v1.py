@@ -10,6 +10,7 @@ from shim.apiserver.kinds.causes import Cause, invalid, required
 from shim.apiserver.kinds.core import REFERENCE_FIELDS, event_cells, event_fields, validate_legacy_event
 from shim.apiserver.kinds.meta import FIELD_IMMUTABLE
 from shim.apiserver.printers import Cells, column_definitions, object_meta
+from shim.apiserver.printers import Obj as Printed
 from shim.apiserver.registry import Conversion, Strategy
 from shim.apiserver.selectable_fields import NAMESPACED, SelectableFields, not_supported
 
@@ -19,7 +20,7 @@ Obj = dict[str, Any]
 # -- Table printer (kube's pkg/printers/internalversion/printers.go) ------------------------------
 
 
-def events_v1_cells(event: Obj, now_us: int) -> Cells:
+def events_v1_cells(event: Printed, now_us: int) -> Cells:
     """events.k8s.io/v1 shares the core printer; its fields are renamed (regarding, note, deprecated*)."""
     return event_cells(
         {

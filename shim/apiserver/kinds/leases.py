@@ -7,6 +7,7 @@ from typing import Any
 from shim.apiserver.kinds.causes import Cause, forbidden, invalid, unsupported
 from shim.apiserver.kinds.meta import NEGATIVE, is_qualified_name
 from shim.apiserver.printers import EMPTY, Cells, age, column_definitions, object_name
+from shim.apiserver.printers import Obj as Printed
 from shim.apiserver.registry import Strategy
 
 Obj = dict[str, Any]
@@ -15,7 +16,7 @@ Obj = dict[str, Any]
 # -- Table printer (kube's pkg/printers/internalversion/printers.go) ------------------------------
 
 
-def lease_cells(lease: Obj, now_us: int) -> Cells:
+def lease_cells(lease: Printed, now_us: int) -> Cells:
     return [object_name(lease), (lease.get("spec") or EMPTY).get("holderIdentity") or "", age(lease, now_us)]
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from fractions import Fraction
 from typing import Any
 
@@ -55,7 +55,7 @@ ATTACH = Subresource("attach", ("create", "get"), ("", "v1", "PodAttachOptions")
 PORTFORWARD = Subresource("portforward", ("create", "get"), ("", "v1", "PodPortForwardOptions"))
 
 
-def _pod_ip(pod: Obj) -> str:
+def _pod_ip(pod: Mapping[str, Any]) -> str:
     status = pod.get("status") or {}
     ips = status.get("podIPs")
     return (ips[0].get("ip") if ips else status.get("podIP")) or ""

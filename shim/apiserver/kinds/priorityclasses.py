@@ -9,6 +9,7 @@ from typing import Any
 from shim.apiserver.kinds.causes import Cause, forbidden, invalid, required, unsupported
 from shim.apiserver.kinds.meta import FIELD_IMMUTABLE
 from shim.apiserver.printers import Cells, age, column_definitions, object_name
+from shim.apiserver.printers import Obj as Printed
 from shim.apiserver.registry import Strategy
 
 Obj = dict[str, Any]
@@ -17,7 +18,7 @@ Obj = dict[str, Any]
 # -- Table printer (kube's pkg/printers/internalversion/printers.go) ------------------------------
 
 
-def priorityclass_cells(pc: Obj, now_us: int) -> Cells:
+def priorityclass_cells(pc: Printed, now_us: int) -> Cells:
     return [
         object_name(pc),
         pc.get("value", 0),

@@ -45,13 +45,14 @@ from shim.apiserver.kinds.service_allocation import (
     needs_node_port,
 )
 from shim.apiserver.printers import EMPTY, Cells, age, column_definitions, format_labels, object_name
+from shim.apiserver.printers import Obj as Printed
 from shim.apiserver.registry import STATUS, StoredObjects, Strategy
 from shim.apiserver.selectable_fields import NAMESPACED, path_field, selectable
 
 # -- Table printer (kube's pkg/printers/internalversion/printers.go) ------------------------------
 
 
-def service_cells(svc: Obj, now_us: int) -> Cells:
+def service_cells(svc: Printed, now_us: int) -> Cells:
     spec = svc.get("spec") or EMPTY
     cluster_ips = spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else [])
     ports = ",".join(
@@ -71,7 +72,7 @@ def service_cells(svc: Obj, now_us: int) -> Cells:
     ]
 
 
-def _service_external_ip(svc: Obj) -> str:
+def _service_external_ip(svc: Printed) -> str:
     spec = svc.get("spec") or EMPTY
     external = spec.get("externalIPs") or []
     kind = spec.get("type", "ClusterIP")
