@@ -8,11 +8,9 @@ and `now` in epoch microseconds, and returns the row's cells.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from shim.machinery.selectors import SelectorError, label_selector_from_object
@@ -145,12 +143,28 @@ EMPTY: Mapping[str, Any] = {}
 
 # -- column definitions --------------------------------------------------------------------------------------
 
-_COLUMNS: dict[str, list[Column]] = json.loads((Path(__file__).parent / "table_columns.json").read_text())
-#: kube's default TableConvertor columns (Name, Created At), for kinds without a printer
-DEFAULT_COLUMNS = _COLUMNS["*"]
+
+def column(name: str, description: str, priority: int = 0, *, type: str = "string", format: str = "") -> Column:
+    """One Table column definition as kube sends it; the description is the API type's field doc."""
+    return {"name": name, "type": type, "format": format, "description": description, "priority": priority}
 
 
-def column_definitions(resource: str) -> list[Column]:
-    """The `columnDefinitions` kube-apiserver sends for `resource` (`pods`, `apps/deployments`), with the API
-    types' field docs as descriptions (shared dicts: do not mutate)."""
-    return _COLUMNS[resource]
+NAME_DOC = (
+    "Name must be unique within a namespace. Is required when creating resources, although "
+    "some resources may allow a client to request the generation of an appropriate name "
+    "automatically. Name is primarily intended for creation idempotence and configuration "
+    "definition. Cannot be updated. More info: "
+    "https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names"
+)
+#: metadata.creationTimestamp's doc: the AGE column's and the default convertor's Created At
+AGE_DOC = (
+    "CreationTimestamp is a timestamp representing the server time when this object was "
+    "created. It is not guaranteed to be set in happens-before order across separate "
+    "operations. Clients may not set this value. It is represented in RFC3339 form and is in "
+    "UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: "
+    "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata"
+)
+NAME_COLUMN = column("Name", NAME_DOC, format="name")
+AGE_COLUMN = column("Age", AGE_DOC)
+#: kube's default TableConvertor columns, for kinds without a printer
+DEFAULT_COLUMNS = [NAME_COLUMN, column("Created At", AGE_DOC, type="date")]

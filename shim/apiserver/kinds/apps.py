@@ -26,10 +26,13 @@ from shim.apiserver.kinds.meta import FIELD_IMMUTABLE, regex_error, validate_lab
 from shim.apiserver.kinds.pod_defaults import default_pod_spec
 from shim.apiserver.kinds.pod_validation import nonnegative, validate_pod_template
 from shim.apiserver.printers import (
+    AGE_COLUMN,
     EMPTY,
+    NAME_COLUMN,
     Cells,
+    Column,
     age,
-    column_definitions,
+    column,
     container_cells,
     format_label_selector,
     object_name,
@@ -41,6 +44,74 @@ from shim.machinery.quantity import QuantityError
 from shim.machinery.selectors import SelectorError, label_selector_from_object
 
 # -- Table printer (kube's pkg/printers/internalversion/printers.go) ------------------------------
+
+
+DEPLOYMENT_COLUMNS: list[Column] = [
+    NAME_COLUMN,
+    column("Ready", "Number of the pod with ready state"),
+    column(
+        "Up-to-date",
+        ("Total number of non-terminating pods targeted by this deployment that have the desired template spec."),
+    ),
+    column(
+        "Available",
+        (
+            "Total number of available non-terminating pods (ready for at least minReadySeconds) "
+            "targeted by this deployment."
+        ),
+    ),
+    AGE_COLUMN,
+    column("Containers", "Names of each container in the template.", 1),
+    column("Images", "Images referenced by each container in the template.", 1),
+    column(
+        "Selector",
+        (
+            "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be "
+            "the ones affected by this deployment. It must match the pod template's labels."
+        ),
+        1,
+    ),
+]
+
+
+REPLICASET_COLUMNS: list[Column] = [
+    NAME_COLUMN,
+    column(
+        "Desired",
+        (
+            "Replicas is the number of desired pods. This is a pointer to distinguish between "
+            "explicit zero and unspecified. Defaults to 1. More info: "
+            "https://kubernetes.io/docs/concepts/workloads/controllers/replicaset"
+        ),
+        type="integer",
+    ),
+    column(
+        "Current",
+        (
+            "Replicas is the most recently observed number of non-terminating pods. More info: "
+            "https://kubernetes.io/docs/concepts/workloads/controllers/replicaset"
+        ),
+        type="integer",
+    ),
+    column(
+        "Ready",
+        "The number of non-terminating pods targeted by this ReplicaSet with a Ready Condition.",
+        type="integer",
+    ),
+    AGE_COLUMN,
+    column("Containers", "Names of each container in the template.", 1),
+    column("Images", "Images referenced by each container in the template.", 1),
+    column(
+        "Selector",
+        (
+            "Selector is a label query over pods that should match the replica count. Label keys and "
+            "values that must match in order to be controlled by this replica set. It must match the "
+            "pod template's labels. More info: "
+            "https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors"
+        ),
+        1,
+    ),
+]
 
 
 def deployment_cells(deploy: Printed, now_us: int) -> Cells:
@@ -95,7 +166,7 @@ class DeploymentStrategy(Strategy):
     short_names = ("deploy",)
     categories = ("all",)
     subresources = (STATUS, SCALE)
-    table_columns = column_definitions("apps/deployments")
+    table_columns = DEPLOYMENT_COLUMNS
     printer = staticmethod(deployment_cells)
 
     tracks_generation = True
@@ -183,7 +254,7 @@ class ReplicaSetStrategy(Strategy):
     short_names = ("rs",)
     categories = ("all",)
     subresources = (STATUS, SCALE)
-    table_columns = column_definitions("apps/replicasets")
+    table_columns = REPLICASET_COLUMNS
     printer = staticmethod(replicaset_cells)
     # pkg/registry/apps/replicaset ReplicaSetToSelectableFields (kube's field selector docs list it)
     selectable_fields = selectable(

@@ -40,7 +40,18 @@ from shim.apiserver.kinds.meta import (
     is_qualified_name,
     validate_kube_finalizer_name,
 )
-from shim.apiserver.printers import EMPTY, Cells, age, column_definitions, object_meta, object_name, since
+from shim.apiserver.printers import (
+    AGE_COLUMN,
+    EMPTY,
+    NAME_COLUMN,
+    Cells,
+    Column,
+    age,
+    column,
+    object_meta,
+    object_name,
+    since,
+)
 from shim.apiserver.printers import Obj as Printed
 from shim.apiserver.registry import STATUS, Strategy, Subresource
 from shim.apiserver.selectable_fields import NAME, NAMESPACED, Getter, bool_field, path_field, selectable
@@ -71,6 +82,163 @@ def _component_or_controller(source_key: str) -> Getter:
 
 
 # -- Table printer (kube's pkg/printers/internalversion/printers.go) ------------------------------
+
+
+NAMESPACE_COLUMNS: list[Column] = [
+    NAME_COLUMN,
+    column("Status", "The status of the namespace"),
+    AGE_COLUMN,
+]
+
+
+ENDPOINTS_COLUMNS: list[Column] = [
+    NAME_COLUMN,
+    column(
+        "Endpoints",
+        (
+            "The set of all endpoints is the union of all subsets. Addresses are placed into subsets "
+            "according to the IPs they share. A single address with multiple ports, some of which "
+            "are ready and some of which are not (because they come from different containers) will "
+            "result in the address being displayed in different subsets for the different ports. No "
+            "address will appear in both Addresses and NotReadyAddresses in the same subset. Sets of "
+            "addresses and ports that comprise a service."
+        ),
+    ),
+    AGE_COLUMN,
+]
+
+
+CONFIGMAP_COLUMNS: list[Column] = [
+    NAME_COLUMN,
+    column(
+        "Data",
+        (
+            "Data contains the configuration data. Each key must consist of alphanumeric characters, "
+            "'-', '_' or '.'. Values with non-UTF-8 byte sequences must use the BinaryData field. "
+            "The keys stored in Data must not overlap with the keys in the BinaryData field, this is "
+            "enforced during validation process."
+        ),
+    ),
+    AGE_COLUMN,
+]
+
+
+SECRET_COLUMNS: list[Column] = [
+    NAME_COLUMN,
+    column(
+        "Type",
+        (
+            "Used to facilitate programmatic handling of secret data. More info: "
+            "https://kubernetes.io/docs/concepts/configuration/secret/#secret-types"
+        ),
+    ),
+    column(
+        "Data",
+        (
+            "Data contains the secret data. Each key must consist of alphanumeric characters, '-', "
+            "'_' or '.'. The serialized form of the secret data is a base64 encoded string, "
+            "representing the arbitrary (possibly non-string) data value here. Described in "
+            "https://tools.ietf.org/html/rfc4648#section-4"
+        ),
+    ),
+    AGE_COLUMN,
+]
+
+
+SERVICEACCOUNT_COLUMNS: list[Column] = [
+    NAME_COLUMN,
+    column(
+        "Secrets",
+        (
+            "Secrets is a list of the secrets in the same namespace that pods running using this "
+            "ServiceAccount are allowed to use. Pods are only limited to this list if this service "
+            'account has a "kubernetes.io/enforce-mountable-secrets" annotation set to "true". The '
+            '"kubernetes.io/enforce-mountable-secrets" annotation is deprecated since v1.32. Prefer '
+            "separate namespaces to isolate access to mounted secrets. This field should not be used "
+            "to find auto-generated service account token secrets for use outside of pods. Instead, "
+            "tokens can be requested directly using the TokenRequest API, or service account token "
+            "secrets can be manually created. More info: "
+            "https://kubernetes.io/docs/concepts/configuration/secret"
+        ),
+    ),
+    AGE_COLUMN,
+]
+
+
+NODE_COLUMNS: list[Column] = [
+    NAME_COLUMN,
+    column("Status", "The status of the node"),
+    column("Roles", "The roles of the node"),
+    AGE_COLUMN,
+    column("Version", "Kubelet Version reported by the node."),
+    column(
+        "Internal-IP",
+        (
+            "List of addresses reachable to the node. Queried from cloud provider, if available. "
+            "More info: https://kubernetes.io/docs/reference/node/node-status/#addresses Note: This "
+            "field is declared as mergeable, but the merge key is not sufficiently unique, which can "
+            "cause data corruption when it is merged. Callers should instead use a full-replacement "
+            "patch. See https://pr.k8s.io/79391 for an example. Consumers should assume that "
+            "addresses can change during the lifetime of a Node. However, there are some exceptions "
+            "where this may not be possible, such as Pods that inherit a Node's address in its own "
+            "status or consumers of the downward API (status.hostIP)."
+        ),
+        1,
+    ),
+    column(
+        "External-IP",
+        (
+            "List of addresses reachable to the node. Queried from cloud provider, if available. "
+            "More info: https://kubernetes.io/docs/reference/node/node-status/#addresses Note: This "
+            "field is declared as mergeable, but the merge key is not sufficiently unique, which can "
+            "cause data corruption when it is merged. Callers should instead use a full-replacement "
+            "patch. See https://pr.k8s.io/79391 for an example. Consumers should assume that "
+            "addresses can change during the lifetime of a Node. However, there are some exceptions "
+            "where this may not be possible, such as Pods that inherit a Node's address in its own "
+            "status or consumers of the downward API (status.hostIP)."
+        ),
+        1,
+    ),
+    column("OS-Image", "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy)).", 1),
+    column("Kernel-Version", "Kernel Version reported by the node from 'uname -r' (e.g. 3.16.0-0.bpo.4-amd64).", 1),
+    column(
+        "Container-Runtime",
+        ("ContainerRuntime Version reported by the node through runtime remote API (e.g. containerd://1.4.2)."),
+        1,
+    ),
+]
+
+
+EVENT_COLUMNS: list[Column] = [
+    column("Last Seen", "The time at which the most recent occurrence of this event was recorded."),
+    column("Type", "Type of this event (Normal, Warning), new types could be added in the future"),
+    column(
+        "Reason",
+        (
+            "This should be a short, machine understandable string that gives the reason for the "
+            "transition into the object's current status."
+        ),
+    ),
+    column("Object", "The object that this event is about."),
+    column(
+        "Subobject",
+        (
+            "If referring to a piece of an object instead of an entire object, this string should "
+            "contain a valid JSON/Go field access statement, such as "
+            "desiredState.manifest.containers[2]. For example, if the object reference is to a "
+            'container within a pod, this would take on a value like: "spec.containers{name}" (where '
+            '"name" refers to the name of the container that triggered the event) or if no container '
+            'name is specified "spec.containers[2]" (container with index 2 in this pod). This '
+            "syntax is chosen only to have some well-defined way of referencing a part of an object."
+        ),
+        1,
+    ),
+    column("Source", "The component reporting this event. Should be a short machine understandable string.", 1),
+    column("Message", "A human-readable description of the status of this operation."),
+    column("First Seen", "The time at which the event was first recorded. (Time of server receipt is in TypeMeta.)", 1),
+    column("Count", "The number of times this event has occurred.", 1),
+    {**NAME_COLUMN, "priority": 1},
+]
 
 
 _NODE_ROLE_PREFIX = "node-role.kubernetes.io/"
@@ -210,7 +378,7 @@ class NamespaceStrategy(Strategy):
 
     short_names = ("ns",)
     subresources = (STATUS, FINALIZE)
-    table_columns = column_definitions("namespaces")
+    table_columns = NAMESPACE_COLUMNS
     printer = staticmethod(namespace_cells)
     selectable_fields = selectable({**NAME, "status.phase": path_field("status", "phase")})
 
@@ -275,7 +443,7 @@ class ConfigMapStrategy(Strategy):
     """ConfigMaps: valid keys, at most 1 MiB, frozen once `immutable: true`."""
 
     short_names = ("cm",)
-    table_columns = column_definitions("configmaps")
+    table_columns = CONFIGMAP_COLUMNS
     printer = staticmethod(configmap_cells)
 
     def default(self, obj: Obj) -> None:
@@ -308,7 +476,7 @@ class ConfigMapStrategy(Strategy):
 class SecretStrategy(Strategy):
     """Secrets: `stringData` folded into base64 `data`, type Opaque by default and fixed once set."""
 
-    table_columns = column_definitions("secrets")
+    table_columns = SECRET_COLUMNS
     printer = staticmethod(secret_cells)
     selectable_fields = selectable({**NAMESPACED, "type": path_field("type")})
 
@@ -350,7 +518,7 @@ class ServiceAccountStrategy(Strategy):
     has ReturnDeletedObject (pkg/registry/core/serviceaccount/storage/storage.go)."""
 
     short_names = ("sa",)
-    table_columns = column_definitions("serviceaccounts")
+    table_columns = SERVICEACCOUNT_COLUMNS
     printer = staticmethod(serviceaccount_cells)
 
     returns_deleted_object = True
@@ -360,7 +528,7 @@ class EndpointsStrategy(Strategy):
     """Endpoints: ports default to TCP; addresses must be real, non-special IPs."""
 
     short_names = ("ep",)
-    table_columns = column_definitions("endpoints")
+    table_columns = ENDPOINTS_COLUMNS
     printer = staticmethod(endpoints_cells)
 
     allow_create_on_update = True
@@ -391,7 +559,7 @@ class NodeStrategy(Strategy):
 
     short_names = ("no",)
     subresources = (STATUS,)
-    table_columns = column_definitions("nodes")
+    table_columns = NODE_COLUMNS
     printer = staticmethod(node_cells)
     selectable_fields = selectable({**NAME, "spec.unschedulable": bool_field("spec", "unschedulable")})
 
@@ -458,7 +626,7 @@ class EventStrategy(Strategy):
     """core/v1 Events: the legacy validation (no name rule of their own beyond the generic one)."""
 
     short_names = ("ev",)
-    table_columns = column_definitions("events")
+    table_columns = EVENT_COLUMNS
     printer = staticmethod(event_cells)
     selectable_fields = selectable({**NAMESPACED, **event_fields("involvedObject", "source")})
 

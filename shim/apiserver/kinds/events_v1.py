@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from shim.apiserver.kinds.causes import Cause, invalid, required
-from shim.apiserver.kinds.core import REFERENCE_FIELDS, event_cells, event_fields, validate_legacy_event
+from shim.apiserver.kinds.core import EVENT_COLUMNS, REFERENCE_FIELDS, event_cells, event_fields, validate_legacy_event
 from shim.apiserver.kinds.meta import FIELD_IMMUTABLE
-from shim.apiserver.printers import Cells, column_definitions, object_meta
+from shim.apiserver.printers import Cells, object_meta
 from shim.apiserver.printers import Obj as Printed
 from shim.apiserver.registry import Conversion, Strategy
 from shim.apiserver.selectable_fields import NAMESPACED, SelectableFields, not_supported
@@ -46,7 +46,7 @@ class EventsV1Strategy(Strategy):
     """events.k8s.io/v1 Events: the strict validation newer clients get (field paths are core's, as kube's)."""
 
     short_names = ("ev",)
-    table_columns = column_definitions("events.k8s.io/events")
+    table_columns = EVENT_COLUMNS
     printer = staticmethod(events_v1_cells)
     selectable_fields = SelectableFields(
         {**NAMESPACED, **event_fields("regarding", "deprecatedSource")},

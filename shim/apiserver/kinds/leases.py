@@ -6,7 +6,16 @@ from typing import Any
 
 from shim.apiserver.kinds.causes import Cause, forbidden, invalid, unsupported
 from shim.apiserver.kinds.meta import NEGATIVE, is_qualified_name
-from shim.apiserver.printers import EMPTY, Cells, age, column_definitions, object_name
+from shim.apiserver.printers import (
+    AGE_COLUMN,
+    EMPTY,
+    NAME_COLUMN,
+    Cells,
+    Column,
+    age,
+    column,
+    object_name,
+)
 from shim.apiserver.printers import Obj as Printed
 from shim.apiserver.registry import Strategy
 
@@ -16,6 +25,20 @@ Obj = dict[str, Any]
 # -- Table printer (kube's pkg/printers/internalversion/printers.go) ------------------------------
 
 
+LEASE_COLUMNS: list[Column] = [
+    NAME_COLUMN,
+    column(
+        "Holder",
+        (
+            "holderIdentity contains the identity of the holder of a current lease. If Coordinated "
+            "Leader Election is used, the holder identity must be equal to the elected "
+            "LeaseCandidate.metadata.name field."
+        ),
+    ),
+    AGE_COLUMN,
+]
+
+
 def lease_cells(lease: Printed, now_us: int) -> Cells:
     return [object_name(lease), (lease.get("spec") or EMPTY).get("holderIdentity") or "", age(lease, now_us)]
 
@@ -23,7 +46,7 @@ def lease_cells(lease: Printed, now_us: int) -> Cells:
 class LeaseStrategy(Strategy):
     """coordination.k8s.io/v1 Leases (node heartbeats, leader election)."""
 
-    table_columns = column_definitions("coordination.k8s.io/leases")
+    table_columns = LEASE_COLUMNS
     printer = staticmethod(lease_cells)
 
     allow_create_on_update = True

@@ -20,9 +20,8 @@ from shim.apiserver.kinds.addresses import validate_ip
 from shim.apiserver.kinds.causes import Cause, forbidden, go_string_map, invalid, required, undecodable
 from shim.apiserver.kinds.meta import FIELD_IMMUTABLE, is_dns1123_subdomain, is_qualified_name
 from shim.apiserver.kinds.pod_defaults import default_pod_only_fields, default_pod_spec
-from shim.apiserver.kinds.pod_printer import pod_cells, pod_row_conditions
+from shim.apiserver.kinds.pod_printer import POD_COLUMNS, pod_cells, pod_row_conditions
 from shim.apiserver.kinds.pod_validation import MAX_INT32, validate_ephemeral_containers, validate_pod_spec
-from shim.apiserver.printers import column_definitions
 from shim.apiserver.registry import STATUS, StoredObjects, Strategy, Subresource
 from shim.apiserver.selectable_fields import NAMESPACED, Getter, absent, bool_field, path_field, selectable
 from shim.machinery.quantity import QuantityError, parse_quantity
@@ -81,7 +80,7 @@ class PodStrategy(Strategy):
     short_names = ("po",)
     categories = ("all",)
     subresources = (STATUS, BINDING, EVICTION, EPHEMERAL_CONTAINERS, LOG, EXEC, ATTACH, PORTFORWARD)
-    table_columns = column_definitions("pods")
+    table_columns = POD_COLUMNS
     printer = staticmethod(pod_cells)
     row_conditions = staticmethod(pod_row_conditions)
     selectable_fields = selectable(_POD_FIELDS, {"spec.host": "spec.nodeName"})  # spec.host: old v1 clients

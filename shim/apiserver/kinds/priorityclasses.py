@@ -8,7 +8,15 @@ from typing import Any
 
 from shim.apiserver.kinds.causes import Cause, forbidden, invalid, required, unsupported
 from shim.apiserver.kinds.meta import FIELD_IMMUTABLE
-from shim.apiserver.printers import Cells, age, column_definitions, object_name
+from shim.apiserver.printers import (
+    AGE_COLUMN,
+    NAME_COLUMN,
+    Cells,
+    Column,
+    age,
+    column,
+    object_name,
+)
 from shim.apiserver.printers import Obj as Printed
 from shim.apiserver.registry import Strategy
 
@@ -16,6 +24,38 @@ Obj = dict[str, Any]
 
 
 # -- Table printer (kube's pkg/printers/internalversion/printers.go) ------------------------------
+
+
+PRIORITYCLASS_COLUMNS: list[Column] = [
+    NAME_COLUMN,
+    column(
+        "Value",
+        (
+            "value represents the integer value of this priority class. This is the actual priority "
+            "that pods receive when they have the name of this class in their pod spec."
+        ),
+        type="integer",
+    ),
+    column(
+        "Global-Default",
+        (
+            "globalDefault specifies whether this PriorityClass should be considered as the default "
+            "priority for pods that do not have any priority class. Only one PriorityClass can be "
+            "marked as `globalDefault`. However, if more than one PriorityClasses exists with their "
+            "`globalDefault` field set to true, the smallest value of such global default "
+            "PriorityClasses will be used as the default priority."
+        ),
+        type="boolean",
+    ),
+    AGE_COLUMN,
+    column(
+        "PreemptionPolicy",
+        (
+            "preemptionPolicy is the Policy for preempting pods with lower priority. One of Never, "
+            "PreemptLowerPriority. Defaults to PreemptLowerPriority if unset."
+        ),
+    ),
+]
 
 
 def priorityclass_cells(pc: Printed, now_us: int) -> Cells:
@@ -55,7 +95,7 @@ class PriorityClassStrategy(Strategy):
     """scheduling.k8s.io/v1 PriorityClasses: cluster-scoped; value and preemptionPolicy fixed once set."""
 
     short_names = ("pc",)
-    table_columns = column_definitions("scheduling.k8s.io/priorityclasses")
+    table_columns = PRIORITYCLASS_COLUMNS
     printer = staticmethod(priorityclass_cells)
 
     def default(self, obj: Obj) -> None:
