@@ -188,6 +188,9 @@ async def measure(api: aiohttp.ClientSession, server_pid: int, failures: Failure
     for name in (CREATE_NS, LIST_NS, WATCH_NS):
         namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
         await call(api, "POST", "/api/v1/namespaces", namespace)
+        # pods need their namespace's `default` service account, which the (stopped) controllers would add
+        account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}
+        await call(api, "POST", f"/api/v1/namespaces/{name}/serviceaccounts", account)
     cpu = CpuSnapshot.take(server_pid)
     created, creates = await creates_per_second(api, failures)
     creates_note = f"{cpu.busy_since()}; errors {failures.total('create')}"
