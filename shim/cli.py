@@ -338,8 +338,8 @@ async def _start_components(
         running.start()
         components.append(running)
     if args.nodes:
-        # one client for all agents here: every node's pod watch holds one of its connections
-        client = ApiClient(access, user_agent="kubelet", max_connections=args.nodes * 2 + 64)
+        # one client for all agents here (their watches are on the shared informers' client)
+        client = ApiClient(access, user_agent="kubelet")
         base = args.name or socket.gethostname()
         for i in range(args.nodes):
             name = base if args.nodes == 1 else f"{base}-{i}"
@@ -363,7 +363,7 @@ async def _start_components(
                 name=name, data_dir=nodes_dir / name, runtime=args.runtime, podman_socket=args.podman_socket,
                 ca_pem=access.ca_pem, serving_certificate=await asyncio.to_thread(serving_certificate, name, hosts),
                 listen_host=node_ip or "0.0.0.0", pod_cidr=node_pod_cidr(i) if fake else None, options=options,
-            ))  # fmt: skip
+            ), informers.factory)  # fmt: skip
             await node.start()
             components.append(node)
         components.append(_Closer(client))

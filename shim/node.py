@@ -8,7 +8,7 @@ import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shim.client import ApiClient
+from shim.client import ApiClient, SharedInformerFactory
 from shim.kubelet.config import KubeletOptions
 from shim.kubelet.kubelet import Kubelet
 from shim.kubelet.server import StreamingServer
@@ -32,10 +32,12 @@ class NodeConfig:
 
 
 class Node:
-    """A running node; `start()` registers it and begins running its pods, `stop()` leaves them running."""
+    """A running node; `start()` registers it and begins running its pods, `stop()` leaves them running.
+    `informers`: the process's shared informer factory, if any (see Kubelet)."""
 
-    def __init__(self, client: ApiClient, config: NodeConfig) -> None:
+    def __init__(self, client: ApiClient, config: NodeConfig, informers: SharedInformerFactory | None = None) -> None:
         self.client = client
+        self.informers = informers
         self.config = config
         self.runtime = make_runtime(config)
         self.kubelet: Kubelet | None = None
@@ -50,7 +52,7 @@ class Node:
                                       serving_certificate=config.serving_certificate)  # fmt: skip
         await self.server.start()
         config.options.kubelet_port = self.server.port
-        self.kubelet = Kubelet(self.client, self.runtime, config.name, config.data_dir, config.options)
+        self.kubelet = Kubelet(self.client, self.runtime, config.name, config.data_dir, config.options, self.informers)
         await self.kubelet.start()
 
     def _pod_lookup(self, namespace: str, name: str):  # type: ignore[no-untyped-def]

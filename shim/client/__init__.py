@@ -3,14 +3,13 @@
 from shim.client.api import ApiClient, ApiException, Resource
 from shim.client.config import ClusterAccess, load_kubeconfig
 from shim.client.indexer import object_key
-from shim.client.informer import Informer, SharedInformer
+from shim.client.informer import SharedInformer
 from shim.client.informers import SharedInformerFactory
 
 __all__ = [
     "ApiClient",
     "ApiException",
     "ClusterAccess",
-    "Informer",
     "Resource",
     "SharedInformer",
     "SharedInformerFactory",

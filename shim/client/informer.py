@@ -228,26 +228,3 @@ def _older(cached: Obj, written: Obj) -> bool:
         return int(cached["metadata"]["resourceVersion"]) < int(written["metadata"]["resourceVersion"])
     except (KeyError, TypeError, ValueError):
         return True
-
-
-class Informer(SharedInformer):
-    """TEMPORARY: the old one-handler form, `handler(event, obj)`, until the node agent moves to the factory."""
-
-    def __init__(
-        self,
-        client: ApiClient,
-        resource: Resource,
-        handler: Callable[[str, Obj], Awaitable[None]],
-        namespace: str | None = None,
-        **selectors: str,
-    ) -> None:
-        super().__init__(client, resource, namespace, **selectors)
-
-        async def adapt(kind: str, obj: Obj, old: Obj | None) -> None:
-            await handler(kind, obj)
-
-        self.add_event_handler(adapt)
-
-    @property
-    def cache(self) -> dict[str, Obj]:
-        return {object_key(obj): obj for obj in self.store.list()}

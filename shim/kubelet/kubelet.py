@@ -17,8 +17,9 @@ from typing import Any
 
 import aiohttp
 
-from shim.client import ApiClient, ClusterAccess, Informer
+from shim.client import ApiClient, ClusterAccess, SharedInformerFactory
 from shim.client.events import EventRecorder
+from shim.client.informer import Registration
 from shim.kubelet.backoff import Backoff
 from shim.kubelet.config import KubeletOptions
 from shim.kubelet.host import host_facts, primary_ip
@@ -42,7 +43,9 @@ class Kubelet:
     """`await Kubelet(client, runtime, "node-1", data_dir).start()`, later `await kubelet.stop()`.
 
     The client may be shared (several simulated nodes in one process); the agent never closes it. The runtime
-    is started and closed by the agent. `data_dir` is this node's own directory.
+    is started and closed by the agent. `data_dir` is this node's own directory. `informers` is the process's
+    shared factory (its pods and services informers come from it; whoever built it stops it); without one the
+    agent builds and stops its own.
     """
 
     def __init__(
@@ -52,16 +55,19 @@ class Kubelet:
         node_name: str,
         data_dir: Path,
         options: KubeletOptions | None = None,
+        informers: SharedInformerFactory | None = None,
     ) -> None:
         self.client = client
+        self.informers = informers if informers is not None else SharedInformerFactory(client)
+        self._owns_informers = informers is None
         self.runtime = runtime
         self.node_name = node_name
         self.data_dir = Path(data_dir)
         self.options = options or KubeletOptions()
         self.node: NodeReporter | None = None
         self._context: NodeContext | None = None
-        self._informer = Informer(client, PODS, self._on_pod_event, fieldSelector=f"spec.nodeName={node_name}")
-        self._services = Informer(client, SERVICES, _ignore)  # a lister: pods' service env vars read its cache
+        self._services = self.informers.informer_for(SERVICES)  # a lister: pods' service env vars read its cache
+        self._registrations: list[Registration] = []
         self._workers: dict[str, PodWorker] = {}  # by pod uid
         self._uids: dict[str, str] = {}  # "namespace/name" -> uid of the pod of that name
         self._unclaimed: dict[str, list[SandboxStatus]] = {}  # sandboxes found at start, by pod uid
@@ -97,10 +103,13 @@ class Kubelet:
         for sandbox in await self.runtime.list_sandboxes():
             self._unclaimed.setdefault(sandbox.uid, []).append(sandbox)
         self._spawn(self._runtime_events())
-        self._services.start()
+        self.informers.start()
         await self._services.synced.wait()  # as kubelet: no pod starts before service env vars are known
-        self._informer.start()
-        await self._informer.synced.wait()
+        # this node's pods (a filtered informer of its own): asked for only now that their workers can start
+        pods = self.informers.informer_for(PODS, fieldSelector=f"spec.nodeName={self.node_name}")
+        registration = pods.add_event_handler(self._on_pod_event)
+        self._registrations.append(registration)
+        await registration.synced.wait()
         await self._remove_orphans()
         self._spawn(self.node.run_lease())
         self._spawn(self.node.run_status())
@@ -108,8 +117,10 @@ class Kubelet:
 
     async def stop(self) -> None:
         """Stop the agent; pods keep running (a restarted agent adopts them)."""
-        await self._informer.stop()
-        await self._services.stop()
+        for registration in self._registrations:
+            registration.informer.remove_event_handler(registration)
+        if self._owns_informers:
+            await self.informers.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -120,7 +131,7 @@ class Kubelet:
         await self.runtime.close()
 
     def _services_in(self, namespace: str) -> list[Obj]:
-        return [s for s in self._services.cache.values() if s["metadata"].get("namespace") == namespace]
+        return self._services.in_namespace(namespace)
 
     def pod_lookup(self, namespace: str, name: str) -> tuple[Obj, str | None, dict[str, str]] | None:
         """For the streaming server: (pod, sandbox id, container name -> newest run id) of a pod on this node."""
@@ -131,7 +142,7 @@ class Kubelet:
 
     # -- events ------------------------------------------------------------------------------------------------
 
-    async def _on_pod_event(self, kind: str, pod: Obj) -> None:
+    async def _on_pod_event(self, kind: str, pod: Obj, old: Obj | None) -> None:
         meta = pod["metadata"]
         key, uid = f"{meta['namespace']}/{meta['name']}", meta["uid"]
         previous = self._uids.get(key)
@@ -229,7 +240,3 @@ async def run_node(
         finally:
             with contextlib.suppress(Exception):
                 await kubelet.stop()
-
-
-async def _ignore(kind: str, obj: Obj) -> None:
-    """Informer handler for caches that are only read."""
