@@ -243,7 +243,7 @@ def bodies(
     source = draw(st.sampled_from(["seed", "seed", "schema", "json"] if resource.seeds else ["schema", "json"]))
     value: Any
     if source == "seed":
-        value = draw(mutated(draw(st.sampled_from(resource.seeds)), server, resource))
+        value = draw(mutated(draw(st.sampled_from(resource.seeds)), server, resource, rename=method == "POST"))
     elif source == "schema":
         value = draw(schema_values(resource.schema, server.schemas))
     else:
@@ -252,8 +252,10 @@ def bodies(
         value.setdefault("metadata", {"name": draw(names)})
     if method == "PATCH":
         content_type = draw(st.sampled_from(CONTENT_TYPES[3:7]))
-        if well_formed and draw(st.booleans()):
-            value = {"metadata": {"labels": {draw(st.sampled_from("abc")): draw(st.text(NAME_CHARS, max_size=5))}}}
+        if well_formed and draw(st.booleans()):  # a label change, as kubectl label sends it
+            content_type = draw(st.sampled_from(CONTENT_TYPES[4:6]))
+            label = draw(st.text(string.ascii_lowercase, min_size=1, max_size=5))
+            value = {"metadata": {"labels": {draw(st.sampled_from("abc")): label}}}
         if content_type == "application/json-patch+json" and draw(st.booleans()):
             op = st.fixed_dictionaries({"op": st.sampled_from(["add", "remove", "replace", "move", "copy", "test"]),
                                         "path": st.text(max_size=20) | st.just("/metadata/labels"),
@@ -278,13 +280,13 @@ def bodies(
 
 
 @st.composite
-def mutated(draw: st.DrawFn, seed: dict[str, Any], server: Server, resource: Resource) -> dict[str, Any]:
+def mutated(draw: st.DrawFn, seed: dict[str, Any], server: Server, resource: Resource, rename: bool) -> dict[str, Any]:
     """A copy of a stored object with a fresh name (or not) and a few values replaced, added or removed."""
     value = orjson.loads(orjson.dumps(seed))
     meta = value.setdefault("metadata", {})
     for key in ("uid", "resourceVersion", "creationTimestamp", "managedFields"):
         meta.pop(key, None)
-    if draw(st.booleans()):
+    if rename:  # a create of a new object; an update keeps the name its URL has
         meta["name"] = draw(st.text(NAME_CHARS, min_size=1, max_size=20))
     for _ in range(draw(st.integers(0, 2))):
         containers = _containers(value)
