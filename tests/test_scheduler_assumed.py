@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -127,49 +128,54 @@ async def faulty_proxy(upstream: ClusterAccess, broken_bindings: int = 0, lost_b
         await session.close()
 
 
-async def test_a_binding_that_fails_with_an_unexpected_error_frees_the_node_and_is_retried(
-    fresh_cluster: Cluster,
-) -> None:
-    access = load_kubeconfig(fresh_cluster.kubeconfig)
-    async with ApiClient(access) as api, faulty_proxy(access, broken_bindings=1) as proxy_url:
+@contextlib.asynccontextmanager
+async def scheduler_behind(
+    cluster: Cluster, faults: dict[str, int], **options: Any
+) -> AsyncIterator[tuple[ApiClient, Scheduler]]:
+    """Node `small` (1 CPU, 1 pod) and our scheduler (`options`), which reaches the API server through
+    `faulty_proxy(**faults)`; yields (a direct client, the synced scheduler)."""
+    access = load_kubeconfig(cluster.kubeconfig)
+    async with ApiClient(access) as api, faulty_proxy(access, **faults) as proxy_url:
         await api.create(NODES, node("small", cpu="1", pods=1))
-        scheduler = Scheduler(ApiClient(ClusterAccess(server=proxy_url, token=access.token)), SCHEDULER)
+        scheduler = Scheduler(ApiClient(ClusterAccess(server=proxy_url, token=access.token)), SCHEDULER, **options)
         scheduler.start()
         try:
             await scheduler.synced()
-            await api.create(PODS, new_pod("victim", cpu="500m", scheduler_name=SCHEDULER), "default")
-
-            def bound(pods: list[dict]) -> dict | None:
-                return next((p for p in pods if p["spec"].get("nodeName") == "small"), None)
-
-            placed = await watch_until(api, PODS, "default", bound, 30.0, "the pod bound after the failed binding")
-            assert placed["metadata"]["name"] == "victim"
-            assert scheduler.stats.bind_errors == 1, "the first binding did fail"
-            assert not scheduler.cache.is_assumed("default/victim")
-            small = scheduler.cache.nodes["small"]
-            assert list(small.pods) == ["default/victim"] and small.requested.milli_cpu == 500, "counted once"
+            yield api, scheduler
         finally:
             await scheduler.stop()
+
+
+async def bound_to_small(api: ApiClient, what: str) -> dict[str, Any]:
+    """The pod on node `small`, once there is one."""
+    return await watch_until(
+        api,
+        PODS,
+        "default",
+        lambda pods: next((p for p in pods if p["spec"].get("nodeName") == "small"), None),
+        30.0,
+        what,
+    )
+
+
+async def test_a_binding_that_fails_with_an_unexpected_error_frees_the_node_and_is_retried(
+    fresh_cluster: Cluster,
+) -> None:
+    async with scheduler_behind(fresh_cluster, {"broken_bindings": 1}) as (api, scheduler):
+        await api.create(PODS, new_pod("victim", cpu="500m", scheduler_name=SCHEDULER), "default")
+        placed = await bound_to_small(api, "the pod bound after the failed binding")
+        assert placed["metadata"]["name"] == "victim"
+        assert scheduler.stats.bind_errors == 1, "the first binding did fail"
+        assert not scheduler.cache.is_assumed("default/victim")
+        small = scheduler.cache.nodes["small"]
+        assert list(small.pods) == ["default/victim"] and small.requested.milli_cpu == 500, "counted once"
 
 
 async def test_an_assumed_pod_whose_binding_is_never_confirmed_expires_and_is_scheduled_again(
     fresh_cluster: Cluster,
 ) -> None:
-    access = load_kubeconfig(fresh_cluster.kubeconfig)
-    async with ApiClient(access) as api, faulty_proxy(access, lost_bindings=1) as proxy_url:
-        await api.create(NODES, node("small", cpu="1", pods=1))
-        client = ApiClient(ClusterAccess(server=proxy_url, token=access.token))
-        scheduler = Scheduler(client, SCHEDULER, assumed_pod_ttl=0.5)
-        scheduler.start()
-        try:
-            await scheduler.synced()
-            await api.create(PODS, new_pod("lost", cpu="500m", scheduler_name=SCHEDULER), "default")
-
-            def bound(pods: list[dict]) -> dict | None:
-                return next((p for p in pods if p["spec"].get("nodeName") == "small"), None)
-
-            placed = await watch_until(api, PODS, "default", bound, 30.0, "the pod bound once its assumption expired")
-            assert placed["metadata"]["name"] == "lost"
-            assert scheduler.stats.bound == 2, "the lost binding, then the one that took"
-        finally:
-            await scheduler.stop()
+    async with scheduler_behind(fresh_cluster, {"lost_bindings": 1}, assumed_pod_ttl=0.5) as (api, scheduler):
+        await api.create(PODS, new_pod("lost", cpu="500m", scheduler_name=SCHEDULER), "default")
+        placed = await bound_to_small(api, "the pod bound once its assumption expired")
+        assert placed["metadata"]["name"] == "lost"
+        assert scheduler.stats.bound == 2, "the lost binding, then the one that took"
