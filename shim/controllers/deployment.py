@@ -17,7 +17,14 @@ from typing import Any
 
 from shim.client import ApiClient, ApiException, SharedInformerFactory, object_key
 from shim.controllers import deploymentutil as du
-from shim.controllers.ownership import ControllerRefManager, controller_of, controller_ref, recheck_deletion
+from shim.controllers.ownership import (
+    ControllerRefManager,
+    controlled_by,
+    controller_of,
+    controller_ref,
+    index_by_controller,
+    recheck_deletion,
+)
 from shim.controllers.podutil import now, parse_time
 from shim.controllers.reconciler import Reconciler, namespace_terminating
 from shim.machinery.resources import DEPLOYMENTS, PODS, REPLICASETS
@@ -34,6 +41,7 @@ class DeploymentController(Reconciler):
         self.deployments = self.watch(DEPLOYMENTS, self._on_deployment)
         self.replicasets = self.watch(REPLICASETS, self._on_replicaset)
         self.pods = self.watch(PODS, self._on_pod)
+        index_by_controller(self.pods)
 
     async def sync(self, key: str) -> None:
         """One reconcile of one deployment (kube's syncDeployment)."""
@@ -448,12 +456,11 @@ class _Sync:
         if du.total_status([self._latest(rs) for rs in old_rss], "replicas") > 0:
             return True
         old_uids = {rs["metadata"]["uid"] for rs in old_rss} - ({new_rs["metadata"]["uid"]} if new_rs else set())
-        for pod in self.controller.pods.in_namespace(self.namespace):
-            ref = controller_of(pod)
-            finished = (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
-            if ref is not None and ref.get("uid") in old_uids and not finished:
-                return True
-        return False
+        return any(
+            (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+            for uid in old_uids
+            for pod in controlled_by(self.controller.pods, uid)
+        )
 
     # -- status ------------------------------------------------------------------------------------------------
 

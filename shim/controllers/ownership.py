@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from shim.client import ApiClient, ApiException, Resource
+from shim.client import ApiClient, ApiException, Resource, SharedInformer
 from shim.machinery.selectors import LabelSelector
 
 Obj = dict[str, Any]
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
+CONTROLLER_UID_INDEX = "controller-uid"  # objects by the uid of their controller (shared by the controllers)
 
 
 def controller_of(obj: Obj) -> Obj | None:
@@ -23,6 +24,22 @@ def controller_of(obj: Obj) -> Obj | None:
         if ref.get("controller"):
             return ref
     return None
+
+
+def index_by_controller(informer: SharedInformer) -> None:
+    """Index the informer's objects by their controller's uid (once: several controllers ask for it)."""
+    if not informer.store.has_indexer(CONTROLLER_UID_INDEX):
+        informer.add_indexer(CONTROLLER_UID_INDEX, _controller_uid)
+
+
+def controlled_by(informer: SharedInformer, uid: str) -> list[Obj]:
+    """The cached objects whose controller has `uid` (the informer must be `index_by_controller`ed)."""
+    return informer.by_index(CONTROLLER_UID_INDEX, uid)
+
+
+def _controller_uid(obj: Obj) -> list[str]:
+    ref = controller_of(obj)
+    return [ref["uid"]] if ref is not None and ref.get("uid") else []
 
 
 def controller_ref(owner: Obj, api_version: str, kind: str) -> Obj:

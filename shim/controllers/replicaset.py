@@ -16,7 +16,14 @@ from typing import Any
 
 from shim.client import ApiClient, ApiException, SharedInformerFactory, object_key
 from shim.controllers.expectations import Expectations
-from shim.controllers.ownership import ControllerRefManager, controller_of, controller_ref, recheck_deletion
+from shim.controllers.ownership import (
+    ControllerRefManager,
+    controlled_by,
+    controller_of,
+    controller_ref,
+    index_by_controller,
+    recheck_deletion,
+)
 from shim.controllers.podutil import (
     is_pod_active,
     is_pod_available,
@@ -45,6 +52,8 @@ class ReplicaSetController(Reconciler):
         self.expectations = Expectations()
         self.replicasets = self.watch(REPLICASETS, self._on_replicaset)
         self.pods = self.watch(PODS, self._on_pod)
+        index_by_controller(self.replicasets)
+        index_by_controller(self.pods)
 
     async def sync(self, key: str) -> None:
         """One reconcile of one replica set: claim pods, create or delete the difference, write status."""
@@ -135,20 +144,10 @@ class ReplicaSetController(Reconciler):
         """Pods of this replica set and of its siblings (same controlling deployment): scaling down prefers
         pods sharing a node with many of them (kube's getIndirectlyRelatedPods)."""
         owner = controller_of(rs)
-        namespace = rs["metadata"]["namespace"]
-        if owner is None:
-            owners = {rs["metadata"]["uid"]}
-        else:
-            owners = {
-                sibling["metadata"]["uid"]
-                for sibling in self.replicasets.in_namespace(namespace)
-                if (ref := controller_of(sibling)) is not None and ref.get("uid") == owner.get("uid")
-            } | {rs["metadata"]["uid"]}
-        return [
-            pod
-            for pod in self.pods.in_namespace(namespace)
-            if (ref := controller_of(pod)) is not None and ref.get("uid") in owners
-        ]
+        owners = {rs["metadata"]["uid"]}
+        if owner is not None:
+            owners |= {sibling["metadata"]["uid"] for sibling in controlled_by(self.replicasets, owner.get("uid", ""))}
+        return [pod for uid in owners for pod in controlled_by(self.pods, uid)]
 
     # -- status ------------------------------------------------------------------------------------------------
 
