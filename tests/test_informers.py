@@ -177,6 +177,21 @@ async def test_a_removed_handler_gets_nothing_more_and_the_informer_goes_on(
     assert all(key != f"{namespace}/after" for _, key, _ in stopped.events)
 
 
+async def test_a_write_observed_ahead_of_its_watch_event_is_cached_unless_the_cache_is_newer(
+    factory: SharedInformerFactory, namespace: str
+) -> None:
+    client = factory.client
+    informer = factory.informer_for(CONFIGMAPS, namespace=namespace)
+    factory.start()
+    await asyncio.wait_for(informer.synced.wait(), DEADLINE)
+    first = await client.create(CONFIGMAPS, configmap("written", "red"), namespace)
+    second = await client.patch(CONFIGMAPS, "written", {"data": {"k": "2"}}, namespace)
+    informer.observe(second)  # what a controller does with the object its write returned
+    assert informer.get(f"{namespace}/written")["metadata"]["resourceVersion"] == second["metadata"]["resourceVersion"]
+    informer.observe(first)  # an older version never replaces a newer one
+    assert informer.get(f"{namespace}/written")["data"] == {"k": "2"}
+
+
 # -- one kube-shim up process ----------------------------------------------------------------------------------
 
 
