@@ -57,6 +57,7 @@ class IndexedStore:
             self._index(name, key, (), self._values(name, obj))
 
     def has_indexer(self, name: str) -> bool:
+        """Whether an index of that name exists."""
         return name in self._indexers
 
     def upsert(self, obj: Obj) -> Obj | None:
@@ -78,12 +79,15 @@ class IndexedStore:
         return old
 
     def get(self, key: str) -> Obj | None:
+        """The object under `key`, or None."""
         return self._objects.get(key)
 
     def list_keys(self) -> builtins.list[str]:
+        """Every key, as a list (safe to iterate while the store changes)."""
         return list(self._objects)
 
     def list(self) -> builtins.list[Obj]:
+        """Every object."""
         return list(self._objects.values())
 
     def by_index(self, name: str, value: str) -> builtins.list[Obj]:

@@ -74,9 +74,11 @@ class SharedInformer:
         return self.store.get(key)
 
     def list(self) -> builtins.list[Obj]:
+        """Every cached object."""
         return self.store.list()
 
     def by_index(self, name: str, value: str) -> builtins.list[Obj]:
+        """The cached objects index `name` files under `value`."""
         return self.store.by_index(name, value)
 
     def in_namespace(self, namespace: str) -> builtins.list[Obj]:
@@ -129,6 +131,7 @@ class SharedInformer:
             self._task = spawn(self.run(), f"informer {self.describe()}")
 
     async def stop(self) -> None:
+        """Stop listing and watching (the cache keeps what it holds)."""
         tasks = [*self._joining, *([self._task] if self._task is not None else [])]
         for task in tasks:
             task.cancel()

@@ -36,6 +36,7 @@ class SharedInformerFactory:
         return informer
 
     def informers(self) -> list[SharedInformer]:
+        """Every informer built so far."""
         return list(self._informers.values())
 
     def start(self) -> None:
@@ -49,6 +50,7 @@ class SharedInformerFactory:
         await asyncio.gather(*(informer.synced.wait() for informer in self._informers.values()))
 
     async def stop(self) -> None:
+        """Stop every informer and forget them (a later ask builds afresh)."""
         self._started = False
         for informer in self._informers.values():
             await informer.stop()
