@@ -448,6 +448,29 @@ async def test_a_missing_configmap_volume_fails_to_mount_until_it_exists(
         assert oct(written.stat().st_mode & 0o777) == oct(0o644)
 
 
+async def test_a_projected_volume_joins_configmap_secret_and_downward_files(
+    api: ApiClient, tmp_path: Path, namespace: str
+) -> None:
+    await api.create(CONFIGMAPS, {"metadata": {"name": "proj-cfg"}, "data": {"mode": "fast"}}, namespace)
+    await api.create(SECRETS, {"metadata": {"name": "proj-secret"}, "stringData": {"token": "s3cret"}}, namespace)
+    container = box("app", volumeMounts=[{"name": "all", "mountPath": "/etc/all"}])
+    sources = [
+        {"configMap": {"name": "proj-cfg", "items": [{"key": "mode", "path": "cfg/mode"}]}},
+        {"secret": {"name": "proj-secret"}},
+        {"downwardAPI": {"items": [{"path": "name", "fieldRef": {"fieldPath": "metadata.name"}}]}},
+    ]
+    volumes = [{"name": "all", "projected": {"sources": sources, "defaultMode": 0o600}}]
+    async with running_node(api, tmp_path) as kubelet:
+        created = await api.create(
+            PODS, pod_manifest("projecting", kubelet.node_name, [container], volumes=volumes), namespace
+        )
+        await wait_for(api, PODS, namespace, "projecting", is_running_and_ready)
+        volume = kubelet.data_dir / "pods" / created["metadata"]["uid"] / "volumes" / "all"
+        written = {p.relative_to(volume).as_posix(): p.read_text() for p in volume.rglob("*") if p.is_file()}
+        assert written == {"cfg/mode": "fast", "token": "s3cret", "name": "projecting"}
+        assert oct((volume / "token").stat().st_mode & 0o777) == oct(0o600)
+
+
 async def test_an_unpullable_image_backs_off(api: ApiClient, tmp_path: Path, namespace: str) -> None:
     runtime = FakeRuntime(unpullable={"registry.example/missing:1"})
     async with running_node(api, tmp_path, runtime) as kubelet:

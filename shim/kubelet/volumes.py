@@ -126,11 +126,11 @@ async def _volume_files(
         files: dict[str, tuple[bytes, int]] = {}
         for part in source.get("sources") or ():
             if "configMap" in part:
-                files.update(await _config_map(name, part["configMap"], refs, mode))
+                config_map = part["configMap"]
+                files.update(await _config_map(name, config_map.get("name", ""), config_map, refs, mode))
             elif "secret" in part:
-                files.update(
-                    await _secret(name, {**part["secret"], "secretName": part["secret"].get("name")}, refs, mode)
-                )
+                secret = part["secret"]
+                files.update(await _secret(name, secret.get("name", ""), secret, refs, mode))
             elif "downwardAPI" in part:
                 files.update(_downward(name, part["downwardAPI"], pod, addresses, allocatable, mode))
             # serviceAccountToken and clusterTrustBundle sources: nothing here issues them yet
@@ -196,8 +196,8 @@ def _host_path(volume: str, source: Obj, allowed: tuple[str, ...]) -> Path:
     path = Path(os.path.normpath(source.get("path", "/")))
     roots = [Path(os.path.normpath(root)) for root in allowed]
     if not any(path == root or root in path.parents for root in roots):
-        roots = ", ".join(allowed) or "none"
-        raise MountError(volume, f"hostPath {str(path)!r} is not under a path this node allows (allowed: {roots})")
+        listed = ", ".join(allowed) or "none"
+        raise MountError(volume, f"hostPath {str(path)!r} is not under a path this node allows (allowed: {listed})")
     kind = source.get("type") or ""
     if kind == "DirectoryOrCreate":
         path.mkdir(parents=True, exist_ok=True)
