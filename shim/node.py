@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shim.client import ApiClient, SharedInformerFactory
+from shim.client.api import Obj
 from shim.kubelet.config import KubeletOptions
 from shim.kubelet.kubelet import Kubelet
 from shim.kubelet.server import StreamingServer
@@ -55,7 +56,7 @@ class Node:
         self.kubelet = Kubelet(self.client, self.runtime, config.name, config.data_dir, config.options, self.informers)
         await self.kubelet.start()
 
-    def _pod_lookup(self, namespace: str, name: str):  # type: ignore[no-untyped-def]
+    def _pod_lookup(self, namespace: str, name: str) -> tuple[Obj, str | None, dict[str, str]] | None:
         return self.kubelet.pod_lookup(namespace, name) if self.kubelet is not None else None
 
     async def stop(self) -> None:

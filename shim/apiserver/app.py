@@ -94,7 +94,8 @@ def build_app(
         checks.append(("etcd", lambda: store_problem))  # kube's name for its storage check
         if endpoint == "readyz":
             checks.append(("ready", lambda: None if ready() else "still starting"))
-            checks.extend(app[READY_CHECKS])
+            components: list[ReadyCheck] = app[READY_CHECKS]
+            checks.extend(components)
         return _health_report(request, endpoint, checks)
 
     async def version(request: web.Request) -> web.Response:

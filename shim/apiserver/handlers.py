@@ -6,9 +6,10 @@ do the same thing for every kind, with the strategy supplying what differs.
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from aiohttp import web
@@ -142,7 +143,7 @@ class ResourceHandlers:
             )
         if raw:
             head = orjson.dumps({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": list_meta})
-            body = b'%s,"items":[%s]}' % (head[:-1], b",".join(page.items))
+            body = b'%s,"items":[%s]}' % (head[:-1], b",".join(cast(list[bytes], page.items)))  # raw: stored JSON bytes
             return web.Response(body=body, content_type="application/json")
         if as_metadata:
             return codec.json_response(
@@ -360,7 +361,7 @@ class ResourceHandlers:
 
     def check_fields(
         self, request: web.Request, rt: ResourceType, obj: Obj, body: bytes | None = None, patched: str | None = None
-    ) -> list[str]:
+    ) -> builtins.list[str]:
         """Decode `obj` as kube decodes into its Go types: wrong types fail; unknown fields (and keys repeated
         in a JSON `body`) fail under fieldValidation=Strict and are returned as warnings under Warn; unknown
         fields and nulls are then dropped from `obj`, whatever the mode. `patched`: `obj` is a patch result,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import builtins
 import contextlib
 import secrets
 import uuid
@@ -274,7 +275,7 @@ class ObjectStore:
         meta["resourceVersion"] = str(kv.mod_revision)
         return obj
 
-    def validate(self, rt: ResourceType, obj: Obj, causes: list[dict[str, str]]) -> None:
+    def validate(self, rt: ResourceType, obj: Obj, causes: builtins.list[dict[str, str]]) -> None:
         """Raise 422 Invalid when there are causes, worded like kube."""
         if causes:
             name = obj.get("metadata", {}).get("name") or ""

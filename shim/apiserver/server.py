@@ -72,9 +72,8 @@ class ApiServer:
             reuse_address=True,
         )
         await site.start()
-        server = site._server
-        if config.port == 0 and server is not None and server.sockets:  # type: ignore[union-attr]
-            self.bound_port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        if config.port == 0 and self.runner.addresses:
+            self.bound_port = self.runner.addresses[0][1]
         self.compactor = Compactor(self.store, config.compaction_interval, config.compaction_keep)
         self.compactor.start()
         self._bootstrapper = asyncio.create_task(keep_bootstrapped(app[OBJECTS], config.port))

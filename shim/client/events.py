@@ -16,6 +16,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Hashable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import aiohttp
 
@@ -24,6 +25,8 @@ from shim.machinery.resources import EVENTS
 from shim.machinery.timefmt import now_rfc3339
 
 log = logging.getLogger("shim.client.events")
+
+V = TypeVar("V")
 
 CACHE_SIZE = 4096  # client-go's maxLruCacheEntries
 AGGREGATE_MAX_EVENTS = 10  # distinct messages before similar events are combined
@@ -154,7 +157,7 @@ def object_reference(obj: Obj, field_path: str | None = None) -> Obj:
     return {k: v for k, v in ref.items() if v}
 
 
-def _remember(cache: OrderedDict[Hashable, object], key: Hashable, value: object) -> None:
+def _remember(cache: OrderedDict[Hashable, V], key: Hashable, value: V) -> None:
     """Insert as most recently used; forget the least recently used beyond CACHE_SIZE."""
     cache[key] = value
     cache.move_to_end(key)

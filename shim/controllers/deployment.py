@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+from collections.abc import Sequence
 from typing import Any
 
 from shim.client import ApiClient, ApiException, SharedInformerFactory, object_key
@@ -482,14 +483,14 @@ class _Sync:
         du.set_condition(d["status"], new)
         await self._write_status()
 
-    async def _sync_status(self, all_rss: list[Obj | None], new_rs: Obj | None) -> None:
+    async def _sync_status(self, all_rss: Sequence[Obj | None], new_rs: Obj | None) -> None:
         """Write the counters and Available condition if they changed (kube's syncDeploymentStatus)."""
         status = du.calculate_status([self._latest(rs) for rs in all_rss], self._latest(new_rs), self.d, now())
         if not du.same_status(self.d["status"], status):
             self.d["status"] = status
             await self._write_status()
 
-    async def _sync_rollout_status(self, all_rss: list[Obj | None], new_rs: Obj | None) -> None:
+    async def _sync_rollout_status(self, all_rss: Sequence[Obj | None], new_rs: Obj | None) -> None:
         """Status plus the Progressing condition: complete, progressing, or timed out (kube's progress.go)."""
         d = self.d
         at = now()
@@ -572,7 +573,7 @@ def _set_revision(d: Obj, revision: str) -> bool:
     return True
 
 
-def _replica_failure(all_rss: list[Obj | None], new_rs: Obj | None) -> Obj | None:
+def _replica_failure(all_rss: Sequence[Obj | None], new_rs: Obj | None) -> Obj | None:
     """A ReplicaFailure condition of the new replica set (else of any other) as a deployment condition."""
     for rs in [new_rs, *all_rss]:
         for condition in ((rs or {}).get("status") or {}).get("conditions") or ():

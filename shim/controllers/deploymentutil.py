@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import math
 import struct
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -200,7 +201,7 @@ def find_old_replica_sets(rss: list[Obj], new_rs: Obj | None) -> list[Obj]:
     return [rs for rs in rss if rs["metadata"]["uid"] != new_uid]
 
 
-def active(rss: list[Obj | None]) -> list[Obj]:
+def active(rss: Sequence[Obj | None]) -> list[Obj]:
     """Replica sets that have (or should have) pods."""
     return [rs for rs in rss if rs is not None and replicas(rs) > 0]
 
@@ -218,7 +219,7 @@ def find_active_or_latest(new_rs: Obj | None, old_rss: list[Obj]) -> Obj | None:
     return new_rs if new_rs is not None else newest_first[0]
 
 
-def total_replicas(rss: list[Obj | None]) -> int:
+def total_replicas(rss: Sequence[Obj | None]) -> int:
     return sum(replicas(rs) for rs in rss if rs is not None)
 
 
@@ -230,7 +231,7 @@ def available_replicas(rs: Obj) -> int:
     return min((rs.get("status") or {}).get("availableReplicas", 0), replicas(rs))
 
 
-def total_status(rss: list[Obj | None], field: str) -> int:
+def total_status(rss: Sequence[Obj | None], field: str) -> int:
     """Sum of one status counter (replicas, readyReplicas, availableReplicas) over the replica sets."""
     return sum((rs.get("status") or {}).get(field, 0) for rs in rss if rs is not None)
 
@@ -306,7 +307,7 @@ def _int_annotation(rs: Obj, key: str) -> int | None:
 # -- scaling arithmetic --------------------------------------------------------------------------------------
 
 
-def new_rs_new_replicas(d: Obj, all_rss: list[Obj | None], new_rs: Obj) -> int:
+def new_rs_new_replicas(d: Obj, all_rss: Sequence[Obj | None], new_rs: Obj) -> int:
     """How big the new replica set may be now: Recreate goes straight to `replicas`; a rolling update grows
     it while the total stays within replicas + maxSurge."""
     if not is_rolling_update(d):
@@ -400,7 +401,7 @@ def remove_condition(status: Obj, type_: str) -> None:
         status.pop("conditions", None)
 
 
-def calculate_status(all_rss: list[Obj | None], new_rs: Obj | None, d: Obj, at: datetime) -> Obj:
+def calculate_status(all_rss: Sequence[Obj | None], new_rs: Obj | None, d: Obj, at: datetime) -> Obj:
     """The deployment's status from its replica sets; zero counters are omitted, as kube's JSON omits them."""
     available = total_status(all_rss, "availableReplicas")
     counters = {

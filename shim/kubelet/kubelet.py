@@ -79,7 +79,9 @@ class Kubelet:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         await self.runtime.start()
         facts = await asyncio.to_thread(host_facts, self.data_dir)
-        host_ip = self.options.node_ip or await asyncio.to_thread(primary_ip)
+        host_ip = self.options.node_ip
+        if not host_ip:  # (not `or await ...`: mypy then infers the thread's result as optional)
+            host_ip = await asyncio.to_thread(primary_ip)
         self.node = NodeReporter(self.client, self.runtime, self.node_name, self.data_dir, facts, host_ip, self.options)
         await self._until_reachable(self.node.register)
         await self._until_reachable(self.node.renew_lease)

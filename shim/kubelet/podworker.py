@@ -462,8 +462,8 @@ class PodWorker:
                     wanted.add((run.id, kind))
                     if (run.id, kind) not in self._probes:
                         self._start_probe(container, run, kind, container[key])
-        for key in [k for k in self._probes if k not in wanted]:
-            self._probes.pop(key).cancel()
+        for stale in [k for k in self._probes if k not in wanted]:
+            self._probes.pop(stale).cancel()
         live = {run.id for history in runs.values() for run in history}
         for results in (self._ready, self._started, self._unhealthy, self._messages):
             for container_id in [c for c in results if c not in live]:

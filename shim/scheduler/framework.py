@@ -117,7 +117,7 @@ class Framework:
 
     def update_state(self, state: CycleState, pod: PodInfo, other: PodInfo, node: NodeInfo, delta: int) -> None:
         for plugin in self._updaters:
-            plugin.update_state(state, pod, other, node, delta)  # type: ignore[attr-defined]
+            plugin.update_state(state, pod, other, node, delta)
 
     def score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int]:
         """The weighted sum of every applicable plugin's normalized score, per node."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -210,7 +211,7 @@ class Scheduler:
         for other in list(self.nominator.pods_on(node)):
             if other.priority < pod.priority:
                 self.nominator.remove(other.key)
-                self.writer.submit(other.key, lambda other=other: self.writer.clear_nomination(other))
+                self.writer.submit(other.key, functools.partial(self.writer.clear_nomination, other))
 
     async def _expire_assumed_pods(self) -> None:
         """Forget assumed pods whose binding the watch never confirmed (kube's cleanupAssumedPods); each is

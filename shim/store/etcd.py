@@ -207,7 +207,7 @@ class EtcdStore(Store):
 
     # -- watch ---------------------------------------------------------------------------------------------
 
-    async def watch(self, prefix: str, from_revision: int) -> AsyncIterator[Event]:  # type: ignore[override]
+    async def watch(self, prefix: str, from_revision: int) -> AsyncIterator[Event]:
         if self._closed:
             raise StoreError("store is closed")
         low, high = self._range(prefix)

@@ -255,7 +255,7 @@ class LogStore(Store):
 
     # -- watch ---------------------------------------------------------------------------------------------
 
-    async def watch(self, prefix: str, from_revision: int) -> AsyncIterator[Event]:  # type: ignore[override]
+    async def watch(self, prefix: str, from_revision: int) -> AsyncIterator[Event]:
         watcher = WatchQueue(prefix, self._watcher_backlog)
         # registered before anything awaits: every event after `applied` reaches the watcher's queue
         self._watchers.add(watcher)

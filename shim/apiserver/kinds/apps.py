@@ -331,7 +331,7 @@ def _default_template(spec: Obj, kind: str) -> None:
     template = spec.get("template")
     if template is None:
         template = spec["template"] = {}
-    meta = template.get("metadata")
+    meta: Obj | None = template.get("metadata")
     if meta is None:
         meta = template["metadata"] = {}
     # a template's zero creationTimestamp is written as null, as kube (through 1.33) does

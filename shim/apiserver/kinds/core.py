@@ -10,7 +10,7 @@ import base64
 import binascii
 import ipaddress
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -253,7 +253,7 @@ def endpoints_cells(ep: Printed, now_us: int) -> Cells:
     return [object_name(ep), _format_endpoints(ep.get("subsets") or ()), age(ep, now_us)]
 
 
-def _format_endpoints(subsets: list[Printed]) -> str:
+def _format_endpoints(subsets: Sequence[Printed]) -> str:
     if not subsets:
         return "<none>"
     shown: list[str] = []

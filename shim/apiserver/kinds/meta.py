@@ -302,7 +302,7 @@ def _validate_meta_common(meta: Mapping[str, Any]) -> list[Cause]:
 
 def validate_labels(labels: Mapping[str, str], path: str) -> list[Cause]:
     """ValidateLabels: qualified-name keys and label values; errors carry the map's path, not the key's."""
-    causes = []
+    causes: list[Cause] = []
     for key, value in labels.items():
         causes.extend(invalid(path, key, m) for m in is_qualified_name(key))
         causes.extend(invalid(path, value, m) for m in is_label_value(value or ""))
@@ -311,7 +311,7 @@ def validate_labels(labels: Mapping[str, str], path: str) -> list[Cause]:
 
 def validate_annotations(annotations: Mapping[str, str], path: str) -> list[Cause]:
     """ValidateAnnotations: keys are qualified names in any case; keys and values total at most 256 KiB."""
-    causes = []
+    causes: list[Cause] = []
     total = 0
     for key, value in annotations.items():
         causes.extend(invalid(path, key, m) for m in is_qualified_name(key.lower()))
@@ -361,7 +361,7 @@ def _go_owner(ref: Mapping[str, Any]) -> str:
 
 def _validate_finalizers(finalizers: list[str]) -> list[Cause]:
     path = "metadata.finalizers"
-    causes = []
+    causes: list[Cause] = []
     for finalizer in finalizers:
         causes.extend(invalid(path, finalizer, m) for m in is_qualified_name(finalizer))
     if "orphan" in finalizers and "foregroundDeletion" in finalizers:

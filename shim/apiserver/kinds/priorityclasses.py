@@ -69,7 +69,7 @@ def priorityclass_cells(pc: Printed, now_us: int) -> Cells:
 
 
 HIGHEST_USER_PRIORITY = 1_000_000_000
-SYSTEM_PRIORITY_CLASSES = (
+SYSTEM_PRIORITY_CLASSES: tuple[Obj, ...] = (
     {
         "apiVersion": "scheduling.k8s.io/v1",
         "kind": "PriorityClass",
