@@ -83,16 +83,17 @@ def start_cluster(
     extra: tuple[str, ...] = (),
     nodes: tuple[str, ...] = ("--nodes", "0"),
     env: dict[str, str] | None = None,
+    python: str = sys.executable,
 ) -> Cluster:
     """Launch `kube-shim up` and return once it says it is serving (or fail with its output).
 
     By default the cluster has no node agents (the control plane alone); pass e.g.
-    `nodes=("--runtime", "fake", "--nodes", "3")` for simulated nodes. `env` adds to the environment (e.g. a
-    PYTHONPATH that puts an installed wheel first)."""
+    `nodes=("--runtime", "fake", "--nodes", "3")` for simulated nodes. `env` adds to the environment; `python`
+    is the interpreter that runs it (e.g. one of a virtual environment the wheel was installed into)."""
     port = port or free_port()
     kubeconfig = data_dir / "kubeconfig"
     env = dict(os.environ, HOME=str(data_dir), PYTHONUNBUFFERED="1", **(env or {}))
-    cmd = [sys.executable, "-m", "shim.cli", "up", "--data-dir", str(data_dir / "state"),
+    cmd = [python, "-m", "shim.cli", "up", "--data-dir", str(data_dir / "state"),
            "--listen", f"127.0.0.1:{port}", "--kubeconfig", str(kubeconfig), *nodes, *extra]  # fmt: skip
     data_dir.mkdir(parents=True, exist_ok=True)
     # run from the data dir: the package must come from where it is installed, never from the checkout

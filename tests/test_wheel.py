@@ -1,5 +1,6 @@
-"""kube-shim installed from its wheel (not the checkout) serves what it serves from a checkout: the packaged
-OpenAPI documents are what `kubectl explain` and `kubectl apply` need."""
+"""kube-shim installed from its wheel into a fresh virtual environment (not the checkout, not the test
+environment) serves what it serves from a checkout: the packaged OpenAPI documents are what `kubectl explain`
+and `kubectl apply` need."""
 
 from __future__ import annotations
 
@@ -17,9 +18,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel built from this checkout, installed (without dependencies: the test venv has them) into a
-    directory of its own."""
+def venv_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The interpreter of a fresh virtual environment that has the wheel built from this checkout installed,
+    with its dependencies, as `pip install kube_shim-*.whl` installs it for a user."""
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(REPO)],
@@ -29,24 +30,24 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     names = zipfile.ZipFile(wheel).namelist()
     assert "shim/apiserver/openapi_documents/v2/swagger.json.gz" in names
     assert "shim/apiserver/openapi_documents/v3/api__v1.json.gz" in names
-    site = out / "site"
+    venv = out / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
-        check=True, capture_output=True, text=True, timeout=300,
+        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(wheel)],
+        check=True, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
-    return site
+    return python
 
 
-def test_the_installed_wheel_serves_explain_and_apply(installed: Path, tmp_path: Path) -> None:
-    cluster = start_cluster(
-        tmp_path / "cluster", nodes=("--runtime", "fake", "--nodes", "1"), env={"PYTHONPATH": str(installed)}
-    )
+def test_the_installed_wheel_serves_explain_and_apply(venv_python: Path, tmp_path: Path) -> None:
+    where = subprocess.run(
+        [str(venv_python), "-c", "import shim; print(shim.__file__)"],
+        cwd=tmp_path, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert where.startswith(str(venv_python.parents[1])), where
+    cluster = start_cluster(tmp_path / "cluster", nodes=("--runtime", "fake", "--nodes", "1"), python=str(venv_python))
     try:
-        where = subprocess.run(
-            [sys.executable, "-c", "import shim; print(shim.__file__)"],
-            env={"PYTHONPATH": str(installed)}, cwd=tmp_path, capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
-        assert where.startswith(str(installed)), where
         explained = cluster.kubectl("explain", "pod.spec")
         assert "containers" in explained.stdout
         manifest = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "from-wheel"}, "data": {"a": "b"}}
