@@ -28,13 +28,12 @@ from typing import Any
 import uvloop
 
 from bench.api import cpu_seconds
-from shim.client import ApiClient, Resource, load_kubeconfig
+from shim.client import ApiClient, load_kubeconfig
+from shim.machinery.resources import NODES, PODS, SERVICE_ACCOUNTS
 from shim.scheduler import Scheduler
 from tests.cluster import start_cluster
 from tests.scheduler_objects import create_all, new_pod, node
 
-NODES = Resource("", "v1", "nodes", namespaced=False)
-PODS = Resource("", "v1", "pods")
 NODE_COUNTS = (100, 1000)
 TARGET_PODS_PER_SECOND = 300  # at 1,000 nodes
 DEADLINE = 300.0
@@ -80,6 +79,8 @@ async def run(node_count: int, pod_count: int, store: str | None) -> dict[str, f
             access = load_kubeconfig(cluster.kubeconfig)
             async with ApiClient(access) as api:
                 await create_all(api, NODES, [mixed_node(i) for i in range(node_count)])
+                # pods need the namespace's `default` service account, which the (absent) controllers would add
+                await api.create(SERVICE_ACCOUNTS, {"metadata": {"name": "default"}}, "default")
                 sizes = [("100m", "128Mi"), ("250m", "256Mi"), ("500m", "128Mi")]
                 pods = [new_pod(f"p{i:05}", *sizes[i % 3]) for i in range(pod_count)]
                 await create_all(api, PODS, pods, "default")
