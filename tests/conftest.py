@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from tests.cluster import Cluster, start_cluster
 from tests.prerequisites import MISSING
+from tests.rawapi import RawApi
 
 
 @pytest.fixture(scope="session")
@@ -28,6 +29,14 @@ def compacting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     )
     yield running
     running.stop()
+
+
+@pytest.fixture
+async def api(cluster: Cluster) -> AsyncIterator[RawApi]:
+    """Raw HTTPS to the session's cluster with its admin credentials (exact codes, headers and bodies)."""
+    raw = RawApi(cluster.kubeconfig)
+    yield raw
+    await raw.close()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -20,19 +19,11 @@ from shim.apiserver.resources import build_registry
 from shim.store.log import Row
 from shim.store.logstore import LogStore
 from shim.store.memory import MemoryLog
-from tests.cluster import Cluster
 from tests.rawapi import RawApi, Reply
 
 MERGE = "application/merge-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
 NOT_FOUND = "the server could not find the requested resource"
-
-
-@pytest.fixture
-async def api(cluster: Cluster) -> AsyncIterator[RawApi]:
-    raw = RawApi(cluster.kubeconfig)
-    yield raw
-    await raw.close()
 
 
 def status_of(reply: Reply, code: int, reason: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ Where kube's expected text comes from: plugin/pkg/admission/serviceaccount/admis
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +21,6 @@ import pytest
 
 from tests.cluster import Cluster, start_cluster, wait_until
 from tests.rawapi import RawApi
-
-
-@pytest.fixture
-async def api(cluster: Cluster) -> AsyncIterator[RawApi]:
-    raw = RawApi(cluster.kubeconfig)
-    yield raw
-    await raw.close()
 
 
 @pytest.fixture

@@ -21,23 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-import pytest
 from kubernetes import client, config
 
 from tests.cluster import Cluster
 from tests.rawapi import RawApi
 from tests.test_api_semantics import configmaps
-
-
-@pytest.fixture
-async def api(cluster: Cluster) -> AsyncIterator[RawApi]:
-    raw = RawApi(cluster.kubeconfig)
-    yield raw
-    await raw.close()
 
 
 def configmap(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:

@@ -14,7 +14,6 @@ import asyncio
 import copy
 import re
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,6 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.cluster import Cluster
 from tests.rawapi import RawApi, Reply
 
 CASES = Path(__file__).parent / "kube_says"
@@ -69,13 +67,6 @@ def rows() -> list[Any]:
                 marks.append(pytest.mark.xfail(reason=known, strict=True))
             params.append(pytest.param(case, id=case.id, marks=marks))
     return params
-
-
-@pytest.fixture
-async def api(cluster: Cluster) -> AsyncIterator[RawApi]:
-    raw = RawApi(cluster.kubeconfig)
-    yield raw
-    await raw.close()
 
 
 async def test_every_served_kind_has_rows(api: RawApi) -> None:

@@ -9,15 +9,11 @@ module of the API server names a served plural, so none can keep a per-kind tabl
 from __future__ import annotations
 
 import ast
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from shim.apiserver.registry import ResourceType, Subresource
 from shim.apiserver.resources import build_registry
-from tests.cluster import Cluster
 from tests.rawapi import RawApi
 
 REGISTRY = build_registry()
@@ -29,13 +25,6 @@ APISERVER = Path(__file__).resolve().parents[1] / "shim" / "apiserver"
 NOT_RESOURCES = {("protobuf_schema_gen.py", "events"): "the k8s.io/api/events Go package, mapped to its API group"}
 # a discovery verb's HTTP method in the OpenAPI documents
 METHODS = {"get": "get", "update": "put", "patch": "patch", "create": "post"}
-
-
-@pytest.fixture
-async def api(cluster: Cluster) -> AsyncIterator[RawApi]:
-    raw = RawApi(cluster.kubeconfig)
-    yield raw
-    await raw.close()
 
 
 def response_kind(rt: ResourceType, sub: Subresource) -> tuple[str, str, str]:

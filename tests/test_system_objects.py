@@ -4,19 +4,11 @@ deleted, and the collection of namespaces has no DELETE (kube serves no deleteco
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import pytest
 
 from tests.cluster import Cluster, wait_until
 from tests.rawapi import RawApi
-
-
-@pytest.fixture
-async def api(cluster: Cluster) -> AsyncIterator[RawApi]:
-    raw = RawApi(cluster.kubeconfig)
-    yield raw
-    await raw.close()
 
 
 @pytest.mark.parametrize("name", ["default", "kube-system", "kube-public"])

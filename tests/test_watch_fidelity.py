@@ -4,7 +4,6 @@ bookmark, kube's validation of watch options, and metadata-only watches."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -13,13 +12,6 @@ from tests.cluster import Cluster
 from tests.rawapi import RawApi
 
 METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
-
-
-@pytest.fixture
-async def api(cluster: Cluster) -> AsyncIterator[RawApi]:
-    raw = RawApi(cluster.kubeconfig)
-    yield raw
-    await raw.close()
 
 
 def configmaps(namespace: str) -> str:
