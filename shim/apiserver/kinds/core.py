@@ -165,6 +165,18 @@ SERVICEACCOUNT_COLUMNS: list[Column] = [
 ]
 
 
+# kube's description of Node.status.addresses, which both address columns carry
+_NODE_ADDRESSES_DOC = (
+    "List of addresses reachable to the node. Queried from cloud provider, if available. "
+    "More info: https://kubernetes.io/docs/reference/node/node-status/#addresses Note: This "
+    "field is declared as mergeable, but the merge key is not sufficiently unique, which can "
+    "cause data corruption when it is merged. Callers should instead use a full-replacement "
+    "patch. See https://pr.k8s.io/79391 for an example. Consumers should assume that "
+    "addresses can change during the lifetime of a Node. However, there are some exceptions "
+    "where this may not be possible, such as Pods that inherit a Node's address in its own "
+    "status or consumers of the downward API (status.hostIP)."
+)
+
 NODE_COLUMNS: list[Column] = [
     NAME_COLUMN,
     column("Status", "The status of the node"),
@@ -173,30 +185,12 @@ NODE_COLUMNS: list[Column] = [
     column("Version", "Kubelet Version reported by the node."),
     column(
         "Internal-IP",
-        (
-            "List of addresses reachable to the node. Queried from cloud provider, if available. "
-            "More info: https://kubernetes.io/docs/reference/node/node-status/#addresses Note: This "
-            "field is declared as mergeable, but the merge key is not sufficiently unique, which can "
-            "cause data corruption when it is merged. Callers should instead use a full-replacement "
-            "patch. See https://pr.k8s.io/79391 for an example. Consumers should assume that "
-            "addresses can change during the lifetime of a Node. However, there are some exceptions "
-            "where this may not be possible, such as Pods that inherit a Node's address in its own "
-            "status or consumers of the downward API (status.hostIP)."
-        ),
+        _NODE_ADDRESSES_DOC,
         1,
     ),
     column(
         "External-IP",
-        (
-            "List of addresses reachable to the node. Queried from cloud provider, if available. "
-            "More info: https://kubernetes.io/docs/reference/node/node-status/#addresses Note: This "
-            "field is declared as mergeable, but the merge key is not sufficiently unique, which can "
-            "cause data corruption when it is merged. Callers should instead use a full-replacement "
-            "patch. See https://pr.k8s.io/79391 for an example. Consumers should assume that "
-            "addresses can change during the lifetime of a Node. However, there are some exceptions "
-            "where this may not be possible, such as Pods that inherit a Node's address in its own "
-            "status or consumers of the downward API (status.hostIP)."
-        ),
+        _NODE_ADDRESSES_DOC,
         1,
     ),
     column("OS-Image", "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy)).", 1),
