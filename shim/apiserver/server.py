@@ -14,8 +14,9 @@ from aiohttp import web
 from shim.apiserver.app import OBJECTS, build_app
 from shim.apiserver.errors import ApiError
 from shim.apiserver.kinds.priorityclasses import SYSTEM_PRIORITY_CLASSES
-from shim.apiserver.objects import ObjectStore
+from shim.apiserver.objects import Obj, ObjectStore
 from shim.apiserver.proxy import install_kubelet_client, kubelet_client_context
+from shim.apiserver.registry import ResourceType
 from shim.apiserver.resources import build_registry
 from shim.machinery.resources import NAMESPACES, PRIORITY_CLASSES, SERVICES
 from shim.store import Store
@@ -97,7 +98,7 @@ async def bootstrap(objects: ObjectStore, port: int) -> None:
     registry = objects.registry
     namespaces, services = registry.get(NAMESPACES), registry.get(SERVICES)
     for name in DEFAULT_NAMESPACES:
-        await _ensure(objects.create(namespaces, None, {"metadata": {"name": name}}))
+        await _ensure(objects, namespaces, None, {"metadata": {"name": name}})
     service = {
         "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
         "spec": {
@@ -107,10 +108,10 @@ async def bootstrap(objects: ObjectStore, port: int) -> None:
             "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}],
         },
     }
-    await _ensure(objects.create(services, "default", service))
+    await _ensure(objects, services, "default", service)
     priority_classes = registry.get(PRIORITY_CLASSES)
     for priority_class in SYSTEM_PRIORITY_CLASSES:
-        await _ensure(objects.create(priority_classes, None, copy.deepcopy(priority_class)))
+        await _ensure(objects, priority_classes, None, copy.deepcopy(priority_class))
 
 
 async def keep_bootstrapped(objects: ObjectStore, port: int) -> None:
@@ -123,11 +124,15 @@ async def keep_bootstrapped(objects: ObjectStore, port: int) -> None:
             log.exception("re-creating the system objects failed; retrying in %.0f s", BOOTSTRAP_INTERVAL)
 
 
-async def _ensure(create: asyncio.Future | object) -> None:
+async def _ensure(objects: ObjectStore, rt: ResourceType, namespace: str | None, obj: Obj) -> None:
+    """Create `obj` unless it exists: a plain read first, so the rounds of `keep_bootstrapped` cost no
+    admission or validation while everything is in place."""
+    if await objects.store.get(rt.key(namespace, obj["metadata"]["name"])) is not None:
+        return
     try:
-        await create  # type: ignore[misc]
+        await objects.create(rt, namespace, obj)
     except ApiError as exc:
-        if exc.code != 409:
+        if exc.code != 409:  # created meanwhile
             raise
 
 
