@@ -5,7 +5,8 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from shim.apiserver.kinds.causes import Cause, invalid
+from shim.apiserver.kinds.causes import Cause, invalid, required, unsupported
+from shim.apiserver.kinds.meta import is_qualified_name
 
 PROTOCOLS = ("SCTP", "TCP", "UDP")
 
@@ -69,3 +70,18 @@ def validate_cidr(value: str, path: str) -> list[Cause]:
     except ValueError:
         return [invalid(path, value, "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)")]
     return []
+
+
+def validate_protocols(port: Any, path: str) -> list[Cause]:
+    """An endpoint port's `protocol` (required, one of PROTOCOLS) and `appProtocol` (a qualified name), as
+    kube checks them for Endpoints and EndpointSlices."""
+    causes: list[Cause] = []
+    protocol = port.get("protocol")
+    if not protocol:
+        causes.append(required(path + ".protocol"))
+    elif protocol not in PROTOCOLS:
+        causes.append(unsupported(path + ".protocol", protocol, PROTOCOLS))
+    app_protocol = port.get("appProtocol")
+    if app_protocol is not None:
+        causes.extend(invalid(path + ".appProtocol", app_protocol, m) for m in is_qualified_name(app_protocol))
+    return causes

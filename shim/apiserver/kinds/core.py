@@ -16,7 +16,13 @@ from typing import Any
 import orjson
 
 from shim.apiserver import errors
-from shim.apiserver.kinds.addresses import PROTOCOLS, non_special_ip, validate_cidr, validate_ip, validate_port_number
+from shim.apiserver.kinds.addresses import (
+    non_special_ip,
+    validate_cidr,
+    validate_ip,
+    validate_port_number,
+    validate_protocols,
+)
 from shim.apiserver.kinds.causes import (
     Cause,
     GoValue,
@@ -785,14 +791,7 @@ def _validate_endpoint_port(port: Obj, require_name: bool, path: str) -> list[Ca
     elif name:
         causes.extend(invalid(path + ".name", name, m) for m in is_dns1123_label(name))
     causes.extend(validate_port_number(port.get("port", 0), path + ".port"))
-    protocol = port.get("protocol", "")
-    if not protocol:
-        causes.append(required(path + ".protocol"))
-    elif protocol not in PROTOCOLS:
-        causes.append(unsupported(path + ".protocol", protocol, PROTOCOLS))
-    app_protocol = port.get("appProtocol")
-    if app_protocol is not None:
-        causes.extend(invalid(path + ".appProtocol", app_protocol, m) for m in is_qualified_name(app_protocol))
+    causes.extend(validate_protocols(port, path))
     return causes
 
 

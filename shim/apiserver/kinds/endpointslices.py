@@ -8,9 +8,9 @@ import ipaddress
 from typing import Any
 
 from shim.apiserver.errors import cause
-from shim.apiserver.kinds.addresses import PROTOCOLS, non_special_ip
+from shim.apiserver.kinds.addresses import non_special_ip, validate_protocols
 from shim.apiserver.kinds.causes import Cause, duplicate, invalid, required, unsupported
-from shim.apiserver.kinds.meta import FIELD_IMMUTABLE, is_dns1123_label, is_dns1123_subdomain, is_qualified_name
+from shim.apiserver.kinds.meta import FIELD_IMMUTABLE, is_dns1123_label, is_dns1123_subdomain
 from shim.apiserver.printers import (
     AGE_COLUMN,
     NAME_COLUMN,
@@ -175,12 +175,5 @@ def _validate_ports(ports: list[Obj]) -> list[Cause]:
         if name in names:
             causes.append(duplicate(path + ".name", name))
         names.add(name)
-        protocol = port.get("protocol")
-        if not protocol:
-            causes.append(required(path + ".protocol"))
-        elif protocol not in PROTOCOLS:
-            causes.append(unsupported(path + ".protocol", protocol, PROTOCOLS))
-        app_protocol = port.get("appProtocol")
-        if app_protocol is not None:
-            causes.extend(invalid(path + ".appProtocol", app_protocol, m) for m in is_qualified_name(app_protocol))
+        causes.extend(validate_protocols(port, path))
     return causes
