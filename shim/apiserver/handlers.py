@@ -524,7 +524,8 @@ async def read_delete_options(request: web.Request) -> DeleteOptions:
     pre = body.get("preconditions") or {}
     return DeleteOptions(
         grace_period_seconds=grace,
-        propagation_policy="Orphan" if orphan else policy,
+        # orphanDependents=false asks for no orphaning, whatever the kind's default
+        propagation_policy=policy if orphan is None else ("Orphan" if orphan else "Background"),
         precondition_uid=pre.get("uid"),
         precondition_resource_version=pre.get("resourceVersion"),
         dry_run=query.dry_run(q, body.get("dryRun"), query.options_kind(request.method)),

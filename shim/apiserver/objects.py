@@ -422,6 +422,8 @@ class ObjectStore:
             rt.strategy.admit_delete(obj)
             finalizers = list(meta.get("finalizers") or [])
             policy = options.propagation_policy
+            if policy is None and "foregroundDeletion" not in finalizers:
+                policy = rt.strategy.default_propagation_policy
             for wanted, finalizer in (("Orphan", "orphan"), ("Foreground", "foregroundDeletion")):
                 if policy == wanted and finalizer not in finalizers:
                     finalizers.append(finalizer)

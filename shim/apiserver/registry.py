@@ -71,6 +71,9 @@ class Strategy:
     allow_create_on_update = False
     #: writes of this kind run one at a time from admission to the store write (allocators read what is stored)
     serialize_writes = False
+    #: what a DELETE without propagationPolicy or orphanDependents does to dependents (kube's
+    #: DefaultGarbageCollectionPolicy): None deletes them in the background, "Orphan" keeps them (batch/v1 Jobs)
+    default_propagation_policy: str | None = None
 
     @property
     def has_status_subresource(self) -> bool:

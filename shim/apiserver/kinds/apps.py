@@ -191,7 +191,7 @@ class DeploymentStrategy(Strategy):
             spec["revisionHistoryLimit"] = 10
         if spec.get("progressDeadlineSeconds") is None:
             spec["progressDeadlineSeconds"] = 600
-        _default_template(spec, "Deployment")
+        default_pod_template(spec, "Deployment")
 
     def prepare_for_create(self, obj: Obj) -> None:
         obj["status"] = {}
@@ -267,7 +267,7 @@ class ReplicaSetStrategy(Strategy):
         spec = obj.setdefault("spec", {})
         if spec.get("replicas") is None:
             spec["replicas"] = 1
-        _default_template(spec, "ReplicaSet")
+        default_pod_template(spec, "ReplicaSet")
         if obj.get("status") is not None:
             obj["status"].setdefault("replicas", 0)
 
@@ -327,7 +327,9 @@ def _selector_string(selector: Obj | None) -> str:
         return ""
 
 
-def _default_template(spec: Obj, kind: str) -> None:
+def default_pod_template(spec: Obj, kind: str) -> None:
+    """Default a workload spec's pod template in place, as kube's SetDefaults_PodSpec does for templates; a bad
+    quantity in it is refused as kube's decoder refuses `kind`."""
     template = spec.get("template")
     if template is None:
         template = spec["template"] = {}
