@@ -24,6 +24,10 @@ needs_podman = [
     pytest.mark.skipif(shutil.which("podman") is None, reason=MISSING + "podman (apt-get install podman runc)"),
     pytest.mark.skipif(os.geteuid() != 0, reason=MISSING + "root (these tests drive root Podman)"),
 ]
+needs_nftables = [
+    pytest.mark.skipif(shutil.which("nft") is None, reason=MISSING + "nft (apt-get install nftables)"),
+    pytest.mark.skipif(os.geteuid() != 0, reason=MISSING + "root (nft checks rulesets against the kernel)"),
+]
 needs_etcd = [
     pytest.mark.etcd,
     pytest.mark.skipif(shutil.which("etcd") is None, reason=MISSING + "etcd (apt-get install etcd-server)"),

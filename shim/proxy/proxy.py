@@ -1,0 +1,128 @@
+"""The service proxy of one node: Services, EndpointSlices and Nodes from the shared informers in, one nftables
+table out (kube-proxy's nftables mode, run like any controller: desired state in, one atomic write out).
+
+A change marks the rules dirty; a sync follows at most MIN_SYNC_INTERVAL after the previous one (a burst of
+endpoint changes costs one `nft -f`), and every FULL_SYNC_INTERVAL anyway (someone may have flushed the
+table). The first sync replaces whatever table a previous run left, so the rules of Services deleted while the
+proxy was down vanish. A failed sync is logged with the refused ruleset line and retried with back-off; the
+component's `client.health` reports it to /readyz. Stopping leaves the table in place: established
+connections and the rules keep working until the next proxy takes over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import time
+from dataclasses import dataclass
+
+from shim.client import ApiClient, SharedInformerFactory
+from shim.client.api import Obj
+from shim.client.informer import Registration
+from shim.client.supervise import keep_running, spawn
+from shim.machinery.resources import ENDPOINT_SLICES, NODES, SERVICES
+from shim.proxy import kernel
+from shim.proxy.rules import Ranges, compile_ruleset
+
+log = logging.getLogger("shim.proxy")
+
+MIN_SYNC_INTERVAL = 0.1  # seconds between two syncs: coalesces bursts, keeps changes well within a second
+FULL_SYNC_INTERVAL = 30.0  # resync this often even when nothing changed
+NODE_ADDRESS_TYPES = ("InternalIP", "ExternalIP")
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """Which node the proxy serves, whose table it owns (`kube-shim-<cluster id>`) and the address ranges."""
+
+    node_name: str
+    cluster_id: str
+    ranges: Ranges
+
+    @property
+    def table(self) -> str:
+        return f"kube-shim-{self.cluster_id}"
+
+
+class ServiceProxy:
+    """Keeps the node's nftables table in step with the API. `client` is the proxy's own (its `health` is what
+    /readyz reads); `informers` the process's shared factory."""
+
+    def __init__(self, client: ApiClient, informers: SharedInformerFactory, config: ProxyConfig) -> None:
+        self.client = client
+        self.config = config
+        self.services = informers.informer_for(SERVICES)
+        self.slices = informers.informer_for(ENDPOINT_SLICES)
+        self.nodes = informers.informer_for(NODES)
+        self._informers = informers
+        self._dirty = asyncio.Event()
+        self._registrations: list[Registration] = [
+            informer.add_event_handler(self._changed) for informer in (self.services, self.slices, self.nodes)
+        ]
+        self._task: asyncio.Task[None] | None = None
+        self.syncs = 0  # successful syncs so far (tests and benchmarks read it)
+
+    def start(self) -> None:
+        self._informers.start()
+        name = f"service proxy of node {self.config.node_name}"
+        self._task = spawn(keep_running(name, self._run, self.client.health), name)
+
+    async def stop(self) -> None:
+        """Stop syncing; the table stays (see the module docstring)."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        for registration in self._registrations:
+            registration.informer.remove_event_handler(registration)
+        await self.client.close()
+
+    async def sync(self) -> None:
+        """Compute the whole ruleset from the caches and load it; KernelError when the kernel refuses."""
+        started = time.monotonic()
+        node = self.nodes.get(self.config.node_name) or {}
+        pod_cidrs = _pod_cidrs(node)
+        ruleset = compile_ruleset(self.config.table, self.services.list(), self.slices.list(), self.config.node_name,
+                                  _node_addresses(node), self.config.ranges)  # fmt: skip
+        await kernel.apply_ruleset(ruleset)
+        if pod_cidrs:
+            for name in await asyncio.to_thread(kernel.enable_route_localnet, pod_cidrs):
+                log.info("route_localnet set on %s (NodePorts on 127.0.0.1 reach its pods)", name)
+        self.syncs += 1
+        log.debug("synced table %s in %.3fs", self.config.table, time.monotonic() - started)
+
+    async def _run(self) -> None:
+        await asyncio.gather(*(registration.synced.wait() for registration in self._registrations))
+        ranges = self.config.ranges
+        await asyncio.to_thread(kernel.ensure_local_routes, (ranges.service_cidr, ranges.load_balancer_range))
+        loop = asyncio.get_running_loop()
+        while True:
+            self._dirty.clear()
+            last = loop.time()
+            await self.sync()
+            try:
+                await asyncio.wait_for(self._dirty.wait(), FULL_SYNC_INTERVAL)
+            except TimeoutError:
+                continue
+            # rate limit, not synchronisation: changes arriving meanwhile join this sync
+            await asyncio.sleep(max(0.0, last + MIN_SYNC_INTERVAL - loop.time()))
+
+    async def _changed(self, event: str, obj: Obj, old: Obj | None) -> None:
+        self._dirty.set()
+
+
+def _node_addresses(node: Obj) -> list[str]:
+    addresses = (node.get("status") or {}).get("addresses") or ()
+    return [a["address"] for a in addresses if isinstance(a, dict) and a.get("type") in NODE_ADDRESS_TYPES]
+
+
+def _pod_cidrs(node: Obj) -> list[ipaddress.IPv4Network]:
+    cidrs = []
+    for text in (node.get("spec") or {}).get("podCIDRs") or ():
+        try:
+            cidr = ipaddress.ip_network(text)
+        except (TypeError, ValueError):
+            continue
+        if isinstance(cidr, ipaddress.IPv4Network):
+            cidrs.append(cidr)
+    return cidrs
