@@ -50,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--listen", default=DEFAULT_LISTEN, help="HOST:PORT to serve on (default %(default)s)")
     up.add_argument("--kubeconfig", type=Path, default=None,
                     help="kubeconfig to write (default: merged into ~/.kube/config as context kube-shim)")  # fmt: skip
+    up.add_argument("--advertise-address", default=None, metavar="IP",
+                    help="where pods reach the API server: served there too and named by the kubernetes service's "
+                    "endpoints (default: the pods' host address 10.244.255.254, put on lo, with --runtime podman; "
+                    "none with fake; `none`: pods get no way in)")  # fmt: skip
     up.add_argument("--store", default=None, help="store URL: sqlite:///PATH (default: in the data dir), "
                     "memory://, etcd://HOST:PORT[,HOST:PORT][/PREFIX]")  # fmt: skip
     up.add_argument("--compaction-interval", type=float, default=300.0, metavar="SECONDS",
@@ -153,9 +157,10 @@ async def up_command(args: argparse.Namespace) -> int:
     from shim.apiserver.app import READY_CHECKS
     from shim.apiserver.auth import UserInfo, authentication_middleware
     from shim.apiserver.proxy import kubelet_client_context
-    from shim.apiserver.server import ApiServer, ApiServerConfig, data_store_url
+    from shim.apiserver.server import KUBERNETES_SERVICE_IP, ApiServer, ApiServerConfig, data_store_url
     from shim.client import ClusterAccess
     from shim.datadir import prepare_data_dir
+    from shim.hostaddress import HOST_ADDRESS, HostAddressError, ensure_host_address
     from shim.kubeconfig import default_kubeconfig_path, kubectl_hint, write_kubeconfig
     from shim.pki import ADMIN_GROUP, ADMIN_USER, ensure_node_certificate, ensure_pki
     from shim.store import StoreError
@@ -173,7 +178,20 @@ async def up_command(args: argparse.Namespace) -> int:
     except ValueError:
         print(f"kube-shim: --listen wants HOST:PORT, not {args.listen!r}", file=sys.stderr)
         return 2
-    pki = ensure_pki(data_dir, [host])
+    try:
+        advertise_address = _advertise_address(args)
+    except ValueError as exc:
+        print(f"kube-shim: {exc}", file=sys.stderr)
+        return 2
+    if advertise_address == HOST_ADDRESS:
+        try:
+            await asyncio.to_thread(ensure_host_address)
+        except HostAddressError as exc:
+            print(f"kube-shim: {exc}; or pass --advertise-address none (pods then cannot reach the API)",
+                  file=sys.stderr)  # fmt: skip
+            return 1
+    # in-cluster clients dial the `kubernetes` service's ClusterIP or names, or the advertise address
+    pki = ensure_pki(data_dir, [host, KUBERNETES_SERVICE_IP, *([advertise_address] if advertise_address else [])])
     tokens = {pki.token: UserInfo(ADMIN_USER, (ADMIN_GROUP,))}
     server = ApiServer(
         ApiServerConfig(
@@ -185,6 +203,7 @@ async def up_command(args: argparse.Namespace) -> int:
             compaction_interval=args.compaction_interval,
             compaction_keep=args.compaction_keep,
             kubelet_client_ssl=kubelet_client_context(pki.admin_cert_path, pki.admin_key_path, ca_pem=pki.ca_cert_pem),
+            advertise_address=advertise_address,
         )
     )
     try:
@@ -422,6 +441,27 @@ def _check_node_flags(args: argparse.Namespace) -> str | None:
     if args.nodes > 1 and args.runtime != "fake":
         return "more than one node per process needs --runtime fake (each Podman node is its own process)"
     return None
+
+
+def _advertise_address(args: argparse.Namespace) -> str | None:
+    """The API server's --advertise-address: given, `none`, or by default the pods' host address on Podman."""
+    import ipaddress
+
+    from shim.hostaddress import HOST_ADDRESS
+
+    if args.advertise_address is None:
+        return HOST_ADDRESS if args.runtime == "podman" else None
+    if args.advertise_address == "none":
+        return None
+    try:
+        address = ipaddress.ip_address(args.advertise_address)
+    except ValueError:
+        raise ValueError(f"--advertise-address wants an IP address, not {args.advertise_address!r}") from None
+    if address.is_loopback or address.is_unspecified or address.is_link_local or address.is_multicast:
+        # the Endpoints API refuses such addresses, as kube's does: pods could not use them anyway
+        raise ValueError(f"--advertise-address {address} is not an address pods can reach (loopback, "
+                         "unspecified, link-local or multicast); give one of this host's other addresses")  # fmt: skip
+    return str(address)
 
 
 def _check_key_pair(cert_path: Path, key_path: Path) -> str | None:

@@ -20,13 +20,12 @@ from tests.controllerkit import running
 from tests.workloads import watch_until
 
 Obj = dict[str, Any]
-APISERVER_ADDRESS = "192.0.2.10"  # TEST-NET-1: never routed, valid in Endpoints
 
 
 @pytest.fixture
 async def api(cluster: Cluster) -> AsyncIterator[ApiClient]:
     async with ApiClient(load_kubeconfig(cluster.kubeconfig)) as client:
-        controller = EndpointsController(client, apiserver_address=APISERVER_ADDRESS)
+        controller = EndpointsController(client)
         async with running(controller):
             yield client
 
@@ -215,25 +214,6 @@ async def test_deleted_endpoints_are_written_again(api: ApiClient, namespace: st
         api, namespace, "again", lambda e: e["metadata"]["uid"] != first["metadata"]["uid"], "new endpoints"
     )
     assert second["subsets"] == first["subsets"]
-
-
-async def test_the_kubernetes_service_names_the_api_server(api: ApiClient, cluster: Cluster):
-    port = (await api.get(SERVICES, "kubernetes", "default"))["spec"]["ports"][0]["targetPort"]
-    try:
-        ep = await endpoints_where(api, "default", "kubernetes", lambda e: e.get("subsets"), "apiserver endpoints")
-        assert ep["subsets"] == [
-            {"addresses": [{"ip": APISERVER_ADDRESS}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}
-        ]
-        [eps] = await slices_where(api, "default", "kubernetes", lambda s: s, "the kubernetes slice")
-        assert eps["metadata"]["name"] == "kubernetes"
-        assert eps["endpoints"] == [{"addresses": [APISERVER_ADDRESS], "conditions": {"ready": True}}]
-        assert eps["ports"] == [{"name": "https", "port": port, "protocol": "TCP"}]
-        table = cluster.kubectl("get", "endpointslices", "-n", "default", "kubernetes").stdout
-        assert table.split("\n")[0].split() == ["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"]
-        assert table.split("\n")[1].split()[:4] == ["kubernetes", "IPv4", str(port), APISERVER_ADDRESS]
-    finally:  # the cluster's own controller leaves a loopback server's endpoints unset: restore that
-        for resource in (ENDPOINTS, ENDPOINT_SLICES):
-            await api.delete(resource, "kubernetes", "default")
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import ipaddress
 import logging
 import ssl
 from dataclasses import dataclass, field
@@ -11,9 +12,11 @@ from pathlib import Path
 
 from aiohttp import web
 
+from shim.apiserver.apiserver_endpoints import reconcile_apiserver_endpoints
 from shim.apiserver.app import OBJECTS, build_app
 from shim.apiserver.errors import ApiError
 from shim.apiserver.kinds.priorityclasses import SYSTEM_PRIORITY_CLASSES
+from shim.apiserver.kinds.service_allocation import SERVICE_CIDR
 from shim.apiserver.objects import Obj, ObjectStore
 from shim.apiserver.proxy import install_kubelet_client, kubelet_client_context
 from shim.apiserver.registry import ResourceType
@@ -26,6 +29,8 @@ from shim.store.factory import open_store
 log = logging.getLogger("shim.apiserver")
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+# the `kubernetes` service's ClusterIP: the first address of the service CIDR, as in kube
+KUBERNETES_SERVICE_IP = str(SERVICE_CIDR.network_address + 1)
 BOOTSTRAP_INTERVAL = 10.0  # kube-apiserver re-creates the system namespaces and `kubernetes` service this often
 
 
@@ -41,6 +46,9 @@ class ApiServerConfig:
     compaction_interval: float = 300.0
     compaction_keep: int = 10_000
     kubelet_client_ssl: ssl.SSLContext | None = None  # how the API server proves itself to node agents
+    # where pods reach the API (kube-apiserver's --advertise-address): served there too and named by the
+    # `kubernetes` service's endpoints; None: pods have no way in, and those endpoints are removed
+    advertise_address: str | None = None
 
 
 class ApiServer:
@@ -61,24 +69,27 @@ class ApiServer:
         registry = build_registry()
         app = build_app(self.store, registry, config.middlewares, ready=lambda: self._ready)
         install_kubelet_client(app, config.kubelet_client_ssl or kubelet_client_context())
-        await bootstrap(app[OBJECTS], config.port)
         self.runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
         await self.runner.setup()
-        site = web.TCPSite(
-            self.runner,
-            config.host,
-            config.port,
-            ssl_context=config.ssl_context,
-            backlog=1024,
-            reuse_address=True,
-        )
-        await site.start()
+        await self._serve(config.host, config.port)
         if config.port == 0 and self.runner.addresses:
             self.bound_port = self.runner.addresses[0][1]
+        advertised = config.advertise_address
+        if advertised is not None and not _covers(config.host, advertised):
+            await self._serve(advertised, self.bound_port)
+        # once serving, as kube-apiserver's bootstrap post-start hook: /readyz fails until it is done
+        await bootstrap(app[OBJECTS], self.bound_port, advertised)
         self.compactor = Compactor(self.store, config.compaction_interval, config.compaction_keep)
         self.compactor.start()
-        self._bootstrapper = asyncio.create_task(keep_bootstrapped(app[OBJECTS], config.port))
+        self._bootstrapper = asyncio.create_task(keep_bootstrapped(app[OBJECTS], self.bound_port, advertised))
         self._ready = True
+
+    async def _serve(self, host: str, port: int) -> None:
+        assert self.runner is not None
+        site = web.TCPSite(
+            self.runner, host, port, ssl_context=self.config.ssl_context, backlog=1024, reuse_address=True
+        )
+        await site.start()
 
     async def stop(self) -> None:
         self._ready = False
@@ -93,8 +104,9 @@ class ApiServer:
             await self.store.close()
 
 
-async def bootstrap(objects: ObjectStore, port: int) -> None:
-    """The namespaces and the `kubernetes` service every cluster starts with (kept across restarts)."""
+async def bootstrap(objects: ObjectStore, port: int, advertise_address: str | None = None) -> None:
+    """The namespaces and the `kubernetes` service every cluster starts with (kept across restarts), with the
+    service's endpoints naming `advertise_address`:`port` (none without an address)."""
     registry = objects.registry
     namespaces, services = registry.get(NAMESPACES), registry.get(SERVICES)
     for name in DEFAULT_NAMESPACES:
@@ -102,24 +114,26 @@ async def bootstrap(objects: ObjectStore, port: int) -> None:
     service = {
         "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
         "spec": {
-            "clusterIP": "10.96.0.1",
-            "clusterIPs": ["10.96.0.1"],
+            "clusterIP": KUBERNETES_SERVICE_IP,
+            "clusterIPs": [KUBERNETES_SERVICE_IP],
             "type": "ClusterIP",
             "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}],
         },
     }
     await _ensure(objects, services, "default", service)
+    await reconcile_apiserver_endpoints(objects, advertise_address, port)
     priority_classes = registry.get(PRIORITY_CLASSES)
     for priority_class in SYSTEM_PRIORITY_CLASSES:
         await _ensure(objects, priority_classes, None, copy.deepcopy(priority_class))
 
 
-async def keep_bootstrapped(objects: ObjectStore, port: int) -> None:
-    """Forever: put back what `bootstrap` creates if someone deleted it (the `kubernetes` service)."""
+async def keep_bootstrapped(objects: ObjectStore, port: int, advertise_address: str | None) -> None:
+    """Forever: put back what `bootstrap` creates if someone deleted or changed it (the `kubernetes` service and
+    its endpoints)."""
     while True:
         await asyncio.sleep(BOOTSTRAP_INTERVAL)
         try:
-            await bootstrap(objects, port)
+            await bootstrap(objects, port, advertise_address)
         except Exception:  # a store hiccup must not end the loop: the next round tries again
             log.exception("re-creating the system objects failed; retrying in %.0f s", BOOTSTRAP_INTERVAL)
 
@@ -134,6 +148,11 @@ async def _ensure(objects: ObjectStore, rt: ResourceType, namespace: str | None,
     except ApiError as exc:
         if exc.code != 409:  # created meanwhile
             raise
+
+
+def _covers(listen_host: str, address: str) -> bool:
+    """Whether a server listening on `listen_host` already accepts connections to `address`."""
+    return listen_host in ("0.0.0.0", "::", "") or ipaddress.ip_address(listen_host) == ipaddress.ip_address(address)
 
 
 def data_store_url(data_dir: Path) -> str:

@@ -4,17 +4,14 @@ Follows kube-controller-manager's `endpoint` and `endpointslice` controllers (on
 same services and pods): a service with a selector gets an Endpoints object of its name and slices labelled
 `kubernetes.io/service-name` and managed by `endpointslice-controller.k8s.io`, owned by the service (so the
 garbage collector removes them with it). Services without a selector are left to whoever writes their
-endpoints, except `default/kubernetes`, whose endpoints name the API server (kube-apiserver's own endpoint
-reconciler does that upstream): its address is `apiserver_address` and its ports the service's targetPorts.
+endpoints (`default/kubernetes`: the API server itself, `shim/apiserver/apiserver_endpoints.py`).
 """
 
 from __future__ import annotations
 
 import copy
-import ipaddress
 import logging
 from typing import Any
-from urllib.parse import urlsplit
 
 from shim.client import ApiClient, ApiException, SharedInformerFactory, object_key
 from shim.controllers.apierrors import missing_ok
@@ -33,33 +30,18 @@ from shim.machinery.resources import ENDPOINT_SLICES, ENDPOINTS, PODS, SERVICES
 
 Obj = dict[str, Any]
 
-APISERVER_SERVICE = "default/kubernetes"
-SKIP_MIRROR_LABEL = "endpointslice.kubernetes.io/skip-mirror"
-
 SLICES_BY_SERVICE = "endpoint-controller/service"
 
 log = logging.getLogger("shim.controllers.endpoints")
 
 
 class EndpointsController(Reconciler):
-    """Keeps every service's Endpoints and EndpointSlices current; one sync per service key.
-
-    `apiserver_address` is the IP the `kubernetes` service's endpoints name (kube-apiserver's
-    `--advertise-address`). By default it is the host of the API server URL the client uses, when that is
-    an address pods could reach; a loopback or name host leaves those endpoints alone (the Endpoints API
-    refuses loopback addresses, as kube's does).
-    """
+    """Keeps every service's Endpoints and EndpointSlices current; one sync per service key."""
 
     workers = 5  # kube's --concurrent-endpoint-syncs
 
-    def __init__(
-        self,
-        client: ApiClient,
-        apiserver_address: str | None = None,
-        informers: SharedInformerFactory | None = None,
-    ) -> None:
+    def __init__(self, client: ApiClient, informers: SharedInformerFactory | None = None) -> None:
         super().__init__(client, "endpoint-controller", informers)
-        self.apiserver_address = apiserver_address or advertised_address(client.access.server)
         self.services = self.watch(SERVICES, self._on_service)
         self.pods = self.watch(PODS, self._on_pod)
         self.endpoints = self.watch(ENDPOINTS, self._on_endpoints)
@@ -78,38 +60,11 @@ class EndpointsController(Reconciler):
         spec = service.get("spec") or {}
         if spec.get("type") == "ExternalName":
             return
-        if key == APISERVER_SERVICE and spec.get("selector") is None:
-            await self._sync_apiserver(service)
-            return
         if spec.get("selector") is None:
             return  # its endpoints are written by someone else
         pods = [pod for pod in self.pods.in_namespace(namespace) if selects(service, pod)]
         await self._write_endpoints(service, endpoints_subsets(service, pods), endpoints_labels(service))
         await self._write_slices(service, endpoint_slices(service, pods), CONTROLLER_NAME)
-
-    # -- the API server's own service ------------------------------------------------------------------------
-
-    async def _sync_apiserver(self, service: Obj) -> None:
-        if not self.apiserver_address:
-            return
-        ip = self.apiserver_address
-        ports = [
-            {"name": p.get("name", ""), "port": p["targetPort"], "protocol": p.get("protocol", "TCP")}
-            for p in service["spec"].get("ports") or ()
-            if isinstance(p.get("targetPort"), int)
-        ]
-        subset_ports = [{k: v for k, v in p.items() if v != ""} for p in ports]
-        subsets = [{"addresses": [{"ip": ip}], "ports": subset_ports}] if ports else []
-        await self._write_endpoints(service, subsets, {SKIP_MIRROR_LABEL: "true"})
-        apiserver_slice = {
-            "apiVersion": "discovery.k8s.io/v1",
-            "kind": "EndpointSlice",
-            "metadata": {"name": "kubernetes", "namespace": "default", "labels": {SERVICE_NAME_LABEL: "kubernetes"}},
-            "addressType": "IPv6" if ipaddress.ip_address(ip).version == 6 else "IPv4",
-            "endpoints": [{"addresses": [ip], "conditions": {"ready": True}}],
-            "ports": ports,
-        }
-        await self._write_slices(service, [apiserver_slice], None)
 
     # -- writing ---------------------------------------------------------------------------------------------
 
@@ -200,18 +155,6 @@ def _slice_service_key(endpoint_slice: Obj) -> list[str]:
     meta = endpoint_slice["metadata"]
     service = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
     return [f"{meta['namespace']}/{service}"] if service else []
-
-
-def advertised_address(server_url: str) -> str | None:
-    """The API server URL's host when it is an IP pods could reach (not loopback, unspecified, link-local)."""
-    host = urlsplit(server_url).hostname or ""
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return None
-    if ip.is_loopback or ip.is_unspecified or ip.is_link_local or ip.is_multicast:
-        return None
-    return str(ip)
 
 
 def _slice_differs(current: Obj, wanted: Obj) -> bool:

@@ -7,7 +7,8 @@ Collisions (two nodes hashing alike, or a subnet already used by something else)
 following /24s until one overlaps neither a network of this Podman root (every cluster's, as the root is
 shared) nor a route on the host (a bridge of another root, or any other interface, shows up there). Two
 nodes creating their networks at the same moment may pick the same /24; Podman refuses the second, which
-then picks again. The bridge is named after the chosen /24 (`kshim<index>`, within the 15 bytes of an
+then picks again. `10.244.255.0/24` is never picked: the pods' host address lives there (`shim.hostaddress`).
+The bridge is named after the chosen /24 (`kshim<index>`, within the 15 bytes of an
 interface name) and skipped if that interface exists, because bridge names are host-wide while Podman's
 network configs are per root.
 """
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import podman
 
+from shim.hostaddress import RESERVED_RANGE
 from shim.runtime.base import RuntimeFailure
 
 POD_NETWORK_RANGE = ipaddress.IPv4Network("10.244.0.0/16")
@@ -74,6 +76,8 @@ def free_subnet(
     for offset in range(len(subnets)):
         index = (start + offset) % len(subnets)
         candidate = subnets[index]
+        if candidate.overlaps(RESERVED_RANGE):
+            continue
         if (interfaces / f"{BRIDGE_PREFIX}{index}").exists():
             continue
         if not any(candidate.overlaps(used) for used in taken):
