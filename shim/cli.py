@@ -65,6 +65,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="leave scheduling to a separate `kube-shim scheduler`")  # fmt: skip
     up.add_argument("--no-controllers", action="store_true",
                     help="leave the controllers to a separate `kube-shim controller-manager`")  # fmt: skip
+    up.add_argument("--dns-listen", default=None, metavar="HOST:PORT",
+                    help="where the cluster DNS serves (default: the pods' host address with --runtime podman, "
+                    "else 127.0.0.1, on a free port; published in the kube-dns endpoints)")  # fmt: skip
+    up.add_argument("--dns-upstream", action="append", default=None, metavar="IP[:PORT]",
+                    help="resolver for names outside the cluster domain (repeatable; default: the nameservers "
+                    "of /etc/resolv.conf)")  # fmt: skip
 
     node = commands.add_parser(
         "node",
@@ -79,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     node.add_argument("--tls-cert-file", type=Path, default=None,
                       help="the node server's certificate, issued by the cluster CA (required; see above)")  # fmt: skip
     node.add_argument("--tls-private-key-file", type=Path, default=None, help="its private key (required)")
+    node.add_argument("--cluster-dns", action="append", default=None, metavar="IP",
+                      help="nameserver of ClusterFirst pods (repeatable; default: the kube-dns service's "
+                      "ClusterIP, looked up in kube-system)")  # fmt: skip
     _node_flags(node, default_count=1)
 
     certs = commands.add_parser("certs", help="issue certificates from a cluster's data dir")
@@ -119,6 +128,8 @@ def _node_flags(parser: argparse.ArgumentParser, default_count: int) -> None:
     parser.add_argument("--node-ip", default=None, help="the node's InternalIP (default: the primary address)")
     parser.add_argument("--allow-host-namespaces", type=_boolean, default=True, metavar="true|false",
                         help="run pods using hostNetwork, hostPID, hostIPC or hostPort (default true)")  # fmt: skip
+    parser.add_argument("--cluster-domain", default="cluster.local",
+                        help="the cluster's DNS domain (default %(default)s)")  # fmt: skip
     parser.add_argument("--container-log-max-size", type=_byte_size, default=10 * 1024 * 1024, metavar="SIZE",
                         help="rotate a container's log at this size (default 10Mi, as kubelet)")  # fmt: skip
 
@@ -229,6 +240,7 @@ async def up_command(args: argparse.Namespace) -> int:
         scheduler=not args.no_scheduler,
         local_nodes=True,
         serving_certificate=functools.partial(ensure_node_certificate, data_dir),
+        dns=True,
     )
     assert server.runner is not None
     server.runner.app[READY_CHECKS].extend(_ready_checks(components))
@@ -331,11 +343,13 @@ async def _start_components(
     scheduler: bool = False,
     local_nodes: bool = False,
     serving_certificate: Callable[[str, list[str]], Any] | None = None,
+    dns: bool = False,
 ) -> list[Any]:
     """Controllers and scheduler (as asked), then the node agents; returned in start order. They share one
     informer factory (one list+watch per resource in this process), first in the list so it stops last.
 
-    `serving_certificate(node name, addresses)` gives each node server its certificate."""
+    `serving_certificate(node name, addresses)` gives each node server its certificate. `dns`: run the cluster
+    DNS here too, and give this process's nodes its address (a separate node takes --cluster-dns or looks it up)."""
     from shim.client import ApiClient, SharedInformerFactory
     from shim.kubelet.config import KubeletOptions
     from shim.node import Node, NodeConfig
@@ -356,6 +370,9 @@ async def _start_components(
         running = Scheduler(ApiClient(access, user_agent="kube-scheduler"), informers=informers.factory)
         running.start()
         components.append(running)
+    cluster_dns = tuple(getattr(args, "cluster_dns", None) or ())
+    if dns:
+        cluster_dns = (await _start_dns(access, args, informers.factory, components),)
     if args.nodes:
         # one client for all agents here (their watches are on the shared informers' client)
         client = ApiClient(access, user_agent="kubelet")
@@ -370,6 +387,8 @@ async def _start_components(
                 node_ip=node_ip,
                 allow_host_namespaces=args.allow_host_namespaces,
                 container_log_max_size=args.container_log_max_size,
+                cluster_dns=cluster_dns,
+                cluster_domain=args.cluster_domain,
             )
             if fake:
                 # simulated nodes: no host checks, no per-container events flooding the API
@@ -387,6 +406,48 @@ async def _start_components(
             components.append(node)
         components.append(_Closer(client))
     return components
+
+
+async def _start_dns(access: Any, args: argparse.Namespace, informers: Any, components: list[Any]) -> str:
+    """Start the cluster DNS on the shared informers and append it to `components`; its Service's cluster IP.
+    Exits (status 1) when it cannot listen."""
+    from shim.client import ApiClient
+    from shim.dns import ClusterDns, DnsConfig
+    from shim.dns.forward import host_upstreams, parse_upstream
+    from shim.dns.service import DEFAULT_SERVICE_CIDR, dns_service_ip
+    from shim.hostaddress import HOST_ADDRESS
+
+    cluster_ip = dns_service_ip(getattr(args, "service_cluster_ip_range", None) or DEFAULT_SERVICE_CIDR)
+    try:
+        upstreams = [parse_upstream(u) for u in args.dns_upstream] if args.dns_upstream else host_upstreams()
+    except ValueError as exc:
+        print(f"kube-shim: --dns-upstream wants IP or IP:PORT: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if args.dns_listen:
+        host, _, port_text = args.dns_listen.rpartition(":")
+        candidates = [(host.strip("[]"), int(port_text) if port_text.isdigit() else -1)]
+        if candidates[0][1] < 0 or not candidates[0][0]:
+            print(f"kube-shim: --dns-listen wants HOST:PORT, not {args.dns_listen!r}", file=sys.stderr)
+            raise SystemExit(2)
+    else:  # pods reach the host address; without it (fake runtime, or it could not be added) only the host can
+        candidates = [(HOST_ADDRESS, 0), ("127.0.0.1", 0)] if args.runtime == "podman" else [("127.0.0.1", 0)]
+    for i, (host, port) in enumerate(candidates):
+        dns = ClusterDns(ApiClient(access, user_agent="kube-shim-dns"), informers, DnsConfig(
+            listen_host=host, listen_port=port, domain=args.cluster_domain, upstreams=upstreams,
+            cluster_ip=cluster_ip,
+        ))  # fmt: skip
+        try:
+            await dns.start()
+        except OSError as exc:
+            await dns.stop()
+            if i + 1 < len(candidates):
+                log.warning("cluster DNS cannot listen on %s (%s); pods will not reach it", host, exc)
+                continue
+            print(f"kube-shim: the cluster DNS cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+            raise SystemExit(1) from None
+        components.append(dns)
+        break
+    return cluster_ip
 
 
 class _Closer:
@@ -414,12 +475,14 @@ class _Informers:
 def _ready_checks(components: list[Any]) -> list[tuple[str, Callable[[], str | None]]]:
     """A /readyz check per in-process component: it fails while one of its informers or loops keeps failing."""
     from shim.controllers.manager import ControllerManager
+    from shim.dns import ClusterDns
     from shim.scheduler import Scheduler
 
     names = {
         _Informers: "informers",
         ControllerManager: "controller-manager",
         Scheduler: "scheduler",
+        ClusterDns: "dns",
         _Closer: "node-agents",
     }
     return [(names[type(c)], _health_check(c.client)) for c in components if type(c) in names]
