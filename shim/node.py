@@ -12,6 +12,7 @@ from shim.client import ApiClient, SharedInformerFactory
 from shim.client.api import Obj
 from shim.kubelet.config import KubeletOptions
 from shim.kubelet.kubelet import Kubelet
+from shim.kubelet.routes import PodRoutes
 from shim.kubelet.server import StreamingServer
 from shim.pki import ServingCertificate, cluster_id
 from shim.runtime.base import Runtime
@@ -43,6 +44,7 @@ class Node:
         self.runtime = make_runtime(config)
         self.kubelet: Kubelet | None = None
         self.server: StreamingServer | None = None
+        self.routes: PodRoutes | None = None
 
     async def start(self) -> None:
         config = self.config
@@ -55,11 +57,17 @@ class Node:
         config.options.kubelet_port = self.server.port
         self.kubelet = Kubelet(self.client, self.runtime, config.name, config.data_dir, config.options, self.informers)
         await self.kubelet.start()
+        if config.runtime == "podman" and self.informers is not None:
+            # real pods on real bridges: routes to the pods of nodes on other hosts (simulated pods have none)
+            self.routes = PodRoutes(self.client, self.informers, config.name, config.data_dir / "routes.json")
+            self.routes.start()
 
     def _pod_lookup(self, namespace: str, name: str) -> tuple[Obj, str | None, dict[str, str]] | None:
         return self.kubelet.pod_lookup(namespace, name) if self.kubelet is not None else None
 
     async def stop(self) -> None:
+        if self.routes is not None:
+            await self.routes.stop()
         if self.kubelet is not None:
             with contextlib.suppress(Exception):
                 await self.kubelet.stop()
