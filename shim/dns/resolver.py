@@ -195,11 +195,11 @@ class Resolver:
         """The reply's wire form; over UDP cut to a bare truncated answer when it exceeds the client's size."""
         if query.edns:
             reply.add_ar(EDNS0(udp_len=EDNS_UDP_SIZE))
-        packed = reply.pack()
+        packed = bytes(reply.pack())  # dnslib packs into a bytearray
         if over_tcp or len(packed) <= query.udp_size:
             return packed
         header = DNSHeader(id=reply.header.id, bitmap=reply.header.bitmap, qr=1, tc=1)
-        return DNSRecord(header, q=reply.q).pack()
+        return bytes(DNSRecord(header, q=reply.q).pack())
 
 
 def _pod_record(name: str, dashed: str) -> list[Record]:
@@ -220,4 +220,4 @@ def _error(data: bytes, rcode: int) -> bytes:
     header = DNSHeader(id=int.from_bytes(data[:2], "big"), qr=1, ra=1, rcode=rcode)
     if len(data) >= 3:
         header.rd = data[2] & 0x01
-    return DNSRecord(header).pack()
+    return bytes(DNSRecord(header).pack())

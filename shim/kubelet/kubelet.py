@@ -101,6 +101,7 @@ class Kubelet:
             allocatable=self.node.allocatable,
             runtime_scheme=version.split("://", 1)[0] if "://" in version else version,
             services=self._services_in,
+            cluster_dns=self.cluster_dns,
         )
         for sandbox in await self.runtime.list_sandboxes():
             self._unclaimed.setdefault(sandbox.uid, []).append(sandbox)
@@ -134,6 +135,16 @@ class Kubelet:
 
     def _services_in(self, namespace: str) -> list[Obj]:
         return self._services.in_namespace(namespace)
+
+    def cluster_dns(self) -> tuple[str, ...]:
+        """Nameservers of ClusterFirst pods: the configured ones (kubelet's clusterDNS), else the cluster IP of
+        the `kube-dns` Service in `kube-system` once it exists (none yet: the pod gets the host's resolvers,
+        as kubelet falls back to dnsPolicy Default without a cluster DNS)."""
+        if self.options.cluster_dns:
+            return self.options.cluster_dns
+        service = self._services.get("kube-system/kube-dns")
+        ips = (service or {}).get("spec", {}).get("clusterIPs") or []
+        return tuple(ip for ip in ips if ip and ip != "None")
 
     def pod_lookup(self, namespace: str, name: str) -> tuple[Obj, str | None, dict[str, str]] | None:
         """For the streaming server: (pod, sandbox id, container name -> newest run id) of a pod on this node."""

@@ -83,6 +83,7 @@ class NodeContext:
     allocatable: dict[str, str]
     runtime_scheme: str  # the containerID prefix, from the runtime's version ("podman")
     services: ServiceLister  # the namespace's services, for the service environment variables
+    cluster_dns: Callable[[], tuple[str, ...]]  # the nameservers of ClusterFirst pods, as now known
     events_in_flight: set[asyncio.Task[None]] = field(default_factory=set)  # held until written
 
 
@@ -282,7 +283,7 @@ class PodWorker:
     async def _ensure_sandbox(self) -> bool:
         if self.sandbox_id is not None:
             return True
-        spec = sandbox_spec(self.pod, self.node.options.cluster_dns, self.node.options.cluster_domain)
+        spec = sandbox_spec(self.pod, self.node.cluster_dns(), self.node.options.cluster_domain)
         try:
             self.sandbox_id = await self.node.runtime.create_sandbox(spec)
             self.pod_ip = await self.node.runtime.sandbox_ip(self.sandbox_id)
