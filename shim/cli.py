@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         component = commands.add_parser(name, help=f"run {what} against an API server")
         component.add_argument("--kubeconfig", type=Path, required=True, help="how to reach the API server")
         component.add_argument("--server", default=None, help="API server URL (default: the kubeconfig's)")
+    _network_flags(commands.choices["controller-manager"], service_range=False)
 
     for sub in commands.choices.values():
         sub.add_argument("--log-level", default="INFO")
@@ -132,6 +133,31 @@ def _node_flags(parser: argparse.ArgumentParser, default_count: int) -> None:
                         help="the cluster's DNS domain (default %(default)s)")  # fmt: skip
     parser.add_argument("--container-log-max-size", type=_byte_size, default=10 * 1024 * 1024, metavar="SIZE",
                         help="rotate a container's log at this size (default 10Mi, as kubelet)")  # fmt: skip
+    _network_flags(parser)
+
+
+def _network_flags(parser: argparse.ArgumentParser, service_range: bool = True) -> None:
+    from shim.machinery.networks import LOAD_BALANCER_RANGE, SERVICE_CIDR
+
+    if service_range:
+        parser.add_argument("--service-cluster-ip-range", type=_ipv4_network, default=SERVICE_CIDR, metavar="CIDR",
+                            help="where ClusterIPs come from; the service proxy makes it local to this host "
+                            "(default %(default)s)")  # fmt: skip
+    parser.add_argument("--load-balancer-ip-range", type=_ipv4_network, default=LOAD_BALANCER_RANGE, metavar="CIDR",
+                        help="where LoadBalancer services get their address (default %(default)s)")  # fmt: skip
+
+
+def _ipv4_network(text: str) -> Any:
+    """An IPv4 CIDR such as 10.96.0.0/12."""
+    import ipaddress
+
+    try:
+        network = ipaddress.IPv4Network(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IPv4 CIDR: {exc}") from None
+    if network.num_addresses < 4:
+        raise argparse.ArgumentTypeError(f"{text!r} is too small (at least a /30)")
+    return network
 
 
 def _boolean(text: str) -> bool:
@@ -168,11 +194,12 @@ async def up_command(args: argparse.Namespace) -> int:
     from shim.apiserver.app import READY_CHECKS
     from shim.apiserver.auth import UserInfo, authentication_middleware
     from shim.apiserver.proxy import kubelet_client_context
-    from shim.apiserver.server import KUBERNETES_SERVICE_IP, ApiServer, ApiServerConfig, data_store_url
+    from shim.apiserver.server import ApiServer, ApiServerConfig, data_store_url
     from shim.client import ClusterAccess
     from shim.datadir import prepare_data_dir
     from shim.hostaddress import HOST_ADDRESS, HostAddressError, ensure_host_address
     from shim.kubeconfig import default_kubeconfig_path, kubectl_hint, write_kubeconfig
+    from shim.machinery.networks import kubernetes_service_ip
     from shim.pki import ADMIN_GROUP, ADMIN_USER, ensure_node_certificate, ensure_pki
     from shim.store import StoreError
 
@@ -202,7 +229,8 @@ async def up_command(args: argparse.Namespace) -> int:
                   file=sys.stderr)  # fmt: skip
             return 1
     # in-cluster clients dial the `kubernetes` service's ClusterIP or names, or the advertise address
-    pki = ensure_pki(data_dir, [host, KUBERNETES_SERVICE_IP, *([advertise_address] if advertise_address else [])])
+    kubernetes_ip = kubernetes_service_ip(args.service_cluster_ip_range)
+    pki = ensure_pki(data_dir, [host, kubernetes_ip, *([advertise_address] if advertise_address else [])])
     tokens = {pki.token: UserInfo(ADMIN_USER, (ADMIN_GROUP,))}
     server = ApiServer(
         ApiServerConfig(
@@ -215,6 +243,7 @@ async def up_command(args: argparse.Namespace) -> int:
             compaction_keep=args.compaction_keep,
             kubelet_client_ssl=kubelet_client_context(pki.admin_cert_path, pki.admin_key_path, ca_pem=pki.ca_cert_pem),
             advertise_address=advertise_address,
+            service_cidr=args.service_cluster_ip_range,
         )
     )
     try:
@@ -322,7 +351,7 @@ async def controller_manager_command(args: argparse.Namespace) -> int:
 
     client = ApiClient(_access(args), user_agent="kube-controller-manager")
     informers = SharedInformerFactory(client)
-    controllers = ControllerManager(client, informers)
+    controllers = ControllerManager(client, informers, args.load_balancer_ip_range)
     controllers.start()
     stop = _stop_requested()
     print("kube-shim controller-manager: running", flush=True)
@@ -361,7 +390,9 @@ async def _start_components(
     if controllers:
         from shim.controllers.manager import ControllerManager
 
-        manager = ControllerManager(ApiClient(access, user_agent="kube-controller-manager"), informers.factory)
+        manager = ControllerManager(
+            ApiClient(access, user_agent="kube-controller-manager"), informers.factory, args.load_balancer_ip_range
+        )
         manager.start()
         components.append(manager)
     if scheduler:
@@ -373,10 +404,13 @@ async def _start_components(
     cluster_dns = tuple(getattr(args, "cluster_dns", None) or ())
     if dns:
         cluster_dns = (await _start_dns(access, args, informers.factory, components),)
+    base = args.name or socket.gethostname()
+    if args.nodes and args.runtime == "podman":
+        # before the node agent runs pods: their services work from the start (simulated pods get no rules)
+        components.append(_start_proxy(access, args, informers.factory, base))
     if args.nodes:
         # one client for all agents here (their watches are on the shared informers' client)
         client = ApiClient(access, user_agent="kubelet")
-        base = args.name or socket.gethostname()
         for i in range(args.nodes):
             name = base if args.nodes == 1 else f"{base}-{i}"
             fake = args.runtime == "fake"
@@ -450,6 +484,21 @@ async def _start_dns(access: Any, args: argparse.Namespace, informers: Any, comp
     return cluster_ip
 
 
+def _start_proxy(access: Any, args: argparse.Namespace, informers: Any, node_name: str) -> Any:
+    """The service proxy of the (one) Podman node of this process."""
+    from shim.client import ApiClient
+    from shim.pki import cluster_id
+    from shim.proxy.proxy import ProxyConfig, ServiceProxy
+    from shim.proxy.rules import Ranges
+    from shim.runtime.podman_network import POD_NETWORK_RANGE
+
+    ranges = Ranges(args.service_cluster_ip_range, args.load_balancer_ip_range, POD_NETWORK_RANGE)
+    proxy = ServiceProxy(ApiClient(access, user_agent="kube-proxy"), informers,
+                         ProxyConfig(node_name, cluster_id(access.ca_pem), ranges))  # fmt: skip
+    proxy.start()
+    return proxy
+
+
 class _Closer:
     """Closes a shared client after the components that use it."""
 
@@ -476,6 +525,7 @@ def _ready_checks(components: list[Any]) -> list[tuple[str, Callable[[], str | N
     """A /readyz check per in-process component: it fails while one of its informers or loops keeps failing."""
     from shim.controllers.manager import ControllerManager
     from shim.dns import ClusterDns
+    from shim.proxy.proxy import ServiceProxy
     from shim.scheduler import Scheduler
 
     names = {
@@ -483,6 +533,7 @@ def _ready_checks(components: list[Any]) -> list[tuple[str, Callable[[], str | N
         ControllerManager: "controller-manager",
         Scheduler: "scheduler",
         ClusterDns: "dns",
+        ServiceProxy: "service-proxy",
         _Closer: "node-agents",
     }
     return [(names[type(c)], _health_check(c.client)) for c in components if type(c) in names]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from shim.apiserver.kinds.apps import DeploymentStrategy, ReplicaSetStrategy
 from shim.apiserver.kinds.core import (
     ConfigMapStrategy,
@@ -18,12 +20,13 @@ from shim.apiserver.kinds.leases import LeaseStrategy
 from shim.apiserver.kinds.pods import PodStrategy
 from shim.apiserver.kinds.priorityclasses import PriorityClassStrategy
 from shim.apiserver.kinds.service import ServiceStrategy
+from shim.apiserver.kinds.service_allocation import SERVICE_CIDR, ServiceAllocator
 from shim.apiserver.registry import ALL_VERBS, Registry, ResourceType
 
 _NO_DELETECOLLECTION = tuple(v for v in ALL_VERBS if v != "deletecollection")
 
 
-def build_registry() -> Registry:
+def build_registry(service_cidr: ipaddress.IPv4Network = SERVICE_CIDR) -> Registry:
     """The served resources, core group first (discovery keeps this order).
 
     A row names the kind and its strategy; the strategy (`shim/apiserver/kinds/`) owns everything else about it:
@@ -33,7 +36,8 @@ def build_registry() -> Registry:
     return Registry([
         R("", "v1", "Namespace", "namespaces", "namespace", False, NamespaceStrategy(), verbs=_NO_DELETECOLLECTION),
         R("", "v1", "Pod", "pods", "pod", True, PodStrategy()),
-        R("", "v1", "Service", "services", "service", True, ServiceStrategy(), kube_etcd_prefix="services/specs"),
+        R("", "v1", "Service", "services", "service", True, ServiceStrategy(ServiceAllocator(service_cidr)),
+          kube_etcd_prefix="services/specs"),
         R("", "v1", "Endpoints", "endpoints", "endpoints", True, EndpointsStrategy(),
           deprecation="v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice",
           kube_etcd_prefix="services/endpoints"),

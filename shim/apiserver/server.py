@@ -21,6 +21,7 @@ from shim.apiserver.objects import Obj, ObjectStore
 from shim.apiserver.proxy import install_kubelet_client, kubelet_client_context
 from shim.apiserver.registry import ResourceType
 from shim.apiserver.resources import build_registry
+from shim.machinery.networks import kubernetes_service_ip
 from shim.machinery.resources import NAMESPACES, PRIORITY_CLASSES, SERVICES
 from shim.store import Store
 from shim.store.compactor import Compactor
@@ -30,7 +31,7 @@ log = logging.getLogger("shim.apiserver")
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 # the `kubernetes` service's ClusterIP: the first address of the service CIDR, as in kube
-KUBERNETES_SERVICE_IP = str(SERVICE_CIDR.network_address + 1)
+KUBERNETES_SERVICE_IP = kubernetes_service_ip(SERVICE_CIDR)
 BOOTSTRAP_INTERVAL = 10.0  # kube-apiserver re-creates the system namespaces and `kubernetes` service this often
 
 
@@ -49,6 +50,7 @@ class ApiServerConfig:
     # where pods reach the API (kube-apiserver's --advertise-address): served there too and named by the
     # `kubernetes` service's endpoints; None: pods have no way in, and those endpoints are removed
     advertise_address: str | None = None
+    service_cidr: ipaddress.IPv4Network = SERVICE_CIDR  # where ClusterIPs come from (--service-cluster-ip-range)
 
 
 class ApiServer:
@@ -66,7 +68,7 @@ class ApiServer:
     async def start(self) -> None:
         config = self.config
         self.store = await open_store(config.store_url)
-        registry = build_registry()
+        registry = build_registry(config.service_cidr)
         app = build_app(self.store, registry, config.middlewares, ready=lambda: self._ready)
         install_kubelet_client(app, config.kubelet_client_ssl or kubelet_client_context())
         self.runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
@@ -78,10 +80,13 @@ class ApiServer:
         if advertised is not None and not _covers(config.host, advertised):
             await self._serve(advertised, self.bound_port)
         # once serving, as kube-apiserver's bootstrap post-start hook: /readyz fails until it is done
-        await bootstrap(app[OBJECTS], self.bound_port, advertised)
+        kubernetes_ip = kubernetes_service_ip(config.service_cidr)
+        await bootstrap(app[OBJECTS], self.bound_port, advertised, kubernetes_ip)
         self.compactor = Compactor(self.store, config.compaction_interval, config.compaction_keep)
         self.compactor.start()
-        self._bootstrapper = asyncio.create_task(keep_bootstrapped(app[OBJECTS], self.bound_port, advertised))
+        self._bootstrapper = asyncio.create_task(
+            keep_bootstrapped(app[OBJECTS], self.bound_port, advertised, kubernetes_ip)
+        )
         self._ready = True
 
     async def _serve(self, host: str, port: int) -> None:
@@ -104,9 +109,11 @@ class ApiServer:
             await self.store.close()
 
 
-async def bootstrap(objects: ObjectStore, port: int, advertise_address: str | None = None) -> None:
-    """The namespaces and the `kubernetes` service every cluster starts with (kept across restarts), with the
-    service's endpoints naming `advertise_address`:`port` (none without an address)."""
+async def bootstrap(
+    objects: ObjectStore, port: int, advertise_address: str | None = None, kubernetes_ip: str = KUBERNETES_SERVICE_IP
+) -> None:
+    """The namespaces and the `kubernetes` service (ClusterIP `kubernetes_ip`) every cluster starts with (kept
+    across restarts), with the service's endpoints naming `advertise_address`:`port` (none without an address)."""
     registry = objects.registry
     namespaces, services = registry.get(NAMESPACES), registry.get(SERVICES)
     for name in DEFAULT_NAMESPACES:
@@ -114,8 +121,8 @@ async def bootstrap(objects: ObjectStore, port: int, advertise_address: str | No
     service = {
         "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
         "spec": {
-            "clusterIP": KUBERNETES_SERVICE_IP,
-            "clusterIPs": [KUBERNETES_SERVICE_IP],
+            "clusterIP": kubernetes_ip,
+            "clusterIPs": [kubernetes_ip],
             "type": "ClusterIP",
             "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}],
         },
@@ -127,13 +134,15 @@ async def bootstrap(objects: ObjectStore, port: int, advertise_address: str | No
         await _ensure(objects, priority_classes, None, copy.deepcopy(priority_class))
 
 
-async def keep_bootstrapped(objects: ObjectStore, port: int, advertise_address: str | None) -> None:
+async def keep_bootstrapped(
+    objects: ObjectStore, port: int, advertise_address: str | None, kubernetes_ip: str = KUBERNETES_SERVICE_IP
+) -> None:
     """Forever: put back what `bootstrap` creates if someone deleted or changed it (the `kubernetes` service and
     its endpoints)."""
     while True:
         await asyncio.sleep(BOOTSTRAP_INTERVAL)
         try:
-            await bootstrap(objects, port, advertise_address)
+            await bootstrap(objects, port, advertise_address, kubernetes_ip)
         except Exception:  # a store hiccup must not end the loop: the next round tries again
             log.exception("re-creating the system objects failed; retrying in %.0f s", BOOTSTRAP_INTERVAL)
 

@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from shim.client import ApiClient, SharedInformerFactory
 from shim.controllers.deployment import DeploymentController
 from shim.controllers.endpoints import EndpointsController
 from shim.controllers.garbagecollector import GarbageCollector
+from shim.controllers.loadbalancer import LoadBalancerController
 from shim.controllers.namespace import NamespaceController
 from shim.controllers.nodelifecycle import NodeLifecycleController
 from shim.controllers.replicaset import ReplicaSetController
 from shim.controllers.serviceaccount import RootCACertPublisher, ServiceAccountsController
+from shim.machinery.networks import LOAD_BALANCER_RANGE
 
 
 class ControllerManager:
     """Owns the controllers' lifecycle (in-process under `kube-shim up`). `informers` is the process's shared
-    factory; the controllers' informers start with them, and it is stopped by whoever built it."""
+    factory; the controllers' informers start with them, and it is stopped by whoever built it.
+    `load_balancer_range`: the addresses LoadBalancer Services get."""
 
-    def __init__(self, client: ApiClient, informers: SharedInformerFactory) -> None:
+    def __init__(
+        self,
+        client: ApiClient,
+        informers: SharedInformerFactory,
+        load_balancer_range: ipaddress.IPv4Network = LOAD_BALANCER_RANGE,
+    ) -> None:
         self.client = client
         self.controllers = [
             NamespaceController(client, informers=informers),
@@ -27,6 +37,7 @@ class ControllerManager:
             ServiceAccountsController(client, informers=informers),
             RootCACertPublisher(client, informers=informers),
             NodeLifecycleController(client, informers=informers),
+            LoadBalancerController(client, informers, load_balancer_range),
         ]
 
     def start(self) -> None:

@@ -58,7 +58,9 @@ class ServiceProxy:
         self._informers = informers
         self._dirty = asyncio.Event()
         self._registrations: list[Registration] = [
-            informer.add_event_handler(self._changed) for informer in (self.services, self.slices, self.nodes)
+            self.services.add_event_handler(self._changed),
+            self.slices.add_event_handler(self._changed),
+            self.nodes.add_event_handler(self._node_changed),
         ]
         self._task: asyncio.Task[None] | None = None
         self.syncs = 0  # successful syncs so far (tests and benchmarks read it)
@@ -109,6 +111,13 @@ class ServiceProxy:
 
     async def _changed(self, event: str, obj: Obj, old: Obj | None) -> None:
         self._dirty.set()
+
+    async def _node_changed(self, event: str, node: Obj, old: Obj | None) -> None:
+        # only this node's addresses and pod ranges matter, not every node's heartbeat
+        if node["metadata"]["name"] != self.config.node_name:
+            return
+        if old is None or _node_addresses(node) != _node_addresses(old) or _pod_cidrs(node) != _pod_cidrs(old):
+            self._dirty.set()
 
 
 def _node_addresses(node: Obj) -> list[str]:

@@ -14,10 +14,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from shim.apiserver.kinds.causes import Cause, go_string_slice, invalid
+from shim.machinery.networks import SERVICE_CIDR
 
 Obj = dict[str, Any]
 
-SERVICE_CIDR = ipaddress.IPv4Network("10.96.0.0/12")
 NODE_PORT_RANGE = (30000, 32767)
 _RANDOM_TRIES = 64
 
