@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from shim.kubelet.routes import desired_routes
+from tests.prerequisites import MISSING
 
 Obj = dict[str, Any]
 REPO = Path(__file__).resolve().parent.parent
@@ -107,17 +108,16 @@ SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.fixture
-def unshare() -> str:
-    path = shutil.which("unshare")
-    if path is None or os.geteuid() != 0:
-        pytest.fail("the route test needs unshare(1) and root, to work in a private network namespace")
-    return path
+needs_netns = pytest.mark.skipif(
+    shutil.which("unshare") is None or os.geteuid() != 0,
+    reason=MISSING + "unshare(1) and root (the route test works in a private network namespace)",
+)
 
 
-def test_routes_are_added_moved_and_removed_leaving_other_routes_alone(unshare: str, tmp_path: Path) -> None:
+@needs_netns
+def test_routes_are_added_moved_and_removed_leaving_other_routes_alone(tmp_path: Path) -> None:
     done = subprocess.run(
-        [unshare, "--net", "--", sys.executable, "-c", SCRIPT, str(tmp_path / "routes.json")],
+        ["unshare", "--net", "--", sys.executable, "-c", SCRIPT, str(tmp_path / "routes.json")],
         capture_output=True, text=True, timeout=60, cwd=REPO, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
