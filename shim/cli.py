@@ -448,10 +448,10 @@ async def _start_dns(access: Any, args: argparse.Namespace, informers: Any, comp
     from shim.client import ApiClient
     from shim.dns import ClusterDns, DnsConfig
     from shim.dns.forward import host_upstreams, parse_upstream
-    from shim.dns.service import DEFAULT_SERVICE_CIDR, dns_service_ip
+    from shim.dns.service import dns_service_ip
     from shim.hostaddress import HOST_ADDRESS
 
-    cluster_ip = dns_service_ip(getattr(args, "service_cluster_ip_range", None) or DEFAULT_SERVICE_CIDR)
+    cluster_ip = dns_service_ip(args.service_cluster_ip_range)
     try:
         upstreams = [parse_upstream(u) for u in args.dns_upstream] if args.dns_upstream else host_upstreams()
     except ValueError as exc:

@@ -347,6 +347,18 @@ def test_the_kube_dns_service_has_the_tenth_address_and_comes_back_when_deleted(
     assert back["spec"]["clusterIP"] == "10.96.0.10"
 
 
+def test_the_kube_dns_service_takes_the_tenth_address_of_the_service_range(tmp_path: Path) -> None:
+    port = free_udp_and_tcp_port()
+    cluster = start_cluster(
+        tmp_path, nodes=("--runtime", "fake", "--nodes", "0", "--service-cluster-ip-range", "10.100.0.0/16"),
+        extra=("--dns-listen", f"127.0.0.1:{port}"),
+    )  # fmt: skip
+    try:
+        DnsCluster(cluster, port).wait_for(f"kube-dns.kube-system.svc.{DOMAIN}", "A", ["10.100.0.10"])
+    finally:
+        cluster.stop()
+
+
 class _RecordingRuntime(FakeRuntime):
     """The fake runtime, keeping the sandbox specs it was asked for."""
 

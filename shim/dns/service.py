@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shim.client import ApiClient, ApiException
+from shim.machinery.networks import SERVICE_CIDR
 from shim.machinery.resources import ENDPOINT_SLICES, ENDPOINTS, SERVICES
 
 log = logging.getLogger("shim.dns")
@@ -25,7 +26,6 @@ NAMESPACE, NAME = "kube-system", "kube-dns"
 LABELS = {"k8s-app": "kube-dns", "kubernetes.io/cluster-service": "true", "kubernetes.io/name": "CoreDNS"}
 ANNOTATIONS = {"prometheus.io/port": "9153", "prometheus.io/scrape": "true"}
 MANAGED_BY = "kube-shim-dns"
-DEFAULT_SERVICE_CIDR = "10.96.0.0/12"
 
 
 @dataclass(frozen=True)
@@ -43,9 +43,9 @@ class Publication:
         return not (address.is_loopback or address.is_unspecified)
 
 
-def dns_service_ip(service_cidr: str = DEFAULT_SERVICE_CIDR) -> str:
+def dns_service_ip(service_cidr: ipaddress.IPv4Network = SERVICE_CIDR) -> str:
     """The tenth address of the service CIDR, where kube puts `kube-dns` (10.96.0.10 for 10.96.0.0/12)."""
-    return str(ipaddress.ip_network(service_cidr, strict=False).network_address + 10)
+    return str(service_cidr.network_address + 10)
 
 
 async def ensure_kube_dns(client: ApiClient, publication: Publication) -> None:
