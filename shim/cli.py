@@ -129,6 +129,9 @@ def _node_flags(parser: argparse.ArgumentParser, default_count: int) -> None:
     parser.add_argument("--node-ip", default=None, help="the node's InternalIP (default: the primary address)")
     parser.add_argument("--allow-host-namespaces", type=_boolean, default=True, metavar="true|false",
                         help="run pods using hostNetwork, hostPID, hostIPC or hostPort (default true)")  # fmt: skip
+    parser.add_argument("--allowed-host-path", action="append", default=[], metavar="PATH",
+                        help="hostPath volumes may use paths under PATH (repeatable; none by default: a hostPath "
+                        "of / in a root container owns the host)")  # fmt: skip
     parser.add_argument("--cluster-domain", default="cluster.local",
                         help="the cluster's DNS domain (default %(default)s)")  # fmt: skip
     parser.add_argument("--container-log-max-size", type=_byte_size, default=10 * 1024 * 1024, metavar="SIZE",
@@ -420,6 +423,7 @@ async def _start_components(
             options = KubeletOptions(
                 node_ip=node_ip,
                 allow_host_namespaces=args.allow_host_namespaces,
+                allowed_host_paths=tuple(args.allowed_host_path),
                 container_log_max_size=args.container_log_max_size,
                 cluster_dns=cluster_dns,
                 cluster_domain=args.cluster_domain,

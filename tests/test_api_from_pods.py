@@ -1,6 +1,7 @@
 """The API from inside pods: the `kubernetes` service's endpoints name an address pods reach (the host address
-`10.244.255.254` on `lo`), the API server serves there with a certificate valid for every in-cluster name, and
-every container gets the `KUBERNETES_SERVICE_*` variables.
+`10.244.255.254` on `lo`), the API server serves there with a certificate valid for every in-cluster name,
+every container gets the `KUBERNETES_SERVICE_*` variables, and so the official Python client in a Podman pod
+finds and uses the API with in-cluster config.
 
 Traffic goes only to 127.0.0.1 and to the project's host address, after checking the host owns it.
 """
@@ -12,6 +13,7 @@ import json
 import ssl
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +29,10 @@ from shim.runtime.base import RuntimeFailure
 from shim.runtime.fake import FakeRuntime
 from shim.runtime.podman_network import POD_NETWORK_RANGE, free_subnet
 from tests.cluster import Cluster, start_cluster, wait_until
+from tests.images import TEST_IMAGE
+from tests.podman_env import podman_root_with_test_image
+from tests.prerequisites import needs_podman
+from tests.test_e2e_podman import WAIT_TIMEOUT, podman_node_flags
 from tests.test_kubelet import box, container_status, pod_manifest, running_node, runtime_id, wait_for
 
 KUBERNETES_IP = "10.96.0.1"
@@ -207,3 +213,62 @@ async def test_every_container_gets_the_kubernetes_service_variables(
         "KUBERNETES_PORT_443_TCP_PORT": "443",
         "KUBERNETES_PORT_443_TCP_ADDR": KUBERNETES_IP,
     }
+
+
+# -- the official client in a real pod ------------------------------------------------------------------------
+
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+# the host's interpreter and this virtual environment, at the same paths (busybox has no Python)
+HOST_PATHS = ("/usr", "/lib", "/lib64", sys.prefix)
+IN_CLUSTER_CLIENT = """
+import json, os
+from kubernetes import client, config
+config.load_incluster_config()
+namespace = open("/var/run/secrets/kubernetes.io/serviceaccount/namespace").read()
+pods = client.CoreV1Api().list_namespaced_pod(namespace)
+print(json.dumps({"host": os.environ["KUBERNETES_SERVICE_HOST"], "port": os.environ["KUBERNETES_SERVICE_PORT"],
+                  "pods": sorted(p.metadata.name for p in pods.items)}))
+"""
+
+
+@pytest.fixture(scope="module")
+def podman_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """`kube-shim up` with a Podman node that lets pods mount the host's interpreter read-only."""
+    allowed = [flag for path in HOST_PATHS for flag in ("--allowed-host-path", path)]
+    with podman_root_with_test_image() as env:
+        running = start_cluster(tmp_path_factory.mktemp("in-cluster"), nodes=(*podman_node_flags(env), *allowed))
+        try:
+            running.kubectl("wait", "--for=condition=Ready", "node", "--all", WAIT_TIMEOUT)
+            yield running
+        finally:
+            running.stop()
+
+
+@pytest.mark.parametrize("runtime", [pytest.param("podman", marks=needs_podman)])
+def test_a_pod_lists_pods_with_the_official_client_and_in_cluster_config(podman_cluster: Cluster, runtime: str) -> None:
+    cluster = podman_cluster
+    assert is_local_address(KUBERNETES_IP), "the proxy makes the service range the host's own"
+    namespace = "t-" + uuid.uuid4().hex[:8]
+    cluster.kubectl("create", "namespace", namespace)
+    cluster.kubectl("wait", "--for=create", "serviceaccount/default", "-n", namespace, "--timeout=60s")
+    access = load_kubeconfig(cluster.kubeconfig)
+    # the admin token stands in for a service-account token until the API issues those
+    secret = {"token": access.token, "ca.crt": access.ca_pem.decode(), "namespace": namespace}
+    cluster.kubectl("create", "secret", "generic", "api-access", "-n", namespace,
+                    *(f"--from-literal={key}={value}" for key, value in secret.items()))  # fmt: skip
+    volumes = [{"name": "api-access", "secret": {"secretName": "api-access"}}]
+    mounts = [{"name": "api-access", "mountPath": SERVICE_ACCOUNT_DIR, "readOnly": True}]
+    for i, path in enumerate(HOST_PATHS):
+        volumes.append({"name": f"host-{i}", "hostPath": {"path": path, "type": "Directory"}})
+        mounts.append({"name": f"host-{i}", "mountPath": path, "readOnly": True})
+    python = str(Path(sys.prefix) / "bin" / "python")
+    container = {"name": "client", "image": TEST_IMAGE, "imagePullPolicy": "Never",
+                 "command": [python, "-c", IN_CLUSTER_CLIENT], "volumeMounts": mounts}  # fmt: skip
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "in-cluster"},
+           "spec": {"containers": [container], "volumes": volumes, "restartPolicy": "Never",
+                    "automountServiceAccountToken": False}}  # fmt: skip
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(pod))
+    cluster.kubectl("wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/in-cluster", "-n", namespace,
+                    "--timeout=90s")  # fmt: skip
+    found = json.loads(cluster.kubectl("logs", "in-cluster", "-n", namespace).stdout.strip().splitlines()[-1])
+    assert found == {"host": KUBERNETES_IP, "port": "443", "pods": ["in-cluster"]}
