@@ -24,7 +24,9 @@ from shim.controllers.ownership import (
     controller_of,
     controller_ref,
     index_by_controller,
+    owners_selecting,
     recheck_deletion,
+    resolve_controller,
 )
 from shim.controllers.podutil import now, parse_time
 from shim.controllers.reconciler import Reconciler, namespace_terminating
@@ -88,10 +90,7 @@ class DeploymentController(Reconciler):
             self.queue.add(object_key(d))
 
     def _owner(self, rs: Obj, ref: Obj) -> Obj | None:
-        if ref.get("kind") != "Deployment":
-            return None
-        d = self.deployments.get(f"{rs['metadata'].get('namespace', '')}/{ref.get('name', '')}")
-        return d if d is not None and d["metadata"].get("uid") == ref.get("uid") else None
+        return resolve_controller(self.deployments, rs, ref, "Deployment")
 
     def _enqueue_owner(self, rs: Obj, ref: Obj) -> None:
         d = self._owner(rs, ref)
@@ -99,13 +98,8 @@ class DeploymentController(Reconciler):
             self.queue.add(object_key(d))
 
     def _enqueue_selecting(self, rs: Obj) -> None:
-        labels = rs["metadata"].get("labels") or {}
-        for d in self.deployments.in_namespace(rs["metadata"].get("namespace", "")):
-            try:
-                if label_selector_from_object(d["spec"].get("selector")).matches(labels):
-                    self.queue.add(object_key(d))
-            except SelectorError:
-                continue
+        for d in owners_selecting(self.deployments, rs):
+            self.queue.add(object_key(d))
 
 
 class _Sync:

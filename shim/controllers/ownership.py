@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from shim.client import ApiClient, ApiException, Resource, SharedInformer
-from shim.machinery.selectors import LabelSelector
+from shim.machinery.selectors import LabelSelector, SelectorError, label_selector_from_object
 
 Obj = dict[str, Any]
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
@@ -35,6 +35,31 @@ def index_by_controller(informer: SharedInformer) -> None:
 def controlled_by(informer: SharedInformer, uid: str) -> list[Obj]:
     """The cached objects whose controller has `uid` (the informer must be `index_by_controller`ed)."""
     return informer.by_index(CONTROLLER_UID_INDEX, uid)
+
+
+def resolve_controller(owners: SharedInformer, obj: Obj, ref: Obj, kind: str) -> Obj | None:
+    """kube's resolveControllerRef: the cached owner `ref` points at, if it is a `kind` in obj's namespace and
+    still the same object (same uid)."""
+    if ref.get("kind") != kind:
+        return None
+    owner = owners.get(f"{obj['metadata'].get('namespace', '')}/{ref.get('name', '')}")
+    if owner is None or owner["metadata"].get("uid") != ref.get("uid"):
+        return None
+    return owner
+
+
+def owners_selecting(owners: SharedInformer, obj: Obj) -> list[Obj]:
+    """The cached owners in obj's namespace whose `spec.selector` matches its labels: who might adopt an orphan
+    (owners with an invalid selector select nothing)."""
+    labels = obj["metadata"].get("labels") or {}
+    found = []
+    for owner in owners.in_namespace(obj["metadata"].get("namespace", "")):
+        try:
+            if label_selector_from_object(owner["spec"].get("selector")).matches(labels):
+                found.append(owner)
+        except SelectorError:
+            continue
+    return found
 
 
 def _controller_uid(obj: Obj) -> list[str]:

@@ -22,7 +22,9 @@ from shim.controllers.ownership import (
     controller_of,
     controller_ref,
     index_by_controller,
+    owners_selecting,
     recheck_deletion,
+    resolve_controller,
 )
 from shim.controllers.podutil import (
     is_pod_active,
@@ -227,22 +229,11 @@ class ReplicaSetController(Reconciler):
             self.queue.add(object_key(rs))
 
     def _resolve(self, pod: Obj, ref: Obj) -> Obj | None:
-        """The replica set a controller reference points at, if it is one of ours and still the same."""
-        if ref.get("kind") != "ReplicaSet":
-            return None
-        rs = self.replicasets.get(f"{pod['metadata'].get('namespace', '')}/{ref.get('name', '')}")
-        if rs is None or rs["metadata"].get("uid") != ref.get("uid"):
-            return None
-        return rs
+        return resolve_controller(self.replicasets, pod, ref, "ReplicaSet")
 
     def _enqueue_matching(self, pod: Obj) -> None:
-        labels = _labels(pod)
-        for rs in self.replicasets.in_namespace(pod["metadata"].get("namespace", "")):
-            try:
-                if label_selector_from_object(rs["spec"].get("selector")).matches(labels):
-                    self.queue.add(object_key(rs))
-            except SelectorError:
-                continue
+        for rs in owners_selecting(self.replicasets, pod):
+            self.queue.add(object_key(rs))
 
 
 def pod_from_template(template: Obj, owner_name: str, owner_ref: Obj) -> Obj:
