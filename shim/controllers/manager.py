@@ -8,6 +8,7 @@ from shim.client import ApiClient, SharedInformerFactory
 from shim.controllers.deployment import DeploymentController
 from shim.controllers.endpoints import EndpointsController
 from shim.controllers.garbagecollector import GarbageCollector
+from shim.controllers.job import JobController
 from shim.controllers.loadbalancer import LoadBalancerController
 from shim.controllers.namespace import NamespaceController
 from shim.controllers.nodelifecycle import NodeLifecycleController
@@ -32,6 +33,7 @@ class ControllerManager:
             NamespaceController(client, informers=informers),
             ReplicaSetController(client, informers),
             DeploymentController(client, informers),
+            JobController(client, informers),
             GarbageCollector(client, informers),
             EndpointsController(client, informers=informers),
             ServiceAccountsController(client, informers=informers),

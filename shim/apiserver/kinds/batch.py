@@ -1,0 +1,546 @@
+"""batch/v1 Jobs: defaults, the generated selector, validation with kube's messages, and the Table printer.
+
+Follows `pkg/apis/batch/v1/defaults.go` (SetDefaults_Job), `pkg/registry/batch/job/strategy.go` (the selector
+and `controller-uid`/`job-name` labels generated on create, generation bumps, DefaultGarbageCollectionPolicy
+OrphanDependents for batch/v1), `pkg/apis/batch/validation/validation.go` (ValidateJob, ValidateJobSpecUpdate)
+and `printJob` in `pkg/printers/internalversion/printers.go`.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from typing import Any
+
+from shim.apiserver.errors import cause
+from shim.apiserver.kinds.apps import default_pod_template
+from shim.apiserver.kinds.causes import (
+    Cause,
+    GoValue,
+    duplicate,
+    go_label_selector,
+    go_string_map,
+    invalid,
+    required,
+    unsupported,
+)
+from shim.apiserver.kinds.meta import FIELD_IMMUTABLE, is_dns1123_label, is_qualified_name, validate_label_selector
+from shim.apiserver.kinds.pod_validation import nonnegative, validate_pod_template
+from shim.apiserver.printers import (
+    AGE_COLUMN,
+    EMPTY,
+    NAME_COLUMN,
+    Cells,
+    Column,
+    age,
+    column,
+    container_cells,
+    format_label_selector,
+    human_duration,
+    object_meta,
+    object_name,
+    since,
+    timestamp_us,
+)
+from shim.apiserver.printers import Obj as Printed
+from shim.apiserver.registry import STATUS, Strategy
+from shim.apiserver.selectable_fields import NAMESPACED, selectable
+from shim.machinery.selectors import SelectorError, label_selector_from_object
+
+Obj = dict[str, Any]
+
+CONTROLLER_UID_LABEL = "batch.kubernetes.io/controller-uid"
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+LEGACY_CONTROLLER_UID_LABEL = "controller-uid"
+LEGACY_JOB_NAME_LABEL = "job-name"
+MAX_INT32 = 2**31 - 1
+_MAX_PARALLELISM_INDEXED = 100_000
+_MAX_FAILED_INDEXES = 100_000
+_MAX_RULES = 20
+_MAX_EXIT_CODES = 255
+_MAX_CONDITION_PATTERNS = 20
+_ACTIONS = ("Count", "FailIndex", "FailJob", "Ignore")  # sets.List order, as kube's messages list them
+_OPERATORS = ("In", "NotIn")
+_CONDITION_STATUSES = ("False", "True", "Unknown")
+_REPLACEMENT_POLICIES = ("Failed", "TerminatingOrFailed")
+# fields of a suspended Job that never started which its template may still change (kube's
+# AllowMutableSchedulingDirectives): the scheduler's say over where its pods go
+_SCHEDULING_SPEC_FIELDS = ("nodeSelector", "tolerations", "affinity", "schedulingGates")
+_SCHEDULING_META_FIELDS = ("labels", "annotations")
+
+# spec fields fixed once the Job exists (ValidateJobSpecUpdate), with the Go type kube prints their values as
+_IMMUTABLE_SPEC_FIELDS = {
+    "completionMode": "",
+    "podFailurePolicy": "batch.PodFailurePolicy",
+    "backoffLimitPerIndex": "",
+    "managedBy": "",
+    "successPolicy": "batch.SuccessPolicy",
+}
+
+# -- Table printer --------------------------------------------------------------------------------------------
+
+JOB_COLUMNS: list[Column] = [
+    NAME_COLUMN,
+    column("Status", "Status of the job."),
+    column(
+        "Completions",
+        (
+            "The number of pods which reached phase Succeeded. The value increases monotonically for a given "
+            "spec. However, it may decrease in reaction to scale down of elastic indexed jobs."
+        ),
+    ),
+    column("Duration", "Time required to complete the job."),
+    AGE_COLUMN,
+    column("Containers", "Names of each container in the template.", 1),
+    column("Images", "Images referenced by each container in the template.", 1),
+    column(
+        "Selector",
+        (
+            "A label query over pods that should match the pod count. Normally, the system sets this field "
+            "for you. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/"
+            "#label-selectors"
+        ),
+        1,
+    ),
+]
+
+
+def job_cells(job: Printed, now_us: int) -> Cells:
+    """printJob: what the job came to, how much of it is done, and how long it took or has taken."""
+    spec = job.get("spec") or EMPTY
+    status = job.get("status") or EMPTY
+    succeeded = status.get("succeeded", 0)
+    if spec.get("completions") is not None:
+        completions = f"{succeeded}/{spec['completions']}"
+    elif (spec.get("parallelism") or 0) > 1:
+        completions = f"{succeeded}/1 of {spec['parallelism']}"
+    else:
+        completions = f"{succeeded}/1"
+    start = timestamp_us(status.get("startTime") or "")
+    end = timestamp_us(status.get("completionTime") or "")
+    if start is None:
+        duration = ""
+    elif end is None:
+        duration = since(status["startTime"], now_us)
+    else:
+        duration = human_duration(end - start)
+    names, images = container_cells(spec)
+    return [
+        object_name(job),
+        _printed_status(job),
+        completions,
+        duration,
+        age(job, now_us),
+        names,
+        images,
+        format_label_selector(spec.get("selector")),
+    ]
+
+
+def _printed_status(job: Printed) -> str:
+    true = {c.get("type") for c in (job.get("status") or EMPTY).get("conditions") or () if c.get("status") == "True"}
+    if "Complete" in true:
+        return "Complete"
+    if "Failed" in true:
+        return "Failed"
+    if object_meta(job).get("deletionTimestamp"):
+        return "Terminating"
+    for kind in ("Suspended", "FailureTarget", "SuccessCriteriaMet"):
+        if kind in true:
+            return kind
+    return "Running"
+
+
+# -- the strategy ---------------------------------------------------------------------------------------------
+
+
+class JobStrategy(Strategy):
+    """Jobs: pods run to completion; the selector is generated from the job's uid unless manualSelector."""
+
+    categories = ("all",)
+    subresources = (STATUS,)
+    table_columns = JOB_COLUMNS
+    printer = staticmethod(job_cells)
+    # pkg/apis/batch/v1/conversion.go: metadata.name, metadata.namespace and status.successful
+    selectable_fields = selectable(
+        {**NAMESPACED, "status.successful": lambda job: str((job.get("status") or {}).get("succeeded") or 0)}
+    )
+    tracks_generation = True
+    # batch/v1 keeps a deleted Job's pods unless the client asks otherwise (kubectl asks for Background)
+    default_propagation_policy = "Orphan"
+
+    def default(self, obj: Obj) -> None:
+        """SetDefaults_Job, then the pod template's defaults."""
+        spec = obj.setdefault("spec", {})
+        if spec.get("completions") is None and spec.get("parallelism") is None:
+            spec["completions"] = 1
+        if spec.get("parallelism") is None:
+            spec["parallelism"] = 1
+        if spec.get("backoffLimit") is None:
+            spec["backoffLimit"] = MAX_INT32 if spec.get("backoffLimitPerIndex") is not None else 6
+        if spec.get("completionMode") is None:
+            spec["completionMode"] = "NonIndexed"
+        if spec.get("suspend") is None:
+            spec["suspend"] = False
+        policy = spec.get("podFailurePolicy")
+        if spec.get("podReplacementPolicy") is None:
+            spec["podReplacementPolicy"] = "Failed" if policy is not None else "TerminatingOrFailed"
+        for rule in (policy or {}).get("rules") or ():
+            for pattern in rule.get("onPodConditions") or ():
+                if not pattern.get("status"):
+                    pattern["status"] = "True"
+        if spec.get("manualSelector") is None:
+            spec["manualSelector"] = False
+        default_pod_template(spec, "Job")
+        _label_like_template(obj)
+
+    def prepare_for_create(self, obj: Obj) -> None:
+        """Generate the selector and its labels (the uid is known by now), reset status."""
+        if not obj["spec"].get("manualSelector"):
+            _generate_selector(obj)
+        _label_like_template(obj)
+        obj["status"] = {}
+
+    def validate(self, obj: Obj) -> list[Cause]:
+        """ValidateJob: the generated selector's labels, the spec, and room for indexed hostnames."""
+        meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
+        causes = _validate_generated_selector(meta, spec)
+        causes.extend(_validate_spec(spec))
+        completions = spec.get("completions")
+        if spec.get("completionMode") == "Indexed" and isinstance(completions, int) and completions > 0:
+            hostname = f"{meta.get('name', '')}-{completions - 1}"
+            if is_dns1123_label(hostname):
+                causes.append(
+                    invalid(
+                        "metadata.name",
+                        meta.get("name", ""),
+                        f"will not able to create pod with invalid DNS label: {hostname}",
+                    )
+                )
+        return causes
+
+    def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
+        """ValidateJob + ValidateJobSpecUpdate (what may not change), and the status counters."""
+        causes = self.validate(new)
+        spec, old_spec = new.get("spec") or {}, old.get("spec") or {}
+        causes.extend(_validate_completions_update(spec, old_spec))
+        if _semantic_selector(spec.get("selector")) != _semantic_selector(old_spec.get("selector")):
+            causes.append(invalid("spec.selector", go_label_selector(spec.get("selector") or {}), FIELD_IMMUTABLE))
+        if _template_for_comparison(spec, old) != _template_for_comparison(old_spec, old):
+            causes.append(invalid("spec.template", _TEMPLATE_VALUE, FIELD_IMMUTABLE))
+        for key, go_type in _IMMUTABLE_SPEC_FIELDS.items():
+            if spec.get(key) != old_spec.get(key):
+                causes.append(invalid(f"spec.{key}", _immutable_value(spec.get(key), go_type), FIELD_IMMUTABLE))
+        status = new.get("status") or {}
+        for key in ("active", "succeeded", "failed", "ready", "terminating"):
+            causes.extend(nonnegative(status.get(key, 0), f"status.{key}"))
+        causes.extend(_validate_uncounted(status.get("uncountedTerminatedPods") or {}))
+        return causes
+
+
+def _label_like_template(job: Obj) -> None:
+    """A Job without labels of its own carries its template's (SetDefaults_Job)."""
+    meta = job.setdefault("metadata", {})
+    labels = ((job["spec"].get("template") or {}).get("metadata") or {}).get("labels")
+    if labels and not meta.get("labels"):
+        meta["labels"] = dict(labels)
+
+
+def _generate_selector(job: Obj) -> None:
+    """generateSelector: the template gets the job-name and controller-uid labels (legacy and prefixed) the user
+    did not set; the selector matches the prefixed controller-uid."""
+    meta = job["metadata"]
+    template_meta = job["spec"]["template"]["metadata"]
+    labels = template_meta.get("labels")
+    if labels is None:
+        labels = template_meta["labels"] = {}
+    for key in (LEGACY_JOB_NAME_LABEL, JOB_NAME_LABEL):
+        labels.setdefault(key, meta.get("name", ""))
+    for key in (LEGACY_CONTROLLER_UID_LABEL, CONTROLLER_UID_LABEL):
+        labels.setdefault(key, meta.get("uid", ""))
+    selector = job["spec"].get("selector")
+    if selector is None:
+        selector = job["spec"]["selector"] = {}
+    if selector.get("matchLabels") is None:
+        selector["matchLabels"] = {}
+    selector["matchLabels"].setdefault(CONTROLLER_UID_LABEL, meta.get("uid", ""))
+
+
+# -- validation -----------------------------------------------------------------------------------------------
+
+
+def _validate_generated_selector(meta: Obj, spec: Obj) -> list[Cause]:
+    """validateGeneratedSelector: a generated selector's labels are on the template with this job's values."""
+    selector = spec.get("selector")
+    if spec.get("manualSelector") or selector is None:
+        return []
+    causes = [] if meta.get("uid") else [required("metadata.uid")]
+    labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels")
+    uid, name = meta.get("uid", ""), meta.get("name", "")
+    expected = {
+        LEGACY_CONTROLLER_UID_LABEL: uid,
+        LEGACY_JOB_NAME_LABEL: name,
+        CONTROLLER_UID_LABEL: uid,
+        JOB_NAME_LABEL: name,
+    }
+    for key, value in expected.items():
+        path = f"spec.template.metadata.labels[{key}]"
+        if labels is None or key not in labels:
+            causes.append(required(path, value))
+        elif labels[key] != value:
+            causes.append(invalid(path, go_string_map(labels), value))
+    try:
+        matches = label_selector_from_object(selector).matches(expected)
+    except SelectorError:
+        return causes
+    if not matches:
+        causes.append(invalid("spec.selector", go_label_selector(selector), "`selector` not auto-generated"))
+    return causes
+
+
+def _validate_spec(spec: Obj) -> list[Cause]:
+    """ValidateJobSpec: counts, completion mode, failure and replacement policies, template, restart policy,
+    and a selector that matches the template."""
+    causes: list[Cause] = []
+    for key in (
+        "parallelism",
+        "completions",
+        "activeDeadlineSeconds",
+        "backoffLimit",
+        "ttlSecondsAfterFinished",
+        "backoffLimitPerIndex",
+        "maxFailedIndexes",
+    ):
+        causes.extend(nonnegative(spec.get(key), f"spec.{key}"))
+    if spec.get("maxFailedIndexes") is not None and spec.get("backoffLimitPerIndex") is None:
+        causes.append(required("spec.backoffLimitPerIndex", "when maxFailedIndexes is specified"))
+    causes.extend(_validate_completion_mode(spec))
+    if spec.get("podFailurePolicy") is not None:
+        causes.extend(_validate_pod_failure_policy(spec))
+    causes.extend(_validate_replacement_policy(spec))
+    template = spec.get("template") or {}
+    causes.extend(validate_pod_template(template, "spec.template"))
+    restart = (template.get("spec") or {}).get("restartPolicy", "")
+    restart_path = "spec.template.spec.restartPolicy"
+    if restart in ("Always", ""):
+        causes.append(required(restart_path, 'valid values: "OnFailure", "Never"'))
+    elif restart not in ("OnFailure", "Never"):
+        causes.append(unsupported(restart_path, restart, ("OnFailure", "Never")))
+    elif spec.get("podFailurePolicy") is not None and restart != "Never":
+        causes.append(invalid(restart_path, restart, 'only "Never" is supported when podFailurePolicy is specified'))
+    selector = spec.get("selector")
+    if selector is None:
+        causes.append(required("spec.selector"))
+        return causes
+    causes.extend(validate_label_selector(selector, "spec.selector"))
+    try:
+        parsed = label_selector_from_object(selector)
+    except SelectorError:
+        return causes
+    labels = (template.get("metadata") or {}).get("labels")
+    if not parsed.matches(labels or {}):
+        causes.append(
+            invalid(
+                "spec.template.metadata.labels", go_string_map(labels), "`selector` does not match template `labels`"
+            )
+        )
+    return causes
+
+
+def _validate_completion_mode(spec: Obj) -> list[Cause]:
+    mode = spec.get("completionMode")
+    completions, per_index, max_failed = (
+        spec.get("completions"),
+        spec.get("backoffLimitPerIndex"),
+        spec.get("maxFailedIndexes"),
+    )
+    causes: list[Cause] = []
+    if mode not in (None, "NonIndexed", "Indexed"):
+        causes.append(unsupported("spec.completionMode", mode, ("NonIndexed", "Indexed")))
+    if mode == "Indexed":
+        if completions is None:
+            causes.append(required("spec.completions", "when completion mode is Indexed"))
+        parallelism = spec.get("parallelism")
+        if isinstance(parallelism, int) and parallelism > _MAX_PARALLELISM_INDEXED:
+            causes.append(
+                invalid(
+                    "spec.parallelism",
+                    parallelism,
+                    f"must be less than or equal to {_MAX_PARALLELISM_INDEXED} when completion mode is Indexed",
+                )
+            )
+        if isinstance(completions, int) and isinstance(max_failed, int) and max_failed > completions:
+            causes.append(invalid("spec.maxFailedIndexes", max_failed, "must be less than or equal to completions"))
+        if isinstance(max_failed, int) and max_failed > _MAX_FAILED_INDEXES:
+            causes.append(
+                invalid("spec.maxFailedIndexes", max_failed, f"must be less than or equal to {_MAX_FAILED_INDEXES}")
+            )
+    elif mode in (None, "NonIndexed"):
+        if per_index is not None:
+            causes.append(invalid("spec.backoffLimitPerIndex", per_index, "requires indexed completion mode"))
+        if max_failed is not None:
+            causes.append(invalid("spec.maxFailedIndexes", max_failed, "requires indexed completion mode"))
+    return causes
+
+
+def _validate_pod_failure_policy(spec: Obj) -> list[Cause]:
+    rules = (spec.get("podFailurePolicy") or {}).get("rules") or []
+    causes: list[Cause] = []
+    if len(rules) > _MAX_RULES:
+        causes.append(_too_many("spec.podFailurePolicy.rules", len(rules), _MAX_RULES))
+    pod_spec = (spec.get("template") or {}).get("spec") or {}
+    names = {c.get("name") for key in ("containers", "initContainers") for c in pod_spec.get(key) or ()}
+    for i, rule in enumerate(rules):
+        path = f"spec.podFailurePolicy.rules[{i}]"
+        action = rule.get("action", "")
+        if not action:
+            causes.append(required(path + ".action", "valid values: " + _go_list(_ACTIONS)))
+        elif action == "FailIndex":
+            if spec.get("backoffLimitPerIndex") is None:
+                causes.append(invalid(path + ".action", action, "requires the backoffLimitPerIndex to be set"))
+        elif action not in _ACTIONS:
+            causes.append(unsupported(path + ".action", action, _ACTIONS))
+        on_exit, on_conditions = rule.get("onExitCodes"), rule.get("onPodConditions")
+        if on_exit is not None:
+            causes.extend(_validate_on_exit_codes(on_exit, path + ".onExitCodes", names))
+        if on_conditions:
+            causes.extend(_validate_on_pod_conditions(on_conditions, path + ".onPodConditions"))
+        if on_exit is not None and on_conditions:
+            causes.append(_omitted(path, "specifying both OnExitCodes and OnPodConditions is not supported"))
+        if on_exit is None and not on_conditions:
+            causes.append(_omitted(path, "specifying one of OnExitCodes and OnPodConditions is required"))
+    return causes
+
+
+def _validate_on_exit_codes(requirement: Obj, path: str, container_names: set[Any]) -> list[Cause]:
+    causes: list[Cause] = []
+    operator = requirement.get("operator", "")
+    if not operator:
+        causes.append(required(path + ".operator", "valid values: " + _go_list(_OPERATORS)))
+    elif operator not in _OPERATORS:
+        causes.append(unsupported(path + ".operator", operator, _OPERATORS))
+    name = requirement.get("containerName")
+    if name is not None and name not in container_names:
+        causes.append(
+            invalid(
+                path + ".containerName", name, "must be one of the container or initContainer names in the pod template"
+            )
+        )
+    values = requirement.get("values") or []
+    if not values:
+        causes.append(invalid(path + ".values", GoValue("[]int32(nil)"), "at least one value is required"))
+    elif len(values) > _MAX_EXIT_CODES:
+        causes.append(_too_many(path + ".values", len(values), _MAX_EXIT_CODES))
+    seen: set[Any] = set()
+    for j, value in enumerate(values):
+        if operator == "In" and value == 0:
+            causes.append(invalid(f"{path}.values[{j}]", value, "must not be 0 for the In operator"))
+        if value in seen:
+            causes.append(duplicate(f"{path}.values[{j}]", value))
+        seen.add(value)
+    if any(a > b for a, b in itertools.pairwise(values)):
+        rendered = GoValue("[]int32{" + ", ".join(str(v) for v in values) + "}")
+        causes.append(invalid(path + ".values", rendered, "must be ordered"))
+    return causes
+
+
+def _validate_on_pod_conditions(patterns: list[Obj], path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    if len(patterns) > _MAX_CONDITION_PATTERNS:
+        causes.append(_too_many(path, len(patterns), _MAX_CONDITION_PATTERNS))
+    for j, pattern in enumerate(patterns):
+        item = f"{path}[{j}]"
+        kind = pattern.get("type", "")
+        causes.extend(invalid(item + ".type", kind, message) for message in is_qualified_name(kind))
+        status = pattern.get("status", "")
+        if not status:
+            causes.append(required(item + ".status", "valid values: " + _go_list(_CONDITION_STATUSES)))
+        elif status not in _CONDITION_STATUSES:
+            causes.append(unsupported(item + ".status", status, _CONDITION_STATUSES))
+    return causes
+
+
+def _validate_replacement_policy(spec: Obj) -> list[Cause]:
+    policy = spec.get("podReplacementPolicy")
+    if policy is None:
+        return []
+    if spec.get("podFailurePolicy") is not None:
+        return [] if policy == "Failed" else [unsupported("spec.podReplacementPolicy", policy, ("Failed",))]
+    return (
+        []
+        if policy in _REPLACEMENT_POLICIES
+        else [unsupported("spec.podReplacementPolicy", policy, _REPLACEMENT_POLICIES)]
+    )
+
+
+def _validate_completions_update(spec: Obj, old_spec: Obj) -> list[Cause]:
+    """validateCompletions: fixed, except that an Indexed Job may change it together with parallelism."""
+    completions = spec.get("completions")
+    if completions == old_spec.get("completions"):
+        return []
+    if spec.get("completionMode") != "Indexed":
+        return [invalid("spec.completions", _immutable_value(completions), FIELD_IMMUTABLE)]
+    if completions is None or completions == spec.get("parallelism"):
+        return []
+    return [invalid("spec.completions", completions, "can only be modified in tandem with spec.parallelism")]
+
+
+def _validate_uncounted(uncounted: Obj) -> list[Cause]:
+    causes: list[Cause] = []
+    seen: set[str] = set()
+    for key in ("succeeded", "failed"):
+        for i, uid in enumerate(uncounted.get(key) or ()):
+            path = f"status.uncountedTerminatedPods.{key}[{i}]"
+            if not uid:
+                causes.append(invalid(path, uid, "must not be empty"))
+            elif uid in seen:
+                causes.append(duplicate(path, uid))
+            seen.add(uid)
+    return causes
+
+
+# kube prints the whole template as Go source (%#v of core.PodTemplateSpec); the gist of it is enough here
+_TEMPLATE_VALUE = GoValue("core.PodTemplateSpec{...}")
+
+
+def _template_for_comparison(spec: Obj, old_job: Obj) -> Obj:
+    """The template as immutability sees it: a suspended Job that never started may still move its pods
+    (labels, annotations, node selector, tolerations, affinity, scheduling gates)."""
+    template = copy.deepcopy(spec.get("template") or {})
+    old_spec = old_job.get("spec") or {}
+    if old_spec.get("suspend") and not (old_job.get("status") or {}).get("startTime"):
+        meta, pod_spec = template.setdefault("metadata", {}), template.setdefault("spec", {})
+        for key in _SCHEDULING_META_FIELDS:
+            meta.pop(key, None)
+        for key in _SCHEDULING_SPEC_FIELDS:
+            pod_spec.pop(key, None)
+    return template
+
+
+def _semantic_selector(selector: Obj | None) -> tuple[Any, Any] | None:
+    if selector is None:
+        return None
+    return (selector.get("matchLabels") or {}, selector.get("matchExpressions") or [])
+
+
+def _immutable_value(value: Any, go_type: str = "") -> Any:
+    """How ValidateImmutableField prints a pointer field's new value: null when unset, a struct as Go source
+    (abbreviated here to its type)."""
+    if isinstance(value, dict):
+        return GoValue(f"{go_type}{{...}}")
+    return value
+
+
+def _omitted(path: str, detail: str) -> Cause:
+    """`field.Invalid` with `field.OmitValueType{}`: no value is printed."""
+    return cause("FieldValueInvalid", path, "Invalid value: " + detail)
+
+
+def _too_many(path: str, actual: int, limit: int) -> Cause:
+    """`field.TooMany`."""
+    return cause("FieldValueTooMany", path, f"Too many: {actual}: must have at most {limit} items")
+
+
+def _go_list(values: tuple[str, ...]) -> str:
+    """`%q` of a []string: `["A" "B"]`."""
+    return "[" + " ".join(f'"{v}"' for v in values) + "]"
