@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     node.add_argument("--tls-cert-file", type=Path, default=None,
                       help="the node server's certificate, issued by the cluster CA (required; see above)")  # fmt: skip
     node.add_argument("--tls-private-key-file", type=Path, default=None, help="its private key (required)")
-    node.add_argument("--cluster-dns", action="append", default=None, metavar="IP",
+    node.add_argument("--cluster-dns", action="append", type=_ip_address, default=None, metavar="IP",
                       help="nameserver of ClusterFirst pods (repeatable; default: the kube-dns service's "
                       "ClusterIP, looked up in kube-system)")  # fmt: skip
     _node_flags(node, default_count=1)
@@ -148,6 +148,16 @@ def _network_flags(parser: argparse.ArgumentParser, service_range: bool = True) 
                             "(default %(default)s)")  # fmt: skip
     parser.add_argument("--load-balancer-ip-range", type=_ipv4_network, default=LOAD_BALANCER_RANGE, metavar="CIDR",
                         help="where LoadBalancer services get their address (default %(default)s)")  # fmt: skip
+
+
+def _ip_address(text: str) -> str:
+    """An IP address, as written in a resolv.conf."""
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IP address") from None
 
 
 def _ipv4_network(text: str) -> Any:

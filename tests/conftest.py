@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from tests.cluster import Cluster, start_cluster
+from tests.dns_upstream import FakeUpstream, fake_upstream
 from tests.prerequisites import MISSING
 from tests.rawapi import RawApi
 
@@ -29,6 +30,13 @@ def compacting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     )
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="module")
+def dns_upstream() -> Iterator[FakeUpstream]:
+    """A fake upstream resolver on 127.0.0.1 (tests.dns_upstream) for a module's cluster DNS to forward to."""
+    with fake_upstream() as running:
+        yield running
 
 
 @pytest.fixture

@@ -26,18 +26,11 @@ from shim.machinery.resources import PODS
 from shim.runtime.base import SandboxSpec
 from shim.runtime.fake import FakeRuntime
 from tests.cluster import Cluster, free_port, start_cluster, wait_until
-from tests.dns_upstream import BIG_TXT, UPSTREAM_ZONE, FakeUpstream, fake_upstream, free_udp_and_tcp_port
+from tests.dns_upstream import BIG_TXT, UPSTREAM_ZONE, FakeUpstream, free_udp_and_tcp_port
 from tests.test_kubelet import running_node, wait_for
 
 DOMAIN = "cluster.local"
 CHANGE_DEADLINE = 15.0
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeUpstream]:
-    """A resolver for example.test on 127.0.0.1."""
-    with fake_upstream() as running:
-        yield running
 
 
 @dataclasses.dataclass
@@ -75,13 +68,13 @@ class DnsCluster:
 
 
 @pytest.fixture(scope="module")
-def dns(tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream) -> Iterator[DnsCluster]:
+def dns(tmp_path_factory: pytest.TempPathFactory, dns_upstream: FakeUpstream) -> Iterator[DnsCluster]:
     """`kube-shim up` with a fake node, its DNS on a loopback port, forwarding to the fake upstream."""
     port = free_udp_and_tcp_port()
     cluster = start_cluster(
         tmp_path_factory.mktemp("dns"),
         nodes=("--runtime", "fake", "--nodes", "1"),
-        extra=("--dns-listen", f"127.0.0.1:{port}", "--dns-upstream", f"127.0.0.1:{upstream.port}"),
+        extra=("--dns-listen", f"127.0.0.1:{port}", "--dns-upstream", f"127.0.0.1:{dns_upstream.port}"),
     )
     yield DnsCluster(cluster, port)
     cluster.stop()
@@ -197,7 +190,7 @@ def test_a_pod_with_hostname_and_subdomain_gets_a_record_under_its_headless_serv
 
 
 def test_an_external_name_service_is_a_cname_whose_target_is_resolved_upstream(
-    dns: DnsCluster, ns: str, upstream: FakeUpstream
+    dns: DnsCluster, ns: str, dns_upstream: FakeUpstream
 ) -> None:
     fqdn = f"ext.{ns}.svc.{DOMAIN}"
     dns.apply(service("ext", ns, type="ExternalName", externalName=f"7.{UPSTREAM_ZONE}"))
@@ -234,14 +227,14 @@ def test_the_kubernetes_service_resolves(dns: DnsCluster) -> None:
 # -- forwarding --------------------------------------------------------------------------------------------------
 
 
-def test_other_names_are_forwarded_to_the_upstream(dns: DnsCluster, upstream: FakeUpstream) -> None:
+def test_other_names_are_forwarded_to_the_upstream(dns: DnsCluster, dns_upstream: FakeUpstream) -> None:
     reply = dns.ask(f"42.{UPSTREAM_ZONE}")
     assert (reply.header.rcode, [str(rr.rdata) for rr in reply.rr]) == (RCODE.NOERROR, ["192.0.2.42"])
-    assert f"42.{UPSTREAM_ZONE}" in upstream.zone.asked
+    assert f"42.{UPSTREAM_ZONE}" in dns_upstream.zone.asked
     assert dns.ask("nowhere.invalid").header.rcode == RCODE.NXDOMAIN  # the upstream's NXDOMAIN, passed on
     # a reverse name that is no cluster address falls through to the upstream too
     dns.ask("9.9.9.9.in-addr.arpa", "PTR")
-    assert upstream.zone.asked[-1] == "9.9.9.9.in-addr.arpa"
+    assert dns_upstream.zone.asked[-1] == "9.9.9.9.in-addr.arpa"
 
 
 def test_a_truncated_upstream_answer_is_truncated_over_udp_and_whole_over_tcp(dns: DnsCluster) -> None:

@@ -16,7 +16,7 @@ import podman
 import pytest
 
 from tests.cluster import Cluster, start_cluster, wait_until
-from tests.dns_upstream import UPSTREAM_ZONE, FakeUpstream, fake_upstream
+from tests.dns_upstream import UPSTREAM_ZONE, FakeUpstream
 from tests.images import ensure_test_image
 from tests.podman_env import PodmanEnv
 from tests.prerequisites import needs_podman
@@ -33,13 +33,7 @@ TIMEOUT = 60.0
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeUpstream]:
-    with fake_upstream() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream) -> Iterator[Cluster]:
+def cluster(tmp_path_factory: pytest.TempPathFactory, dns_upstream: FakeUpstream) -> Iterator[Cluster]:
     """`kube-shim up` with one Podman node (replaces the session's cluster here, so the `namespace` fixture makes
     its namespaces in it)."""
     with PodmanEnv() as env:
@@ -47,7 +41,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream) ->
             ensure_test_image(client)
         flags = ("--runtime", "podman", "--nodes", "1", "--podman-socket", str(env.socket_path),
                  "--service-cluster-ip-range", SERVICE_RANGE, "--load-balancer-ip-range", LOAD_BALANCER_RANGE,
-                 "--dns-upstream", f"127.0.0.1:{upstream.port}")  # fmt: skip
+                 "--dns-upstream", f"127.0.0.1:{dns_upstream.port}")  # fmt: skip
         running = start_cluster(tmp_path_factory.mktemp("dns-podman"), nodes=flags)
         try:
             running.kubectl("wait", "--for=condition=Ready", "node", "--all", "--timeout=60s")

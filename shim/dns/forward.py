@@ -38,7 +38,7 @@ class UpstreamFailed(Exception):
 class Forwarder:
     """Sends queries to `upstreams` in order until one answers."""
 
-    def __init__(self, upstreams: list[Upstream], timeout: float = 2.0, max_in_flight: int = 1024) -> None:
+    def __init__(self, upstreams: list[Upstream], timeout: float = 2.0, max_in_flight: int = 256) -> None:
         self.upstreams = upstreams[:MAX_UPSTREAMS]
         self.timeout = timeout
         self.max_in_flight = max_in_flight

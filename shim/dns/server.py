@@ -17,7 +17,7 @@ from shim.dns.resolver import Query, Resolver
 
 log = logging.getLogger("shim.dns")
 
-MAX_TCP_CONNECTIONS = 256
+MAX_TCP_CONNECTIONS = 128  # each holds a file descriptor, as does each forwarded query
 TCP_IDLE_TIMEOUT = 10.0  # seconds a TCP client may stay silent (CoreDNS's default read timeout is similar)
 BIND_ATTEMPTS = 20  # with port 0: tries to find a port free for both UDP and TCP
 
