@@ -65,10 +65,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="leave scheduling to a separate `kube-shim scheduler`")  # fmt: skip
     up.add_argument("--no-controllers", action="store_true",
                     help="leave the controllers to a separate `kube-shim controller-manager`")  # fmt: skip
-    up.add_argument("--dns-listen", default=None, metavar="HOST:PORT",
+    up.add_argument("--dns-listen", type=_ip_and_port, default=None, metavar="IP:PORT",
                     help="where the cluster DNS serves (default: the pods' host address with --runtime podman, "
                     "else 127.0.0.1, on a free port; published in the kube-dns endpoints)")  # fmt: skip
-    up.add_argument("--dns-upstream", action="append", default=None, metavar="IP[:PORT]",
+    up.add_argument("--dns-upstream", action="append", type=_dns_upstream, default=None, metavar="IP[:PORT]",
                     help="resolver for names outside the cluster domain (repeatable; default: the nameservers "
                     "of /etc/resolv.conf)")  # fmt: skip
 
@@ -148,6 +148,24 @@ def _network_flags(parser: argparse.ArgumentParser, service_range: bool = True) 
                             "(default %(default)s)")  # fmt: skip
     parser.add_argument("--load-balancer-ip-range", type=_ipv4_network, default=LOAD_BALANCER_RANGE, metavar="CIDR",
                         help="where LoadBalancer services get their address (default %(default)s)")  # fmt: skip
+
+
+def _dns_upstream(text: str) -> tuple[str, int]:
+    """A resolver's `IP`, `IP:PORT` or `[IPv6]:PORT`."""
+    from shim.dns.forward import parse_upstream
+
+    try:
+        return parse_upstream(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not IP or IP:PORT ({exc})") from None
+
+
+def _ip_and_port(text: str) -> tuple[str, int]:
+    """`IP:PORT` (`[IPv6]:PORT`) with a port from 0 (any free one) to 65535."""
+    host, _, port = text.rpartition(":")
+    if not port.isdigit() or int(port) > 65_535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not IP:PORT with a port from 0 to 65535")
+    return _ip_address(host.strip("[]")), int(port)
 
 
 def _ip_address(text: str) -> str:
@@ -461,22 +479,14 @@ async def _start_dns(access: Any, args: argparse.Namespace, informers: Any, comp
     Exits (status 1) when it cannot listen."""
     from shim.client import ApiClient
     from shim.dns import ClusterDns, DnsConfig
-    from shim.dns.forward import host_upstreams, parse_upstream
+    from shim.dns.forward import host_upstreams
     from shim.dns.service import dns_service_ip
     from shim.hostaddress import HOST_ADDRESS
 
     cluster_ip = dns_service_ip(args.service_cluster_ip_range)
-    try:
-        upstreams = [parse_upstream(u) for u in args.dns_upstream] if args.dns_upstream else host_upstreams()
-    except ValueError as exc:
-        print(f"kube-shim: --dns-upstream wants IP or IP:PORT: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    upstreams = args.dns_upstream or host_upstreams()
     if args.dns_listen:
-        host, _, port_text = args.dns_listen.rpartition(":")
-        candidates = [(host.strip("[]"), int(port_text) if port_text.isdigit() else -1)]
-        if candidates[0][1] < 0 or not candidates[0][0]:
-            print(f"kube-shim: --dns-listen wants HOST:PORT, not {args.dns_listen!r}", file=sys.stderr)
-            raise SystemExit(2)
+        candidates = [args.dns_listen]
     else:  # pods reach the host address; without it (fake runtime, or it could not be added) only the host can
         candidates = [(HOST_ADDRESS, 0), ("127.0.0.1", 0)] if args.runtime == "podman" else [("127.0.0.1", 0)]
     for i, (host, port) in enumerate(candidates):

@@ -9,6 +9,8 @@ import dataclasses
 import json
 import socket
 import struct
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -421,3 +423,19 @@ def test_the_zone_forgets_a_services_names_and_their_parents_when_it_goes() -> N
     assert zone.generation == generation  # the same records: nothing changed, cached answers stay valid
     zone.replace("ns/web", [])
     assert not zone.exists(f"ns.svc.{DOMAIN}") and zone.records(web[0].name) == []
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "says"),
+    [
+        ("--dns-listen", "localhost:53", "'localhost' is not an IP address"),
+        ("--dns-listen", "127.0.0.1:70000", "is not IP:PORT with a port from 0 to 65535"),
+        ("--dns-upstream", "1.2.3.4:0", "'1.2.3.4:0' is not IP or IP:PORT (port 0 out of range)"),
+    ],
+)
+def test_bad_dns_flags_are_refused_with_a_reason(tmp_path: Path, flag: str, value: str, says: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "shim.cli", "up", "--data-dir", str(tmp_path), flag, value],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2 and says in done.stderr, done.stderr
