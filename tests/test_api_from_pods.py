@@ -104,21 +104,23 @@ def test_the_kubernetes_endpoints_are_put_back_when_deleted_or_changed(advertise
     wait_until(repaired, timeout=30, what="the kubernetes slice to name the host address again")
 
 
-def test_without_an_advertise_address_the_kubernetes_endpoints_are_removed(tmp_path: Path) -> None:
+def test_a_restart_without_an_advertise_address_removes_the_endpoints_and_follows_the_port(tmp_path: Path) -> None:
     first = start_cluster(tmp_path, nodes=FAKE, extra=("--advertise-address", HOST_ADDRESS))
-    port = first.port
     try:
         assert apiserver_endpoints(first) is not None
     finally:
         first.stop()
-    second = start_cluster(tmp_path, port=port, nodes=FAKE)  # the same data dir, now with nothing to advertise
+    second = start_cluster(tmp_path, nodes=FAKE)  # the same data dir on another port, with nothing to advertise
+    assert second.port != first.port
     try:
         assert apiserver_endpoints(second) is None
         slices = second.kubectl("get", "endpointslice", "kubernetes", "-n", "default", check=False)
         assert 'endpointslices.discovery.k8s.io "kubernetes" not found' in slices.stderr
-        assert (
-            kubectl_json(second, "get", "service", "kubernetes", "-n", "default")["spec"]["clusterIP"] == KUBERNETES_IP
-        )
+        service = kubectl_json(second, "get", "service", "kubernetes", "-n", "default")
+        assert service["spec"]["clusterIP"] == KUBERNETES_IP
+        assert service["spec"]["ports"] == [
+            {"name": "https", "port": 443, "protocol": "TCP", "targetPort": second.port}
+        ]
     finally:
         second.stop()
 

@@ -17,7 +17,7 @@ from shim.apiserver.app import OBJECTS, build_app
 from shim.apiserver.errors import ApiError
 from shim.apiserver.kinds.priorityclasses import SYSTEM_PRIORITY_CLASSES
 from shim.apiserver.kinds.service_allocation import SERVICE_CIDR
-from shim.apiserver.objects import Obj, ObjectStore
+from shim.apiserver.objects import Obj, ObjectStore, decode_as
 from shim.apiserver.proxy import install_kubelet_client, kubelet_client_context
 from shim.apiserver.registry import ResourceType
 from shim.apiserver.resources import build_registry
@@ -128,6 +128,7 @@ async def bootstrap(
         },
     }
     await _ensure(objects, services, "default", service)
+    await _reconcile_service_ports(objects, services, service)
     await reconcile_apiserver_endpoints(objects, advertise_address, port)
     priority_classes = registry.get(PRIORITY_CLASSES)
     for priority_class in SYSTEM_PRIORITY_CLASSES:
@@ -157,6 +158,27 @@ async def _ensure(objects: ObjectStore, rt: ResourceType, namespace: str | None,
     except ApiError as exc:
         if exc.code != 409:  # created meanwhile
             raise
+
+
+async def _reconcile_service_ports(objects: ObjectStore, rt: ResourceType, service: Obj) -> None:
+    """Put the `kubernetes` service's type and ports back to `service`'s (the API's port changes when the server
+    restarts on another), as kube-apiserver's controller does; a plain read while they are right."""
+    name, wanted = service["metadata"]["name"], service["spec"]
+    kv = await objects.store.get(rt.key("default", name))
+    if kv is None or _port_fields(decode_as(rt, kv)["spec"]) == _port_fields(wanted):
+        return
+
+    def repair(current: Obj) -> Obj:
+        current["spec"].update(type=wanted["type"], ports=copy.deepcopy(wanted["ports"]))
+        return current
+
+    await objects.update(rt, "default", name, repair)
+
+
+def _port_fields(spec: Obj) -> tuple[object, list[tuple[object, ...]]]:
+    ports = spec.get("ports") or []
+    keys = ("name", "port", "protocol", "targetPort", "nodePort")
+    return spec.get("type"), [tuple(p.get(k) for k in keys) for p in ports if isinstance(p, dict)]
 
 
 def _covers(listen_host: str, address: str) -> bool:
