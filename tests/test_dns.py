@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import random
 import socket
 import struct
 import subprocess
@@ -23,6 +24,7 @@ from dnslib import QTYPE, RCODE, A, DNSRecord
 from shim.client import ApiClient, load_kubeconfig
 from shim.dns.forward import Forwarder, ForwarderBusy, UpstreamFailed
 from shim.dns.records import Record, Zone
+from shim.dns.resolver import Query, Resolver
 from shim.kubelet.specs import sandbox_spec
 from shim.machinery.resources import PODS
 from shim.runtime.base import SandboxSpec
@@ -439,3 +441,29 @@ def test_bad_dns_flags_are_refused_with_a_reason(tmp_path: Path, flag: str, valu
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 2 and says in done.stderr, done.stderr
+
+
+def test_no_packet_makes_the_resolver_raise() -> None:
+    """Thousands of mutations of real queries (bytes flipped, cut, spliced): each parses to a query, an error
+    answer or nothing, and a query gets an answer or goes upstream, without an exception."""
+    zone = Zone(DOMAIN)
+    zone.replace("ns/web", [Record(f"web.ns.svc.{DOMAIN}", QTYPE.A, A("10.96.0.5"))])
+    resolver = Resolver(zone, Forwarder([]))
+    seeds = [
+        bytes(DNSRecord.question(name, qtype).pack())
+        for name, qtype in ((f"web.ns.svc.{DOMAIN}", "A"), ("5.0.96.10.in-addr.arpa", "PTR"), ("x.test", "TXT"))
+    ]
+    rng = random.Random(10)
+    for _ in range(3000):
+        packet = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(1, 6)):
+            packet[rng.randrange(len(packet))] = rng.randrange(256)
+        if rng.random() < 0.3:
+            packet = packet[: rng.randrange(len(packet) + 1)] + bytes(
+                rng.randrange(256) for _ in range(rng.randrange(8))
+            )
+        parsed = resolver.parse(bytes(packet))
+        if isinstance(parsed, Query):
+            for over_tcp in (False, True):
+                answer = resolver.local(parsed, over_tcp)
+                assert answer is None or answer[:2] == packet[:2]
