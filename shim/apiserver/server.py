@@ -172,7 +172,10 @@ async def _reconcile_service_ports(objects: ObjectStore, rt: ResourceType, servi
         current["spec"].update(type=wanted["type"], ports=copy.deepcopy(wanted["ports"]))
         return current
 
-    await objects.update(rt, "default", name, repair)
+    try:
+        await objects.update(rt, "default", name, repair)
+    except ApiError as exc:  # e.g. someone's change that the old type allowed: the endpoints still get done
+        log.warning("cannot put back the kubernetes service's ports: %s", exc)
 
 
 def _port_fields(spec: Obj) -> tuple[object, list[tuple[object, ...]]]:
