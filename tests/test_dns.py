@@ -356,6 +356,24 @@ def test_the_kube_dns_service_takes_the_tenth_address_of_the_service_range(tmp_p
         cluster.stop()
 
 
+def test_a_restart_on_another_port_repoints_the_kube_dns_service(tmp_path: Path) -> None:
+    def target_ports(cluster: Cluster) -> set[int]:
+        out = cluster.kubectl("get", "svc", "kube-dns", "-n", "kube-system", "-o", "json", check=False)
+        ports = json.loads(out.stdout)["spec"]["ports"] if out.returncode == 0 else []
+        return {p["targetPort"] for p in ports if p["name"].startswith("dns")}
+
+    nodes = ("--runtime", "fake", "--nodes", "0")
+    first, second = free_udp_and_tcp_port(), free_udp_and_tcp_port()
+    cluster = start_cluster(tmp_path, nodes=nodes, extra=("--dns-listen", f"127.0.0.1:{first}"))
+    wait_until(lambda: target_ports(cluster) == {first}, CHANGE_DEADLINE, f"targetPort {first}")
+    cluster.stop()
+    cluster = start_cluster(tmp_path, port=cluster.port, nodes=nodes, extra=("--dns-listen", f"127.0.0.1:{second}"))
+    try:
+        wait_until(lambda: target_ports(cluster) == {second}, CHANGE_DEADLINE, f"targetPort {second}")
+    finally:
+        cluster.stop()
+
+
 class _RecordingRuntime(FakeRuntime):
     """The fake runtime, keeping the sandbox specs it was asked for."""
 
