@@ -252,11 +252,13 @@ async def up_command(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"kube-shim: {exc}", file=sys.stderr)
         return 2
-    if advertise_address == HOST_ADDRESS:
+    # Podman pods reach the control plane (the cluster DNS, and the API when advertised there) at the host
+    # address; a cluster told to advertise nothing gives pods no way in at all
+    if advertise_address == HOST_ADDRESS or (advertise_address is not None and args.runtime == "podman"):
         try:
             await asyncio.to_thread(ensure_host_address)
         except HostAddressError as exc:
-            print(f"kube-shim: {exc}; or pass --advertise-address none (pods then cannot reach the API)",
+            print(f"kube-shim: {exc}; or pass --advertise-address none (pods then cannot reach the control plane)",
                   file=sys.stderr)  # fmt: skip
             return 1
     # in-cluster clients dial the `kubernetes` service's ClusterIP or names, or the advertise address
