@@ -59,11 +59,6 @@ class ClusterDns:
         self._keeper: asyncio.Task[None] | None = None
         self._informers = informers
 
-    @property
-    def port(self) -> int:
-        """The port the server listens on (known after `start`)."""
-        return self.server.port
-
     async def start(self) -> None:
         """Listen (OSError when the address cannot be served), then keep the kube-dns objects in place."""
         await self.server.start()
@@ -89,8 +84,8 @@ class ClusterDns:
 
     async def _keep(self, publication: Publication) -> None:
         while True:
+            self._kept.clear()  # before the round: a deletion seen during it wakes the next one at once
             await ensure_kube_dns(self.client, publication)
-            self._kept.clear()
             try:
                 async with asyncio.timeout(KEEP_INTERVAL):
                     await self._kept.wait()  # woken early when one of them is deleted
