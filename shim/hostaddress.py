@@ -10,13 +10,12 @@ pod subnets so no pod is ever given an address next to it.
 from __future__ import annotations
 
 import ipaddress
-import json
-import subprocess
+
+from shim.iproute import IpError, ip, ip_json
 
 HOST_ADDRESS = "10.244.255.254"
 RESERVED_RANGE = ipaddress.IPv4Network("10.244.255.0/24")  # never a node's pod subnet
 DEVICE = "lo"
-IP_TIMEOUT = 10.0  # seconds an `ip` command may take
 
 
 class HostAddressError(Exception):
@@ -28,29 +27,18 @@ def ensure_host_address(address: str = HOST_ADDRESS) -> None:
     host now owns it. Raises HostAddressError when it cannot."""
     if is_local_address(address):
         return
-    command = ["ip", "addr", "replace", f"{address}/32", "dev", DEVICE]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=IP_TIMEOUT, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise HostAddressError(f"cannot run {' '.join(command)}: {exc}") from None
-    if done.returncode != 0:
-        raise HostAddressError(
-            f"{' '.join(command)} failed: {done.stderr.strip() or done.returncode} "
-            "(putting the pods' host address on lo needs root, or CAP_NET_ADMIN)"
-        )
+        ip("addr", "replace", f"{address}/32", "dev", DEVICE)
+    except IpError as exc:
+        raise HostAddressError(f"{exc} (putting the pods' host address on lo needs root, or CAP_NET_ADMIN)") from None
     if not is_local_address(address):
         raise HostAddressError(f"{address} is on {DEVICE} but the host still does not accept it as its own")
 
 
 def is_local_address(address: str) -> bool:
     """Whether the host takes packets to `address` as its own (`ip route get` answers a `local` route)."""
-    command = ["ip", "-j", "route", "get", address]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=IP_TIMEOUT, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise HostAddressError(f"cannot run {' '.join(command)}: {exc}") from None
-    try:
-        routes = json.loads(done.stdout) if done.returncode == 0 else []
-    except ValueError:
-        routes = []
+        routes = ip_json("route", "get", address)
+    except IpError:  # no route at all (or no `ip`): not ours
+        return False
     return any(route.get("type") == "local" for route in routes)

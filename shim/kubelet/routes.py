@@ -17,7 +17,6 @@ import asyncio
 import ipaddress
 import json
 import logging
-import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from shim.client import ApiClient, SharedInformerFactory
 from shim.client.api import Obj
 from shim.client.informer import Registration
 from shim.client.supervise import keep_running, spawn
+from shim.iproute import IpError, ip, ip_json
 from shim.machinery.resources import NODES
 from shim.pki import write_atomically
 
@@ -32,14 +32,13 @@ log = logging.getLogger("shim.kubelet.routes")
 
 ROUTE_PROTOCOL = 147  # marks the routes kube-shim adds (`ip route show proto 147`); unused by routing daemons
 RESYNC_INTERVAL = 30.0  # seconds: routes someone removed by hand come back
-IP_TIMEOUT = 10.0
 MAX_ROUTES = 5000  # a cluster of kube's maximum size; more nodes than that are refused, not routed
 
 Routes = dict[ipaddress.IPv4Network, ipaddress.IPv4Address]
 
 
 class RouteError(Exception):
-    """The kernel refused a route change; the message says which."""
+    """The kernel refused route changes; the message says which."""
 
 
 def desired_routes(
@@ -123,7 +122,7 @@ class PodRoutes:
         self.nodes.remove_event_handler(self._registration)
 
     async def sync(self) -> None:
-        """Add the missing routes and remove the ones of nodes gone; RouteError when the kernel refuses."""
+        """Add the missing routes and remove the ones of nodes gone; RouteError or IpError when the kernel refuses."""
         desired = desired_routes(self.nodes.list(), self.node_name, *await asyncio.to_thread(_host_networks))
         await asyncio.to_thread(apply_routes, desired, self.state_file)
 
@@ -159,15 +158,15 @@ def apply_routes(desired: Routes, state_file: Path) -> None:
     for cidr, via in desired.items():
         if present.get(cidr) != via:
             try:
-                _ip("route", "replace", str(cidr), "via", str(via), "proto", str(ROUTE_PROTOCOL))
-            except RouteError as exc:
+                ip("route", "replace", str(cidr), "via", str(via), "proto", str(ROUTE_PROTOCOL))
+            except IpError as exc:
                 refused.append(str(exc))
     kept = set()
     for cidr in owned - set(desired):
         if cidr in present:
             try:
-                _ip("route", "del", str(cidr), "via", str(present[cidr]), "proto", str(ROUTE_PROTOCOL))
-            except RouteError as exc:
+                ip("route", "del", str(cidr), "via", str(present[cidr]), "proto", str(ROUTE_PROTOCOL))
+            except IpError as exc:
                 refused.append(str(exc))
                 kept.add(cidr)
     _save_owned(state_file, set(desired) | kept)
@@ -178,7 +177,7 @@ def apply_routes(desired: Routes, state_file: Path) -> None:
 def kernel_routes() -> Routes:
     """The IPv4 routes in the main table tagged ROUTE_PROTOCOL, by destination."""
     routes: Routes = {}
-    for route in json.loads(_ip("-j", "-4", "route", "show", "proto", str(ROUTE_PROTOCOL)) or "[]"):
+    for route in ip_json("-4", "route", "show", "proto", str(ROUTE_PROTOCOL)):
         try:
             routes[ipaddress.IPv4Network(route["dst"])] = ipaddress.IPv4Address(route["gateway"])
         except (KeyError, ValueError):
@@ -189,7 +188,7 @@ def kernel_routes() -> Routes:
 def _host_networks() -> tuple[set[ipaddress.IPv4Address], list[ipaddress.IPv4Network]]:
     """This host's IPv4 addresses and the networks its interfaces are connected to."""
     addresses, networks = set(), []
-    for link in json.loads(_ip("-j", "-4", "addr", "show") or "[]"):
+    for link in ip_json("-4", "addr", "show"):
         for info in link.get("addr_info") or ():
             try:
                 interface = ipaddress.IPv4Interface(f"{info['local']}/{info['prefixlen']}")
@@ -213,14 +212,3 @@ def _load_owned(state_file: Path) -> set[ipaddress.IPv4Network]:
 
 def _save_owned(state_file: Path, owned: set[ipaddress.IPv4Network]) -> None:
     write_atomically(state_file, json.dumps(sorted(str(cidr) for cidr in owned)).encode(), 0o600)
-
-
-def _ip(*args: str) -> str:
-    command = ["ip", *args]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=IP_TIMEOUT, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise RouteError(f"cannot run {' '.join(command)}: {exc}") from None
-    if done.returncode != 0:
-        raise RouteError(f"{' '.join(command)}: {done.stderr.strip() or f'exit code {done.returncode}'}")
-    return done.stdout
