@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from shim.proxy.kernel import KernelError, apply_ruleset
+from shim.proxy.kernel import KernelError, apply_ruleset, remove_orphaned_tables, this_process
 from shim.proxy.rules import Ranges, compile_ruleset
 from tests.prerequisites import needs_nftables
 
@@ -27,6 +27,7 @@ RANGES = Ranges(
 )
 NODE = "node-a"
 TABLE = "kube-shim-rulestest"
+REFUSE = ["meta l4proto tcp reject with tcp reset", "reject"]
 
 
 def service(name: str, cluster_ip: str = "10.96.1.1", ports: list[Obj] | None = None, **spec: Any) -> Obj:
@@ -129,7 +130,7 @@ def test_not_ready_endpoints_get_no_traffic_unless_only_terminating_ones_still_s
 
 def test_a_service_without_endpoints_rejects_at_once() -> None:
     text = compile_checked([service("web")], [endpoint_slice("web", [endpoint("10.244.1.2", ready=False)])])
-    assert chain(text, "all-") == ["reject"]
+    assert chain(text, "all-") == REFUSE
     assert dnat_targets(text) == set()
 
 
@@ -210,7 +211,7 @@ def test_external_traffic_policy_local_keeps_outside_clients_on_this_nodes_endpo
         f"fib saddr type local goto {all_chain}",
         f"goto {local_chain}",
     ]
-    assert chain(text, "local-") == ["reject"]  # no endpoint on this node
+    assert chain(text, "local-") == REFUSE  # no endpoint on this node
 
 
 # -- the whole table -------------------------------------------------------------------------------------------
@@ -221,9 +222,10 @@ def test_pod_to_pod_traffic_is_never_masqueraded_and_unassigned_addresses_are_re
     postrouting = chain(text, "nat-postrouting")
     assert postrouting[1:] == ["jump masquerading", "ip saddr 10.244.0.0/16 ip daddr 10.244.0.0/16 snat ip to ip saddr"]
     assert "srcnat - 10" in postrouting[0]  # before netavark's masquerade, which a null binding then skips
-    assert chain(text, "unassigned")[1] == (
-        "ip daddr { 10.96.0.0/12, 10.112.0.0/24 } reject with icmp type host-unreachable"
-    )
+    assert chain(text, "unassigned")[1:] == [
+        "ct state new ip daddr { 10.96.0.0/12, 10.112.0.0/24 } meta l4proto tcp reject with tcp reset",
+        "ct state new ip daddr { 10.96.0.0/12, 10.112.0.0/24 } reject with icmp type host-unreachable",
+    ]
     assert text.startswith(f"add table ip {TABLE}\ndelete table ip {TABLE}\ntable ip {TABLE} {{\n")
 
 
@@ -252,7 +254,9 @@ def table() -> Iterator[str]:
     """A table name of this test's own, deleted afterwards."""
     name = f"kube-shim-test{uuid.uuid4().hex[:8]}"
     yield name
-    subprocess.run(["nft", "delete", "table", "ip", name], capture_output=True, check=False)
+    for made in re.findall(r"^table ip (" + name + r"\S*)", subprocess.run(["nft", "list", "tables"],
+                           capture_output=True, text=True, check=True).stdout, re.M):  # fmt: skip
+        subprocess.run(["nft", "delete", "table", "ip", made], capture_output=True, check=False)
 
 
 async def test_each_sync_replaces_the_table_so_deleted_services_leave_nothing(table: str) -> None:
@@ -283,3 +287,17 @@ def test_a_missing_nft_is_a_kernel_error_not_a_crash(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(KernelError, match="cannot run nft"):
         asyncio.run(apply_ruleset("add table ip x\n"))
+
+
+async def test_tables_whose_proxy_is_gone_are_removed_and_live_ones_kept(table: str) -> None:
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    owners = {"gone": f"{finished.pid}-1", "alive": this_process(), "unowned": "", "own": ""}
+    for suffix, owner in owners.items():
+        await apply_ruleset(compile_ruleset(f"{table}-{suffix}", [], [], NODE, (), RANGES, owner))
+
+    removed = await remove_orphaned_tables(own_table=f"{table}-own")
+    assert {f"{table}-gone", f"{table}-unowned"} <= set(removed)
+    left = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=True).stdout
+    assert f"table ip {table}-alive\n" in left and f"table ip {table}-own\n" in left
+    assert f"{table}-gone" not in left and f"{table}-unowned" not in left

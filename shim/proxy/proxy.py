@@ -4,9 +4,10 @@ table out (kube-proxy's nftables mode, run like any controller: desired state in
 A change marks the rules dirty; a sync follows at most MIN_SYNC_INTERVAL after the previous one (a burst of
 endpoint changes costs one `nft -f`), and every FULL_SYNC_INTERVAL anyway (someone may have flushed the
 table). The first sync replaces whatever table a previous run left, so the rules of Services deleted while the
-proxy was down vanish. A failed sync is logged with the refused ruleset line and retried with back-off; the
-component's `client.health` reports it to /readyz. Stopping leaves the table in place: established
-connections and the rules keep working until the next proxy takes over.
+proxy was down vanish; it and every full sync also remove the tables of proxies that are gone. A failed sync
+is logged with the refused ruleset line and retried with back-off; the component's `client.health` reports it
+to /readyz. Stopping leaves the table in place: established connections and the rules keep working until the
+next proxy takes over.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from shim.client.informer import Registration
 from shim.client.supervise import keep_running, spawn
 from shim.machinery.resources import ENDPOINT_SLICES, NODES, SERVICES
 from shim.proxy import kernel
-from shim.proxy.rules import Ranges, compile_ruleset
+from shim.proxy.rules import TABLE_PREFIX, Ranges, compile_ruleset
 
 log = logging.getLogger("shim.proxy")
 
@@ -42,7 +43,7 @@ class ProxyConfig:
 
     @property
     def table(self) -> str:
-        return f"kube-shim-{self.cluster_id}"
+        return f"{TABLE_PREFIX}{self.cluster_id}"
 
 
 class ServiceProxy:
@@ -63,7 +64,7 @@ class ServiceProxy:
             self.nodes.add_event_handler(self._node_changed),
         ]
         self._task: asyncio.Task[None] | None = None
-        self.syncs = 0  # successful syncs so far (tests and benchmarks read it)
+        self._owner = kernel.this_process()
 
     def start(self) -> None:
         self._informers.start()
@@ -85,12 +86,11 @@ class ServiceProxy:
         node = self.nodes.get(self.config.node_name) or {}
         pod_cidrs = _pod_cidrs(node)
         ruleset = compile_ruleset(self.config.table, self.services.list(), self.slices.list(), self.config.node_name,
-                                  _node_addresses(node), self.config.ranges)  # fmt: skip
+                                  _node_addresses(node), self.config.ranges, self._owner)  # fmt: skip
         await kernel.apply_ruleset(ruleset)
         if pod_cidrs:
-            for name in await asyncio.to_thread(kernel.enable_route_localnet, pod_cidrs):
-                log.info("route_localnet set on %s (NodePorts on 127.0.0.1 reach its pods)", name)
-        self.syncs += 1
+            for setting in await asyncio.to_thread(kernel.prepare_pod_bridges, pod_cidrs):
+                log.info("pod bridge: %s set", setting)
         log.debug("synced table %s in %.3fs", self.config.table, time.monotonic() - started)
 
     async def _run(self) -> None:
@@ -98,13 +98,19 @@ class ServiceProxy:
         ranges = self.config.ranges
         await asyncio.to_thread(kernel.ensure_local_routes, (ranges.service_cidr, ranges.load_balancer_range))
         loop = asyncio.get_running_loop()
+        full = True
         while True:
             self._dirty.clear()
             last = loop.time()
             await self.sync()
+            if full:
+                for table in await kernel.remove_orphaned_tables(self.config.table):
+                    log.info("removed table %s: the proxy that kept it is gone", table)
             try:
                 await asyncio.wait_for(self._dirty.wait(), FULL_SYNC_INTERVAL)
+                full = False
             except TimeoutError:
+                full = True
                 continue
             # rate limit, not synchronisation: changes arriving meanwhile join this sync
             await asyncio.sleep(max(0.0, last + MIN_SYNC_INTERVAL - loop.time()))
