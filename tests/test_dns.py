@@ -356,6 +356,10 @@ def test_the_kube_dns_service_takes_the_tenth_address_of_the_service_range(tmp_p
         cluster.stop()
 
 
+def test_readyz_reports_the_dns_component(dns: DnsCluster) -> None:
+    assert "[+]dns ok" in dns.cluster.kubectl("get", "--raw", "/readyz?verbose").stdout.splitlines()
+
+
 def test_a_restart_on_another_port_repoints_the_kube_dns_service(tmp_path: Path) -> None:
     def target_ports(cluster: Cluster) -> set[int]:
         out = cluster.kubectl("get", "svc", "kube-dns", "-n", "kube-system", "-o", "json", check=False)
