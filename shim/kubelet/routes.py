@@ -161,6 +161,8 @@ def apply_routes(desired: Routes, state_file: Path) -> None:
                 ip("route", "replace", str(cidr), "via", str(via), "proto", str(ROUTE_PROTOCOL))
             except IpError as exc:
                 refused.append(str(exc))
+            else:
+                log.info("pods of %s routed via %s", cidr, via)
     kept = set()
     for cidr in owned - set(desired):
         if cidr in present:
@@ -169,6 +171,8 @@ def apply_routes(desired: Routes, state_file: Path) -> None:
             except IpError as exc:
                 refused.append(str(exc))
                 kept.add(cidr)
+            else:
+                log.info("route to the pods of %s removed (no node has them now)", cidr)
     _save_owned(state_file, set(desired) | kept)
     if refused:
         raise RouteError("; ".join(refused))
