@@ -1,10 +1,13 @@
-"""Routes between nodes' pod ranges (host-gw): which routes a node wants, and how they reach the kernel.
+"""Routes between nodes' pod ranges (host-gw): which routes a node wants, how they reach the kernel, and the
+node agent's loop following the Nodes of a real API server.
 
-The kernel part runs in a private network namespace (`unshare --net`), so the host's routes are never touched.
+The kernel parts run in network namespaces of their own, so the host's routes are never touched.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import json
 import os
@@ -12,12 +15,17 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from shim.kubelet.routes import desired_routes
+from shim.client import ApiClient, ApiException, SharedInformerFactory, load_kubeconfig
+from shim.kubelet.routes import PodRoutes, desired_routes, kernel_routes
+from shim.machinery.resources import NODES
+from tests.cluster import Cluster
 from tests.prerequisites import MISSING
 
 Obj = dict[str, Any]
@@ -109,8 +117,8 @@ SCRIPT = textwrap.dedent(
 
 
 needs_netns = pytest.mark.skipif(
-    shutil.which("unshare") is None or os.geteuid() != 0,
-    reason=MISSING + "unshare(1) and root (the route test works in a private network namespace)",
+    shutil.which("unshare") is None or shutil.which("ip") is None or os.geteuid() != 0,
+    reason=MISSING + "unshare(1), ip(8) and root (the route tests work in network namespaces of their own)",
 )
 
 
@@ -130,3 +138,61 @@ def test_routes_are_added_moved_and_removed_leaving_other_routes_alone(tmp_path:
     assert seen["emptied"] == others
     assert seen["main"] == ["10.244.40.0/24", "10.244.41.0/24", "192.168.77.0/24"]
     assert json.loads((tmp_path / "routes.json").read_text()) == []
+
+
+# -- the node agent's loop, against the real API, its `ip` commands in a network namespace of the test's ------
+
+
+@pytest.fixture
+def private_ip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A named network namespace with a LAN 192.168.77.0/24, and `ip` on PATH running every command in it."""
+    real_ip = shutil.which("ip")
+    assert real_ip is not None  # needs_netns
+    name = "kshim-routes-" + uuid.uuid4().hex[:8]
+    subprocess.run([real_ip, "netns", "add", name], check=True)
+    try:
+        for args in (["link", "set", "lo", "up"], ["link", "add", "lan0", "type", "bridge"],
+                     ["addr", "add", "192.168.77.1/24", "dev", "lan0"], ["link", "set", "lan0", "up"]):  # fmt: skip
+            subprocess.run([real_ip, "-n", name, *args], check=True)
+        wrapper = tmp_path / "bin" / "ip"
+        wrapper.parent.mkdir()
+        wrapper.write_text(f'#!/bin/sh\nexec {real_ip} -n {name} "$@"\n')
+        wrapper.chmod(0o755)
+        monkeypatch.setenv("PATH", f"{wrapper.parent}:{os.environ['PATH']}")
+        yield name
+    finally:
+        subprocess.run([real_ip, "netns", "del", name], check=False)
+
+
+async def routes_become(expected: dict[str, str], what: str) -> None:
+    """Poll the namespace's routes (the agent works asynchronously) until they are `expected`, or fail."""
+    deadline = asyncio.get_running_loop().time() + 20
+    while (seen := {str(k): str(v) for k, v in (await asyncio.to_thread(kernel_routes)).items()}) != expected:
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"routes never became {expected} ({what}); last {seen}")
+        await asyncio.sleep(0.1)
+
+
+@needs_netns
+async def test_the_agent_routes_a_new_nodes_pods_and_forgets_a_deleted_node(
+    cluster: Cluster, private_ip: str, tmp_path: Path
+) -> None:
+    far = "far-" + uuid.uuid4().hex[:8]
+    body = node(far, "192.168.77.9", "10.244.250.0/24")
+    async with ApiClient(load_kubeconfig(cluster.kubeconfig)) as client:
+        informers = SharedInformerFactory(client)
+        routes = PodRoutes(client, informers, "me-" + uuid.uuid4().hex[:8], tmp_path / "routes.json")
+        routes.start()
+        try:
+            await client.create(NODES, body)
+            await routes_become({"10.244.250.0/24": "192.168.77.9"}, "after the node registered")
+            moved = {"status": {"addresses": [{"type": "InternalIP", "address": "192.168.77.19"}]}}
+            await client.patch(NODES, far, moved, subresource="status")
+            await routes_become({"10.244.250.0/24": "192.168.77.19"}, "after the node moved")
+            await client.delete(NODES, far)
+            await routes_become({}, "after the node was deleted")
+        finally:
+            await routes.stop()
+            await informers.stop()
+            with contextlib.suppress(ApiException):
+                await client.delete(NODES, far)
