@@ -361,21 +361,37 @@ def test_readyz_reports_the_dns_component(dns: DnsCluster) -> None:
 
 
 def test_a_restart_on_another_port_repoints_the_kube_dns_service(tmp_path: Path) -> None:
-    def target_ports(cluster: Cluster) -> set[int]:
-        out = cluster.kubectl("get", "svc", "kube-dns", "-n", "kube-system", "-o", "json", check=False)
-        ports = json.loads(out.stdout)["spec"]["ports"] if out.returncode == 0 else []
-        return {p["targetPort"] for p in ports if p["name"].startswith("dns")}
-
     nodes = ("--runtime", "fake", "--nodes", "0")
     first, second = free_udp_and_tcp_port(), free_udp_and_tcp_port()
     cluster = start_cluster(tmp_path, nodes=nodes, extra=("--dns-listen", f"127.0.0.1:{first}"))
-    wait_until(lambda: target_ports(cluster) == {first}, CHANGE_DEADLINE, f"targetPort {first}")
+    wait_until(lambda: _dns_target_port(cluster) == first, CHANGE_DEADLINE, f"targetPort {first}")
     cluster.stop()
     cluster = start_cluster(tmp_path, port=cluster.port, nodes=nodes, extra=("--dns-listen", f"127.0.0.1:{second}"))
     try:
-        wait_until(lambda: target_ports(cluster) == {second}, CHANGE_DEADLINE, f"targetPort {second}")
+        wait_until(lambda: _dns_target_port(cluster) == second, CHANGE_DEADLINE, f"targetPort {second}")
     finally:
         cluster.stop()
+
+
+def test_a_restart_without_a_port_asked_for_serves_on_the_port_the_service_names(tmp_path: Path) -> None:
+    nodes, listen = ("--runtime", "fake", "--nodes", "0"), ("--dns-listen", "127.0.0.1:0")
+    cluster = start_cluster(tmp_path, nodes=nodes, extra=listen)
+    try:
+        port = wait_until(lambda: _dns_target_port(cluster), CHANGE_DEADLINE, "the kube-dns service")
+    finally:
+        cluster.stop()
+    cluster = start_cluster(tmp_path, port=cluster.port, nodes=nodes, extra=listen)
+    try:
+        assert DnsCluster(cluster, port).answers(f"kube-dns.kube-system.svc.{DOMAIN}") == ["10.96.0.10"]
+        assert _dns_target_port(cluster) == port
+    finally:
+        cluster.stop()
+
+
+def _dns_target_port(cluster: Cluster) -> int | None:
+    out = cluster.kubectl("get", "svc", "kube-dns", "-n", "kube-system", "-o", "json", check=False)
+    ports = json.loads(out.stdout)["spec"]["ports"] if out.returncode == 0 else []
+    return next((p["targetPort"] for p in ports if p["name"] == "dns"), None)
 
 
 class _RecordingRuntime(FakeRuntime):

@@ -60,8 +60,20 @@ class ClusterDns:
         self._informers = informers
 
     async def start(self) -> None:
-        """Listen (OSError when the address cannot be served), then keep the kube-dns objects in place."""
-        await self.server.start()
+        """Listen (OSError when the address cannot be served), then keep the kube-dns objects in place. With
+        no port asked for, the one the kube-dns Service already points at is taken again when it is free, so
+        a restart changes neither the endpoints nor the proxy's rules."""
+        previous = await self._published_port() if self.config.listen_port == 0 else None
+        listening = False
+        if previous is not None:
+            self.server.port = previous
+            try:
+                await self.server.start()
+                listening = True
+            except OSError:  # taken meanwhile: any free port
+                self.server.port = 0
+        if not listening:
+            await self.server.start()
         self._informers.start()
         log.info("cluster DNS for %s on %s:%d, forwarding to %s", self.config.domain, self.config.listen_host,
                  self.server.port, ", ".join(f"{h}:{p}" for h, p in self.config.upstreams) or "nothing")  # fmt: skip
@@ -81,6 +93,17 @@ class ClusterDns:
             await asyncio.gather(self._keeper, return_exceptions=True)
         await self.server.stop()
         await self.client.close()
+
+    async def _published_port(self) -> int | None:
+        """The `dns` targetPort of the existing kube-dns Service, if any (and readable now)."""
+        if self.config.cluster_ip is None:
+            return None
+        try:
+            service = await self.client.get(SERVICES, NAME, NAMESPACE)
+        except Exception:  # absent or unreachable: a fresh port it is
+            return None
+        ports = [p.get("targetPort") for p in service.get("spec", {}).get("ports") or () if p.get("name") == "dns"]
+        return ports[0] if ports and isinstance(ports[0], int) and 0 < ports[0] < 65_536 else None
 
     async def _keep(self, publication: Publication) -> None:
         while True:
