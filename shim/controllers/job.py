@@ -89,8 +89,8 @@ class JobController(Reconciler):
     # -- pods ------------------------------------------------------------------------------------------------
 
     async def pods_for(self, job: Obj) -> list[Obj]:
-        """getPodsForJob: the pods this Job controls after adopting orphans its selector matches and releasing
-        the ones it no longer matches (adopted pods are treated as tracked, as kube adds the finalizer)."""
+        """getPodsForJob: the pods this Job controls after adopting orphans its selector matches (they get the
+        tracking finalizer with the owner reference) and releasing the ones it no longer matches."""
         selector = label_selector_from_object(job["spec"].get("selector"))
         claimer = ControllerRefManager(
             self.client,
@@ -99,16 +99,9 @@ class JobController(Reconciler):
             controller_ref(job, "batch/v1", "Job"),
             selector,
             recheck_deletion(self.client, JOBS, job),
+            finalizers=(TRACKING_FINALIZER,),
         )
-        pods = await claimer.claim(self.pods.in_namespace(job["metadata"]["namespace"]))
-        uid = job["metadata"]["uid"]
-        tracked = []
-        for pod in pods:
-            if not any(ref.get("uid") == uid for ref in pod["metadata"].get("ownerReferences") or ()):
-                pod = copy.deepcopy(pod)
-                pod["metadata"]["finalizers"] = [*(pod["metadata"].get("finalizers") or ()), TRACKING_FINALIZER]
-            tracked.append(pod)
-        return tracked
+        return await claimer.claim(self.pods.in_namespace(job["metadata"]["namespace"]))
 
     async def create_pod(self, job: Obj, pod: Obj) -> bool:
         """Create one pod; False when the namespace is going away (nothing to report)."""

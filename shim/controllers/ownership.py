@@ -96,12 +96,14 @@ class ControllerRefManager:
         owner_ref: Obj,
         selector: LabelSelector,
         recheck_owner: Callable[[], Awaitable[None]],
+        finalizers: tuple[str, ...] = (),
     ) -> None:
         self.client = client
         self.resource = resource
         self.owner = owner
         self.owner_ref = owner_ref
         self.selector = selector
+        self.finalizers = finalizers  # added to what it adopts (a Job's pods get the job-tracking finalizer)
         self._recheck_owner = recheck_owner
         self._rechecked = False
 
@@ -141,7 +143,9 @@ class ControllerRefManager:
             await self._recheck_owner()
             self._rechecked = True
         meta = obj["metadata"]
-        patch = {"metadata": {"ownerReferences": [self.owner_ref], "uid": meta["uid"]}}
+        patch: Obj = {"metadata": {"ownerReferences": [self.owner_ref], "uid": meta["uid"]}}
+        if self.finalizers:
+            patch["metadata"]["finalizers"] = list(self.finalizers)  # merged into the object's own list
         try:
             return await self.client.patch(
                 self.resource, meta["name"], patch, meta.get("namespace"), content_type=STRATEGIC_MERGE
