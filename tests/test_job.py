@@ -20,7 +20,13 @@ from kubernetes import config as k8s_config
 
 from shim.client import ApiClient, ApiException, SharedInformer, load_kubeconfig
 from shim.controllers.job import JOBS
-from shim.controllers.jobutil import Intervals, first_pending_indexes, pod_name_prefix
+from shim.controllers.jobutil import (
+    Intervals,
+    PolicyMatch,
+    first_pending_indexes,
+    match_pod_failure_policy,
+    pod_name_prefix,
+)
 from shim.machinery.resources import EVENTS, PODS
 from tests.cluster import Cluster
 from tests.workloads import cluster_with_fake_nodes, watch_until
@@ -418,6 +424,65 @@ async def test_max_failed_indexes_ends_the_job_at_the_first_index_too_many(api: 
     assert failed["status"]["failedIndexes"] == "0"
 
 
+async def test_restarts_of_an_on_failure_pod_count_against_the_backoff_limit(api: ApiClient, namespace: str) -> None:
+    body = job("crashy", "exit 1", backoffLimit=1)
+    body["spec"]["template"]["spec"]["restartPolicy"] = "OnFailure"
+    await api.create(JOBS, body, namespace)
+    failed = await wait_job(api, namespace, "crashy", "Failed", REPLACEMENT_DEADLINE)
+    condition = true_condition(failed, "Failed")
+    assert condition is not None and condition["reason"] == "BackoffLimitExceeded"
+    created = [e for e in await events_for(api, namespace, "crashy") if e[1] == "SuccessfulCreate"]
+    assert len(created) == 1  # the kubelet restarted the container; the Job never replaced the pod
+
+
+async def test_a_fail_index_rule_fails_only_that_index_without_retries(api: ApiClient, namespace: str) -> None:
+    policy = {"rules": [{"action": "FailIndex", "onExitCodes": {"operator": "In", "values": [5]}}]}
+    spec = {"completionMode": "Indexed", "completions": 2, "parallelism": 2, "backoffLimitPerIndex": 3}
+    await api.create(JOBS, job("failindex", "exit 5", podFailurePolicy=policy, **spec), namespace)
+    failed = await wait_job(api, namespace, "failindex", "Failed")
+    assert failed["status"]["failedIndexes"] == "0,1" and failed["status"]["failed"] == 2
+    assert len(pods_of((await api.list(PODS, namespace))["items"], "failindex")) == 2  # no retry of either index
+
+
+async def test_a_failed_index_is_retried_after_its_own_back_off_carrying_its_failure_count(
+    api: ApiClient, namespace: str
+) -> None:
+    spec = {"completionMode": "Indexed", "completions": 1, "backoffLimitPerIndex": 1}
+    await api.create(JOBS, job("retried", "exit 1", **spec), namespace)
+    failed = await wait_job(api, namespace, "retried", "Failed", REPLACEMENT_DEADLINE)
+    assert failed["status"]["failedIndexes"] == "0" and failed["status"]["failed"] == 2
+    pods = sorted(
+        pods_of((await api.list(PODS, namespace))["items"], "retried"), key=lambda p: p["metadata"]["creationTimestamp"]
+    )
+    counts = [p["metadata"]["annotations"]["batch.kubernetes.io/job-index-failure-count"] for p in pods]
+    assert counts == ["0", "1"]
+    first_end = pods[0]["status"]["containerStatuses"][0]["state"]["terminated"]["finishedAt"]
+    assert _seconds(pods[1]["metadata"]["creationTimestamp"]) - _seconds(first_end) >= 9
+
+
+async def test_a_job_with_a_manual_selector_adopts_and_counts_a_matching_orphan(api: ApiClient, namespace: str) -> None:
+    orphan = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "stray", "labels": {"app": "adopt"}},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", "sleep 2"]}],
+        },
+    }
+    await api.create(PODS, orphan, namespace)
+    body = job("adopter", "sleep 300", manualSelector=True, selector={"matchLabels": {"app": "adopt"}})
+    body["spec"]["template"]["metadata"] = {"labels": {"app": "adopt"}}
+    created = await api.create(JOBS, body, namespace)
+    assert created["spec"]["template"]["metadata"]["labels"] == {"app": "adopt"}  # nothing generated
+    done = await wait_job(api, namespace, "adopter", "Complete")
+    assert done["status"]["succeeded"] == 1
+    [pod] = (await api.list(PODS, namespace))["items"]  # the adopted pod was the one completion it wanted
+    assert pod["metadata"]["name"] == "stray"
+    assert pod["metadata"]["ownerReferences"][0]["uid"] == created["metadata"]["uid"]
+    assert not pod["metadata"].get("finalizers")  # adopted with the tracking finalizer, released once counted
+
+
 async def test_a_suspended_job_runs_nothing_until_resumed(api: ApiClient, namespace: str) -> None:
     await api.create(JOBS, job("later", suspend=True), namespace)
     suspended = await wait_job(api, namespace, "later", "Suspended")
@@ -458,6 +523,25 @@ def test_completed_indexes_print_and_parse_as_kube_writes_them() -> None:
     assert str(Intervals.parse("0-2,4,5,7,x,9-20", 10)) == "0-2,4,5,7,9"
     assert intervals.total() == 6 and intervals.has(5) and not intervals.has(6)
     assert first_pending_indexes(3, 9, intervals) == [3, 6, 8]
+
+
+def test_a_pod_condition_rule_matches_with_kubes_message() -> None:
+    policy = {
+        "rules": [
+            {"action": "Ignore", "onExitCodes": {"operator": "In", "values": [1]}},
+            {"action": "FailJob", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+        ]
+    }
+    failed_pod = {
+        "metadata": {"name": "p", "namespace": "ns"},
+        "status": {"phase": "Failed", "conditions": [{"type": "DisruptionTarget", "status": "True"}]},
+    }
+    match = match_pod_failure_policy(job("j", podFailurePolicy=policy), failed_pod)
+    assert match == PolicyMatch(
+        "Pod ns/p has condition DisruptionTarget matching FailJob rule at index 1", True, "FailJob"
+    )
+    ignored = {**failed_pod, "status": {"containerStatuses": [{"name": "c", "state": {"terminated": {"exitCode": 1}}}]}}
+    assert match_pod_failure_policy(job("j", podFailurePolicy=policy), ignored) == PolicyMatch(None, False, "Ignore")
 
 
 def test_indexed_pod_names_fit_the_generated_name_limit() -> None:
