@@ -128,10 +128,21 @@ def test_not_ready_endpoints_get_no_traffic_unless_only_terminating_ones_still_s
     assert dnat_targets(text) == {"10.244.1.4:8080"}
 
 
-def test_a_service_without_endpoints_rejects_at_once() -> None:
-    text = compile_checked([service("web")], [endpoint_slice("web", [endpoint("10.244.1.2", ready=False)])])
-    assert chain(text, "all-") == REFUSE
-    assert dnat_targets(text) == set()
+def test_a_service_without_endpoints_is_refused_at_once_on_every_address() -> None:
+    ports = [{"name": "http", "port": 80, "protocol": "TCP", "nodePort": 30080}]
+    svc = service("web", ports=ports, type="NodePort", externalIPs=["192.0.2.50"])
+    text = compile_checked([svc], [endpoint_slice("web", [endpoint("10.244.1.2", ready=False)])])
+    assert elements(text, "service-ips") == [] and elements(text, "service-nodeports") == []
+    assert elements(text, "no-endpoint-services") == [
+        "10.96.1.1 . tcp . 80 : goto refuse",
+        "192.0.2.50 . tcp . 80 : goto refuse",
+    ]
+    assert elements(text, "no-endpoint-nodeports") == ["tcp . 30080 : goto refuse"]
+    assert chain(text, "refuse") == REFUSE
+    # checked after the nat hooks, for traffic to the host, through it, and from it
+    for hook in ("filter-input", "filter-forward", "filter-output"):
+        assert "ct state new jump no-endpoints" in chain(text, hook)
+    assert dnat_targets(text) == set() and "chain svc-" not in text
 
 
 def test_headless_external_name_and_unallocated_services_get_no_rules() -> None:
@@ -211,7 +222,7 @@ def test_external_traffic_policy_local_keeps_outside_clients_on_this_nodes_endpo
         f"fib saddr type local goto {all_chain}",
         f"goto {local_chain}",
     ]
-    assert chain(text, "local-") == REFUSE  # no endpoint on this node
+    assert chain(text, "local-") == ["drop"]  # no endpoint on this node, as kube
 
 
 # -- the whole table -------------------------------------------------------------------------------------------
@@ -222,10 +233,9 @@ def test_pod_to_pod_traffic_is_never_masqueraded_and_unassigned_addresses_are_re
     postrouting = chain(text, "nat-postrouting")
     assert postrouting[1:] == ["jump masquerading", "ip saddr 10.244.0.0/16 ip daddr 10.244.0.0/16 snat ip to ip saddr"]
     assert "srcnat - 10" in postrouting[0]  # before netavark's masquerade, which a null binding then skips
-    assert chain(text, "unassigned")[1:] == [
-        "ct state new ip daddr { 10.96.0.0/12, 10.112.0.0/24 } meta l4proto tcp reject with tcp reset",
-        "ct state new ip daddr { 10.96.0.0/12, 10.112.0.0/24 } reject with icmp type host-unreachable",
-    ]
+    assert chain(text, "filter-input")[-1] == "ct state new ip daddr { 10.96.0.0/12, 10.112.0.0/24 } goto unassigned"
+    assert chain(text, "unassigned") == ["meta l4proto tcp reject with tcp reset",
+                                                "reject with icmp type host-unreachable"]  # fmt: skip
     assert text.startswith(f"add table ip {TABLE}\ndelete table ip {TABLE}\ntable ip {TABLE} {{\n")
 
 

@@ -10,15 +10,17 @@ in one `nft -f` transaction), so what a deleted Service left behind vanishes wit
 - `ext-*` (a NodePort, external IP or load-balancer IP): masquerade, then all endpoints; with
   externalTrafficPolicy Local, pods' and the host's own connections still go to all endpoints, the rest only
   to this node's (and keep their source address).
-- `all-*` / `local-*`: session affinity lookups, then `numgen random` over the endpoints; `reject` (connection
-  refused at once) when there are none.
+- `all-*` / `local-*`: session affinity lookups, then `numgen random` over the endpoints (`local-*` drops when
+  this node has none, as kube does).
 - `ep-*`: hairpin masquerade (a pod reaching itself through its service), affinity update, DNAT.
 - nat postrouting at srcnat-10: masquerade what was marked, then a null SNAT binding between pod addresses, so
   that netavark's masquerade (a later nat chain of the same hook) leaves pod-to-pod traffic alone.
-- filter: anything arriving from outside `lo` with a 127/8 source or destination is dropped (the pod bridges
-  need route_localnet for localhost NodePorts; pods must not reach host-local services through it), and
-  new connections still addressed to the service or load-balancer range on input (an unassigned address) are
-  refused (a TCP reset, or ICMP host-unreachable).
+- filter input/forward/output, after the nat hooks: a new connection to a service port without endpoints (in
+  the `no-endpoint-*` maps, never DNATed) is refused at once (TCP reset, else ICMP port-unreachable), and on
+  input one still addressed to the service or load-balancer range (an unassigned address) too (TCP reset,
+  else ICMP host-unreachable).
+- `localnet-guard`: anything arriving from outside `lo` with a 127/8 source or destination is dropped (the pod
+  bridges need route_localnet for localhost NodePorts; pods must not reach host-local services through it).
 """
 
 from __future__ import annotations
@@ -236,14 +238,22 @@ class _Writer:
         self.sets: list[str] = []
 
     def render(self, ports: list[ServicePort], node_ips: list[str], owner: str) -> str:
+        # address . protocol . port (ClusterIPs, external and load-balancer IPs), and protocol . node port
         service_ips: list[str] = []
         node_ports: list[str] = []
+        refused_ips: list[str] = []
+        refused_node_ports: list[str] = []
         for port in ports:
+            addresses = [(port.cluster_ip, "svc")] + [(ip, "ext") for ip in port.external_ips]
+            if not cluster_endpoints(port):
+                # not DNATed, the connection meets the filter chains' refusal instead (a reject here, in a nat
+                # chain, was measured to reach the host's own clients but not pods)
+                refused_ips += [f"{ip} . {port.protocol} . {port.port} : goto refuse" for ip, _ in addresses]
+                if port.node_port:
+                    refused_node_ports.append(f"{port.protocol} . {port.node_port} : goto refuse")
+                continue
             self._service_port(port)
-            service_ips.append(f"{port.cluster_ip} . {port.protocol} . {port.port} : goto svc-{port.key}")
-            service_ips.extend(
-                f"{ip} . {port.protocol} . {port.port} : goto ext-{port.key}" for ip in port.external_ips
-            )
+            service_ips += [f"{ip} . {port.protocol} . {port.port} : goto {kind}-{port.key}" for ip, kind in addresses]
             if port.node_port:
                 node_ports.append(f"{port.protocol} . {port.node_port} : goto ext-{port.key}")
         self._base_chains(node_ips)
@@ -252,6 +262,8 @@ class _Writer:
         lines = [f"add table ip {self.table}", f"delete table ip {self.table}", f"table ip {self.table} {{"]
         lines += _map("service-ips", "ipv4_addr . inet_proto . inet_service : verdict", service_ips)
         lines += _map("service-nodeports", "inet_proto . inet_service : verdict", node_ports)
+        lines += _map("no-endpoint-services", "ipv4_addr . inet_proto . inet_service : verdict", refused_ips)
+        lines += _map("no-endpoint-nodeports", "inet_proto . inet_service : verdict", refused_node_ports)
         lines += self.sets
         for name, body in self.chains.items():
             lines.append(f"  chain {name} {{")
@@ -265,12 +277,7 @@ class _Writer:
         local_ranges = f"{{ {self.ranges.service_cidr}, {self.ranges.load_balancer_range} }}"
         self.chains["nat-prerouting"] = ["type nat hook prerouting priority dstnat; policy accept;", "jump services"]
         self.chains["nat-output"] = ["type nat hook output priority -100; policy accept;", "jump services"]
-        services = ["ip daddr . meta l4proto . th dport vmap @service-ips"]
-        if node_ips:
-            services.append(f"ip daddr {{ {', '.join(node_ips)} }} meta l4proto . th dport vmap @service-nodeports")
-        # localhost NodePorts for the host's own connections (the guard below keeps pods from faking them)
-        services.append("ip daddr 127.0.0.1 fib saddr type local meta l4proto . th dport vmap @service-nodeports")
-        self.chains["services"] = services
+        self.chains["services"] = self._lookups("service-ips", "service-nodeports", node_ips)
         self.chains["mark-for-masquerade"] = [f"meta mark set meta mark or {MASQUERADE_MARK}"]
         self.chains["masquerading"] = [
             f"meta mark & {MASQUERADE_MARK} == 0 return",
@@ -287,20 +294,39 @@ class _Writer:
             'iifname != "lo" ip saddr 127.0.0.0/8 drop',
             'iifname != "lo" ip daddr 127.0.0.0/8 drop',
         ]
-        self.chains["unassigned"] = [
+        # after the nat hooks: what is still addressed to a service without endpoints was not DNATed
+        self.chains["no-endpoints"] = self._lookups("no-endpoint-services", "no-endpoint-nodeports", node_ips)
+        self.chains["refuse"] = ["meta l4proto tcp reject with tcp reset", "reject"]
+        self.chains["filter-input"] = [
             "type filter hook input priority filter - 10; policy accept;",
+            "ct state new jump no-endpoints",
             # only new connections: replies to the host's own service connections (whose source the local
             # route makes the service address itself) come back addressed to the range
-            f"ct state new ip daddr {local_ranges} meta l4proto tcp reject with tcp reset",
-            f"ct state new ip daddr {local_ranges} reject with icmp type host-unreachable",
+            f"ct state new ip daddr {local_ranges} goto unassigned",
         ]
+        self.chains["unassigned"] = [
+            "meta l4proto tcp reject with tcp reset",
+            "reject with icmp type host-unreachable",
+        ]
+        self.chains["filter-forward"] = ["type filter hook forward priority filter - 10; policy accept;",
+                                         "ct state new jump no-endpoints"]  # fmt: skip
+        self.chains["filter-output"] = ["type filter hook output priority filter - 10; policy accept;",
+                                        "ct state new jump no-endpoints"]  # fmt: skip
+
+    @staticmethod
+    def _lookups(addresses: str, node_ports: str, node_ips: list[str]) -> list[str]:
+        """Rules that look a packet up in a map by address . protocol . port, then as a NodePort."""
+        rules = [f"ip daddr . meta l4proto . th dport vmap @{addresses}"]
+        if node_ips:
+            rules.append(f"ip daddr {{ {', '.join(node_ips)} }} meta l4proto . th dport vmap @{node_ports}")
+        # localhost NodePorts, for the host's own connections (the guard keeps pods from faking them)
+        rules.append(f"ip daddr 127.0.0.1 fib saddr type local meta l4proto . th dport vmap @{node_ports}")
+        return rules
 
     def _service_port(self, port: ServicePort) -> None:
-        everyone = cluster_endpoints(port)
-        local = local_endpoints(port, self.node_name)
-        self._endpoint_list(f"all-{port.key}", port, everyone)
+        self._endpoint_list(f"all-{port.key}", port, cluster_endpoints(port))
         if port.internal_local or port.external_local:
-            self._endpoint_list(f"local-{port.key}", port, local)
+            self._endpoint_list(f"local-{port.key}", port, local_endpoints(port, self.node_name))
         internal = f"local-{port.key}" if port.internal_local else f"all-{port.key}"
         self.chains[f"svc-{port.key}"] = [
             f"ip saddr != {self.ranges.pod_cidr} jump mark-for-masquerade",
@@ -320,9 +346,7 @@ class _Writer:
 
     def _endpoint_list(self, chain: str, port: ServicePort, endpoints: tuple[Endpoint, ...]) -> None:
         if not endpoints:
-            # no endpoint: refuse at once rather than let the client hang (TCP gets a reset: measured here, a
-            # pod's connect gave up on an ICMP error only after retrying its SYN a second later)
-            self.chains[chain] = ["meta l4proto tcp reject with tcp reset", "reject"]
+            self.chains[chain] = ["drop"]  # a Local traffic policy, and no endpoint on this node: kube drops
             return
         body = []
         names = [self._endpoint(port, endpoint) for endpoint in endpoints]
