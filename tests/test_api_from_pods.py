@@ -3,7 +3,8 @@
 every container gets the `KUBERNETES_SERVICE_*` variables, and so the official Python client in a Podman pod
 finds and uses the API with in-cluster config.
 
-Traffic goes only to 127.0.0.1 and to the project's host address, after checking the host owns it.
+Traffic goes only to 127.0.0.1, to the project's host address and (from a pod) to the `kubernetes` ClusterIP,
+after checking that the host owns them.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from tests.cluster import Cluster, start_cluster, wait_until
 from tests.images import TEST_IMAGE
 from tests.podman_env import podman_root_with_test_image
 from tests.prerequisites import needs_podman
-from tests.test_e2e_podman import WAIT_TIMEOUT, podman_node_flags
+from tests.test_e2e_podman import WAIT_TIMEOUT, json_of, podman_node_flags
 from tests.test_kubelet import box, container_status, pod_manifest, running_node, runtime_id, wait_for
 
 KUBERNETES_IP = "10.96.0.1"
@@ -49,10 +50,6 @@ def advertised(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     running.stop()
 
 
-def kubectl_json(cluster: Cluster, *args: str) -> dict:
-    return json.loads(cluster.kubectl(*args, "-o", "json").stdout)
-
-
 def apiserver_endpoints(cluster: Cluster) -> dict | None:
     got = cluster.kubectl("get", "endpoints", "kubernetes", "-n", "default", "-o", "json", check=False)
     return json.loads(got.stdout) if got.returncode == 0 else None
@@ -62,7 +59,7 @@ def apiserver_endpoints(cluster: Cluster) -> dict | None:
 
 
 def test_kubectl_shows_the_kubernetes_endpoints_as_kube_writes_them(advertised: Cluster) -> None:
-    endpoints = kubectl_json(advertised, "get", "endpoints", "kubernetes", "-n", "default")
+    endpoints = json_of(advertised, "get", "endpoints", "kubernetes", "-n", "default")
     assert endpoints["metadata"]["labels"] == {"endpointslice.kubernetes.io/skip-mirror": "true"}
     assert endpoints["subsets"] == [
         {"addresses": [{"ip": HOST_ADDRESS}], "ports": [{"name": "https", "port": advertised.port, "protocol": "TCP"}]}
@@ -71,7 +68,7 @@ def test_kubectl_shows_the_kubernetes_endpoints_as_kube_writes_them(advertised: 
     assert table[1].split()[:2] == ["kubernetes", f"{HOST_ADDRESS}:{advertised.port}"]
 
     selector = "kubernetes.io/service-name=kubernetes"
-    [only] = kubectl_json(advertised, "get", "endpointslices", "-n", "default", "-l", selector)["items"]
+    [only] = json_of(advertised, "get", "endpointslices", "-n", "default", "-l", selector)["items"]
     assert only["metadata"]["name"] == "kubernetes"
     assert only["metadata"]["labels"] == {"kubernetes.io/service-name": "kubernetes"}  # no managed-by, as kube
     assert only["addressType"] == "IPv4"
@@ -83,7 +80,7 @@ def test_kubectl_shows_the_kubernetes_endpoints_as_kube_writes_them(advertised: 
 
 
 def test_the_kubernetes_endpoints_are_put_back_when_deleted_or_changed(advertised: Cluster) -> None:
-    before = kubectl_json(advertised, "get", "endpoints", "kubernetes", "-n", "default")
+    before = json_of(advertised, "get", "endpoints", "kubernetes", "-n", "default")
     advertised.kubectl("delete", "endpoints", "kubernetes", "-n", "default")
     again = wait_until(
         lambda: (e := apiserver_endpoints(advertised)) and e["metadata"]["uid"] != before["metadata"]["uid"] and e,
@@ -98,7 +95,7 @@ def test_the_kubernetes_endpoints_are_put_back_when_deleted_or_changed(advertise
     )
 
     def repaired() -> bool:
-        got = kubectl_json(advertised, "get", "endpointslice", "kubernetes", "-n", "default")
+        got = json_of(advertised, "get", "endpointslice", "kubernetes", "-n", "default")
         return got["endpoints"] == [{"addresses": [HOST_ADDRESS], "conditions": {"ready": True}}]
 
     wait_until(repaired, timeout=30, what="the kubernetes slice to name the host address again")
@@ -116,7 +113,7 @@ def test_a_restart_without_an_advertise_address_removes_the_endpoints_and_follow
         assert apiserver_endpoints(second) is None
         slices = second.kubectl("get", "endpointslice", "kubernetes", "-n", "default", check=False)
         assert 'endpointslices.discovery.k8s.io "kubernetes" not found' in slices.stderr
-        service = kubectl_json(second, "get", "service", "kubernetes", "-n", "default")
+        service = json_of(second, "get", "service", "kubernetes", "-n", "default")
         assert service["spec"]["clusterIP"] == KUBERNETES_IP
         assert service["spec"]["ports"] == [
             {"name": "https", "port": 443, "protocol": "TCP", "targetPort": second.port}
