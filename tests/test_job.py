@@ -19,7 +19,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from shim.client import ApiClient, ApiException, SharedInformer, load_kubeconfig
-from shim.controllers.job import JOBS
+from shim.controllers.job import JOBS, JobController
 from shim.controllers.jobutil import (
     Intervals,
     PolicyMatch,
@@ -512,6 +512,19 @@ async def test_a_finished_job_with_a_ttl_is_deleted_with_its_pods(api: ApiClient
     await watch_until(api, PODS, namespace, lambda pods: pods_of(pods, "brief"), what="its pod")
     await watch_until(api, JOBS, namespace, lambda jobs: not jobs, what="the job gone")
     await watch_until(api, PODS, namespace, lambda pods: not pods_of(pods, "brief"), what="its pods gone")
+
+
+async def test_a_job_synced_again_and_again_holds_one_timed_wake_up_the_earliest(api: ApiClient) -> None:
+    controller = JobController(api)  # not started: only its timers are looked at
+    try:
+        loop = asyncio.get_running_loop()
+        for delay in (100.0, 50.0, 200.0, 75.0):
+            controller.wake_after("ns/job", delay)
+        [pending] = controller._wake_ups.values()
+        assert pending.when() - loop.time() == pytest.approx(50.0, abs=1.0)
+    finally:
+        await controller.stop()
+    assert controller._wake_ups == {}
 
 
 # -- the index arithmetic --------------------------------------------------------------------------------------

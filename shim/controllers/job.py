@@ -57,9 +57,16 @@ class JobController(Reconciler):
         self.finalizer_expectations: dict[str, set[str]] = {}  # job key -> pod uids whose finalizer removal is due
         self.backoff: dict[str, BackoffRecord] = {}  # job key -> consecutive pod failures (kube keeps it in memory)
         self._batched: set[str] = set()
+        self._wake_ups: dict[str, asyncio.TimerHandle] = {}  # job key -> its next timed sync
         self.jobs = self.watch(JOBS, self._on_job)
         self.pods = self.watch(PODS, self._on_pod)
         index_by_controller(self.pods)
+
+    async def stop(self) -> None:
+        for pending in self._wake_ups.values():
+            pending.cancel()
+        self._wake_ups.clear()
+        await super().stop()
 
     async def sync(self, key: str) -> None:
         """One reconcile: a Job's pods and status, or an orphan pod's finalizer."""
@@ -68,6 +75,8 @@ class JobController(Reconciler):
             return
         shared = self.jobs.get(key)
         if shared is None:
+            if (pending := self._wake_ups.pop(key, None)) is not None:
+                pending.cancel()
             self.expectations.forget(key)
             self.finalizer_expectations.pop(key, None)
             self.backoff.pop(key, None)
@@ -146,7 +155,23 @@ class JobController(Reconciler):
 
     def enqueue_later(self, key: str, delay: float) -> None:
         """Sync `key` after `delay` seconds, at least the batch period (enqueueSyncJobWithDelay)."""
-        self.queue.add_after(key, max(delay, SYNC_BATCH_PERIOD))
+        self.wake_after(key, max(delay, SYNC_BATCH_PERIOD))
+
+    def wake_after(self, key: str, delay: float) -> None:
+        """Sync `key` in `delay` seconds; one wake-up per key, the earliest asked for (as client-go's delaying
+        queue keeps one entry per item), so a long-running Job synced often holds one timer, not thousands."""
+        loop = asyncio.get_running_loop()
+        at = loop.time() + delay
+        pending = self._wake_ups.get(key)
+        if pending is not None and pending.when() <= at:
+            return
+        if pending is not None:
+            pending.cancel()
+        self._wake_ups[key] = loop.call_at(at, self._wake, key)
+
+    def _wake(self, key: str) -> None:
+        self._wake_ups.pop(key, None)
+        self.queue.add(key)
 
     # -- ttlSecondsAfterFinished -----------------------------------------------------------------------------
 
@@ -158,7 +183,7 @@ class JobController(Reconciler):
             return
         left = ttl - (now() - finished).total_seconds()
         if left > 0:
-            self.queue.add_after(key, left)
+            self.wake_after(key, left)
             return
         meta = job["metadata"]
         try:
@@ -213,7 +238,7 @@ class JobController(Reconciler):
             and deadline is not None
             and old["spec"].get("activeDeadlineSeconds") != deadline
         ):
-            self.queue.add_after(key, max(deadline - (now() - start).total_seconds(), 0.0))
+            self.wake_after(key, max(deadline - (now() - start).total_seconds(), 0.0))
 
     async def _on_pod(self, event: str, pod: Obj, old: Obj | None) -> None:
         if event == "DELETED":

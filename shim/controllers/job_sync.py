@@ -137,7 +137,7 @@ class JobSync:
             elif self._past_active_deadline(at):
                 self.finished = _failure("DeadlineExceeded", "Job was active longer than specified deadline", at)
             elif self.spec.get("activeDeadlineSeconds") is not None and not is_suspended(job):
-                c.queue.add_after(key, self._deadline_left(at))
+                c.wake_after(key, self._deadline_left(at))
         if is_indexed(job):
             self._count_indexes(at)
 
