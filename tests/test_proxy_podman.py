@@ -287,6 +287,10 @@ def test_an_unassigned_service_address_fails_at_once_from_the_host_and_from_a_po
     assert why == "Connection refused" and elapsed < PROMPT
 
 
+def test_kube_shim_up_reports_its_service_proxy_in_readyz(cluster: Cluster) -> None:
+    assert "[+]service-proxy ok" in cluster.kubectl("get", "--raw", "/readyz?verbose").stdout.splitlines()
+
+
 def test_a_restart_keeps_established_connections_and_drops_rules_of_services_deleted_meanwhile(
     cluster: Cluster, podman_env: PodmanEnv, namespace: str
 ) -> None:
