@@ -34,7 +34,8 @@ class UpstreamZone(BaseResolver):  # type: ignore[misc]
             reply.add_answer(*(RR(request.q.qname, QTYPE.TXT, rdata=TXT(text), ttl=60) for text in BIG_TXT))
         elif name.endswith("." + UPSTREAM_ZONE) and request.q.qtype == QTYPE.A:
             first = name.split(".", 1)[0]
-            reply.add_answer(RR(request.q.qname, QTYPE.A, rdata=A(f"192.0.2.{first if first.isdigit() else 1}")))
+            address = A(f"192.0.2.{first if first.isdigit() else 1}")
+            reply.add_answer(RR(request.q.qname, QTYPE.A, rdata=address, ttl=60))
         elif not name.endswith("." + UPSTREAM_ZONE):
             reply.header.rcode = RCODE.NXDOMAIN
         return reply

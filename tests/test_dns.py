@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dnslib import QTYPE, RCODE, A, DNSRecord
+from dnslib import QTYPE, RCODE, RR, SOA, A, DNSRecord
 
 from shim.client import ApiClient, load_kubeconfig
+from shim.dns.cache import AnswerCache
 from shim.dns.forward import Forwarder, ForwarderBusy, UpstreamFailed
 from shim.dns.records import Record, Zone
 from shim.dns.resolver import Query, Resolver
@@ -505,3 +506,74 @@ def test_no_packet_makes_the_resolver_raise() -> None:
             for over_tcp in (False, True):
                 answer = resolver.local(parsed, over_tcp)
                 assert answer is None or answer[:2] == packet[:2]
+
+
+# -- the cache of upstream answers --------------------------------------------------------------------------------
+
+
+def test_upstream_answers_are_cached_for_their_ttl_capped_and_aged() -> None:
+    now = [100.0]
+    cache = AnswerCache(max_entries=2, clock=lambda: now[0])
+    question = DNSRecord.question("a.example.test")
+
+    def upstream_answer(name: str, ttl: int, rcode: int = RCODE.NOERROR, soa: tuple[int, int] | None = None) -> bytes:
+        reply = DNSRecord.question(name).reply()
+        reply.header.rcode = rcode
+        if rcode == RCODE.NOERROR and soa is None:
+            reply.add_answer(RR(name, QTYPE.A, rdata=A("192.0.2.1"), ttl=ttl))
+        if soa is not None:
+            times = (1, 3600, 600, 86400, soa[1])
+            reply.add_auth(RR("example.test", QTYPE.SOA, rdata=SOA("ns.", "h.", times), ttl=soa[0]))
+        return bytes(reply.pack())
+
+    cache.put("a.example.test", QTYPE.A, 1, upstream_answer("a.example.test", 300))
+    now[0] += 10
+    hit = cache.get("a.example.test", QTYPE.A, 1, question)
+    assert hit is not None and hit.header.id == question.header.id and [rr.ttl for rr in hit.rr] == [20]  # 30 - 10
+    now[0] += 20
+    assert cache.get("a.example.test", QTYPE.A, 1, question) is None  # past the 30 s cap
+
+    # negative answers live for the SOA's negative TTL; failures, truncation and TTL 0 not at all
+    cache.put("n.example.test", QTYPE.A, 1, upstream_answer("n.example.test", 0, RCODE.NXDOMAIN, soa=(60, 8)))
+    now[0] += 7
+    negative = cache.get("n.example.test", QTYPE.A, 1, question)
+    assert negative is not None and negative.header.rcode == RCODE.NXDOMAIN and negative.auth[0].ttl == 1
+    now[0] += 1
+    assert cache.get("n.example.test", QTYPE.A, 1, question) is None
+    truncated = DNSRecord.parse(upstream_answer("t.example.test", 300))
+    truncated.header.tc = 1
+    for name, raw in (
+        ("f.example.test", upstream_answer("f.example.test", 300, RCODE.SERVFAIL)),
+        ("t.example.test", bytes(truncated.pack())),
+        ("z.example.test", upstream_answer("z.example.test", 0)),
+        ("g.example.test", b"\x00\x01garbage"),
+    ):
+        cache.put(name, QTYPE.A, 1, raw)
+        assert cache.get(name, QTYPE.A, 1, question) is None, name
+
+    # bounded: the oldest answer goes first
+    for name in ("1.example.test", "2.example.test", "3.example.test"):
+        cache.put(name, QTYPE.A, 1, upstream_answer(name, 300))
+    assert len(cache) == 2 and cache.get("1.example.test", QTYPE.A, 1, question) is None
+
+
+def test_a_name_asked_twice_is_forwarded_once(dns: DnsCluster, dns_upstream: FakeUpstream) -> None:
+    name = f"77.{UPSTREAM_ZONE}"
+    first, second = dns.ask(name), dns.ask(name.upper())
+    assert [str(rr.rdata) for rr in first.rr] == [str(rr.rdata) for rr in second.rr] == ["192.0.2.77"]
+    assert str(second.q.qname) == name.upper() + "."  # the question as this client asked it
+    assert list(dns_upstream.zone.asked).count(name) == 1
+
+
+def test_until_the_first_lists_are_in_cluster_names_are_servfail_not_nxdomain() -> None:
+    synced = [False]
+    resolver = Resolver(Zone(DOMAIN), Forwarder([]), synced=lambda: synced[0])
+    query = resolver.parse(bytes(DNSRecord.question(f"web.ns.svc.{DOMAIN}").pack()))
+    assert isinstance(query, Query)
+    answer = resolver.local(query, over_tcp=False)
+    assert answer is not None and DNSRecord.parse(answer).header.rcode == RCODE.SERVFAIL
+    outside = resolver.parse(bytes(DNSRecord.question("www.example.test").pack()))
+    assert isinstance(outside, Query) and resolver.local(outside, over_tcp=False) is None  # forwarded meanwhile
+    synced[0] = True
+    answer = resolver.local(query, over_tcp=False)
+    assert answer is not None and DNSRecord.parse(answer).header.rcode == RCODE.NXDOMAIN

@@ -5,6 +5,7 @@ kubeadm's addon that makes the Service)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 
@@ -22,6 +23,7 @@ log = logging.getLogger("shim.dns")
 
 SLICES_BY_SERVICE = "dns/service"
 KEEP_INTERVAL = 10.0  # seconds between checks that the kube-dns objects are in place (as the API server's)
+SYNC_WAIT = 5.0  # seconds start() waits for the first lists (CoreDNS's kubernetes plugin waits as long)
 
 
 @dataclass
@@ -43,11 +45,6 @@ class ClusterDns:
         self.client = client
         self.config = config
         self.zone = Zone(config.domain)
-        self.server = DnsServer(
-            Resolver(self.zone, Forwarder(config.upstreams, timeout=config.forward_timeout)),
-            config.listen_host,
-            config.listen_port,
-        )
         self.services = informers.informer_for(SERVICES)
         self.slices = informers.informer_for(ENDPOINT_SLICES)
         self.slices.add_indexer(SLICES_BY_SERVICE, lambda s: [key] if (key := slice_service(s)) else [])
@@ -55,6 +52,8 @@ class ClusterDns:
             self.services.add_event_handler(self._on_service),
             self.slices.add_event_handler(self._on_slice),
         ]
+        resolver = Resolver(self.zone, Forwarder(config.upstreams, timeout=config.forward_timeout), synced=self.synced)
+        self.server = DnsServer(resolver, config.listen_host, config.listen_port)
         self._kept = asyncio.Event()
         self._keeper: asyncio.Task[None] | None = None
         self._informers = informers
@@ -75,6 +74,9 @@ class ClusterDns:
         if not listening:
             await self.server.start()
         self._informers.start()
+        with contextlib.suppress(TimeoutError):  # as CoreDNS: wait a little for the first lists, then serve anyway
+            async with asyncio.timeout(SYNC_WAIT):
+                await asyncio.gather(*(registration.synced.wait() for registration in self._registrations))
         log.info("cluster DNS for %s on %s:%d, forwarding to %s", self.config.domain, self.config.listen_host,
                  self.server.port, ", ".join(f"{h}:{p}" for h, p in self.config.upstreams) or "nothing")  # fmt: skip
         if self.config.cluster_ip is not None:
@@ -83,6 +85,10 @@ class ClusterDns:
                 keep_running("kube-dns service", lambda: self._keep(publication), self.client.health),
                 "kube-dns service",
             )
+
+    def synced(self) -> bool:
+        """Whether the zone has seen every Service and EndpointSlice of the first lists."""
+        return all(registration.synced.is_set() for registration in self._registrations)
 
     async def stop(self) -> None:
         """Stop serving and keeping (the kube-dns objects stay, as a restarted server will serve them)."""

@@ -1,7 +1,7 @@
 """From a DNS message to its answer: the cluster domain from the in-memory zone, everything else forwarded.
 
 What CoreDNS's kubeadm Corefile does (`kubernetes cluster.local in-addr.arpa ip6.arpa { pods insecure;
-fallthrough in-addr.arpa ip6.arpa }` then `forward . /etc/resolv.conf`): names in the cluster domain are
+fallthrough in-addr.arpa ip6.arpa }`, `cache 30`, then `forward . /etc/resolv.conf`): names in the cluster domain are
 answered here, authoritatively, with NXDOMAIN for what does not exist and NODATA for a name that exists
 without the asked type (both with the zone's SOA, whose TTL bounds negative caching); reverse names of
 cluster addresses get their PTR and all other reverse names fall through to the upstreams, as does every
@@ -16,10 +16,12 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from dnslib import AAAA, CLASS, EDNS0, NS, OPCODE, QTYPE, RCODE, RR, SOA, TXT, A, DNSHeader, DNSQuestion, DNSRecord
 
+from shim.dns.cache import AnswerCache
 from shim.dns.forward import Forwarder, ForwarderBusy
 from shim.dns.records import TTL, Record, Zone, normalise
 
@@ -49,9 +51,19 @@ class Query:
 class Resolver:
     """Answers queries from `zone` (its cluster domain) and `forwarder` (the rest)."""
 
-    def __init__(self, zone: Zone, forwarder: Forwarder) -> None:
+    def __init__(
+        self,
+        zone: Zone,
+        forwarder: Forwarder,
+        cache: AnswerCache | None = None,
+        synced: Callable[[], bool] = lambda: True,
+    ) -> None:
+        """`synced()`: whether the zone holds the cluster yet; until then its names are answered SERVFAIL
+        (which clients retry) rather than a NXDOMAIN they would cache."""
         self.zone = zone
         self.forwarder = forwarder
+        self.synced = synced
+        self.cache = cache if cache is not None else AnswerCache()
         self._serial_base = int(time.time())
         self._cache: dict[bytes, tuple[int, bytes]] = {}
 
@@ -79,6 +91,8 @@ class Resolver:
 
     def local(self, query: Query, over_tcp: bool) -> bytes | None:
         """The packed answer when the name is the cluster's (or a cluster address's PTR), else None: forward."""
+        if not self.synced() and self._in_domain(query.name):
+            return self._failure(query, RCODE.SERVFAIL, over_tcp)
         key = query.raw[2:] + (b"t" if over_tcp else b"u")
         cached = self._cache.get(key)
         if cached is not None and cached[0] == self.zone.generation:
@@ -93,12 +107,18 @@ class Resolver:
         return packed
 
     async def remote(self, query: Query, over_tcp: bool) -> bytes:
-        """The upstream answer (SERVFAIL when no upstream answered, REFUSED when too many are out), with an
-        ExternalName's CNAME chain in front when the name is one."""
+        """The upstream answer, from the cache while it is fresh (SERVFAIL when no upstream answered, REFUSED
+        when too many are out), with an ExternalName's CNAME chain in front when the name is one."""
         chain = self._cname_chain(query.name)
+        qclass = query.message.q.qclass
         try:
             if not chain:
-                return await self.forwarder.forward(query.raw, over_tcp)
+                cached = self.cache.get(query.name, query.qtype, qclass, query.message)
+                if cached is not None:
+                    return self._pack(cached, query, over_tcp)
+                answer_bytes = await self.forwarder.forward(query.raw, over_tcp)
+                self.cache.put(query.name, query.qtype, qclass, answer_bytes)
+                return answer_bytes
             target = str(chain[-1].rdata.label)
             asked = DNSRecord(DNSHeader(rd=1), q=DNSQuestion(target, query.qtype))
             answer = DNSRecord.parse(await self.forwarder.forward(asked.pack(), over_tcp))
@@ -115,13 +135,13 @@ class Resolver:
     # -- the cluster domain ----------------------------------------------------------------------------------
 
     def _answer(self, query: Query) -> DNSRecord | None:
-        name, qtype, domain = query.name, query.qtype, self.zone.domain
+        name, qtype = query.name, query.qtype
         if name.endswith(REVERSE_SUFFIXES):
             ptrs = [r for r in self.zone.records(name) if r.rtype == QTYPE.PTR]
             if not ptrs or qtype not in (QTYPE.PTR, QTYPE.ANY):
                 return None  # fall through to the upstreams, as CoreDNS's `fallthrough in-addr.arpa ip6.arpa`
             return self._reply(query, [self._rr(r, query) for r in ptrs])
-        if name != domain and not name.endswith("." + domain):
+        if not self._in_domain(name):
             return None
         records = self._synthesised(name) or self.zone.records(name)
         matching = [r for r in records if qtype in (r.rtype, QTYPE.ANY)]
@@ -130,13 +150,16 @@ class Resolver:
         chain = self._cname_chain(name)
         if chain and qtype != QTYPE.CNAME:
             target = normalise(str(chain[-1].rdata.label))
-            if target != domain and not target.endswith("." + domain):
+            if not self._in_domain(target):
                 return None  # the target is outside: `remote` follows it upstream
             found = [r for r in self.zone.records(target) if qtype in (r.rtype, QTYPE.ANY)]
             return self._reply(query, [self._rr(r, query) for r in (*chain, *found)])
         if records or self.zone.exists(name) or name in self._structural_names():
             return self._reply(query, [], negative=True)  # NODATA
         return self._reply(query, [], negative=True, rcode=RCODE.NXDOMAIN)
+
+    def _in_domain(self, name: str) -> bool:
+        return name == self.zone.domain or name.endswith("." + self.zone.domain)
 
     def _synthesised(self, name: str) -> list[Record]:
         """Records not kept in the zone: the apex's SOA and NS, dns-version, and `a-b-c-d.<ns>.pod.<zone>`."""
