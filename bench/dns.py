@@ -4,13 +4,15 @@ Run from the repo root: `python -m bench.dns [--clients N] [--seconds S] [--serv
 A real `kube-shim up --runtime fake` serves DNS on a loopback port and forwards to a fake upstream resolver
 (dnslib's threaded server on 127.0.0.1, tests.dns_upstream); N services are created with kubectl. Each client
 is one UDP socket asking one question at a time (send, wait for the answer with the same ID), as a pod's
-resolver does; the clients run in this process on uvloop. Three phases:
+resolver does; the clients run in this process on uvloop. Four phases:
 
 - service names: `svc-<i>.bench.svc.cluster.local`, round robin (answers come from the server's answer cache,
   which is what pods asking the same names get);
 - service names in random letter case: every question is new to the cache, so each answer is computed and
   packed (the cost of a first question);
-- forwarded names: `<n>.example.test`, answered by the fake upstream (whose own speed bounds this one).
+- forwarded names, cached: `<n>.example.test` for 250 names, answered from the cache of upstream answers;
+- forwarded names, each new: a different name per question, each one sent to the fake upstream (whose own
+  speed, a threaded dnslib server, bounds this one).
 """
 
 from __future__ import annotations
@@ -116,11 +118,13 @@ async def run_phases(port: int, names: list[str], clients: int, seconds: float) 
     service_packets = [_question(name) for name in names]
     mixed_case = [_question(_random_case(random.choice(names))) for _ in range(CASE_VARIANTS)]
     forwarded = [_question(f"{n}.{UPSTREAM_ZONE}") for n in range(1, 251)]
+    new_names = [_question(f"n{n}.{UPSTREAM_ZONE}") for n in range(CASE_VARIANTS)]
     phases = []
     for name, packets in (
         ("service names (cached answers)", service_packets),
         ("service names, random case (computed)", mixed_case),
-        ("forwarded names (fake upstream)", forwarded),
+        ("forwarded names, cached", forwarded),
+        ("forwarded names, each new (upstream)", new_names),
     ):
         await _run(port, packets[:200], clients, 0.5)  # warm-up, untimed
         phases.append(await _run(port, packets, clients, seconds, name))

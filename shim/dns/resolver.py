@@ -90,7 +90,8 @@ class Resolver:
         return Query(data, message, name, question.qtype, udp_size, opt is not None)
 
     def local(self, query: Query, over_tcp: bool) -> bytes | None:
-        """The packed answer when the name is the cluster's (or a cluster address's PTR), else None: forward."""
+        """The packed answer when the name is the cluster's (or a cluster address's PTR) or the upstream's
+        answer is cached and fresh; None: forward it."""
         if not self.synced() and self._in_domain(query.name):
             return self._failure(query, RCODE.SERVFAIL, over_tcp)
         key = query.raw[2:] + (b"t" if over_tcp else b"u")
@@ -99,7 +100,8 @@ class Resolver:
             return query.raw[:2] + cached[1]
         reply = self._answer(query)
         if reply is None:
-            return None
+            cached = self.cache.get(query.name, query.qtype, query.message.q.qclass, query.message)
+            return self._pack(cached, query, over_tcp) if cached is not None else None
         packed = self._pack(reply, query, over_tcp)
         if len(self._cache) >= MAX_CACHED_ANSWERS:
             self._cache.clear()  # crude but bounded; a full cache is rebuilt by the next queries
@@ -107,17 +109,13 @@ class Resolver:
         return packed
 
     async def remote(self, query: Query, over_tcp: bool) -> bytes:
-        """The upstream answer, from the cache while it is fresh (SERVFAIL when no upstream answered, REFUSED
-        when too many are out), with an ExternalName's CNAME chain in front when the name is one."""
+        """The upstream answer, kept in the cache (SERVFAIL when no upstream answered, REFUSED when too many
+        are out), with an ExternalName's CNAME chain in front when the name is one."""
         chain = self._cname_chain(query.name)
-        qclass = query.message.q.qclass
         try:
             if not chain:
-                cached = self.cache.get(query.name, query.qtype, qclass, query.message)
-                if cached is not None:
-                    return self._pack(cached, query, over_tcp)
                 answer_bytes = await self.forwarder.forward(query.raw, over_tcp)
-                self.cache.put(query.name, query.qtype, qclass, answer_bytes)
+                self.cache.put(query.name, query.qtype, query.message.q.qclass, answer_bytes)
                 return answer_bytes
             target = str(chain[-1].rdata.label)
             asked = DNSRecord(DNSHeader(rd=1), q=DNSQuestion(target, query.qtype))
