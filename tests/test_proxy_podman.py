@@ -18,12 +18,11 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import podman
 import pytest
 
 from tests.cluster import Cluster, start_cluster, wait_until
-from tests.images import TEST_IMAGE, ensure_test_image
-from tests.podman_env import PodmanEnv
+from tests.images import TEST_IMAGE
+from tests.podman_env import PodmanEnv, podman_root_with_test_image
 from tests.prerequisites import needs_podman
 
 pytestmark = needs_podman
@@ -43,9 +42,7 @@ NEVER_PULL = {"imagePullPolicy": "Never"}  # the image exists only in the test's
 
 @pytest.fixture(scope="module")
 def podman_env() -> Iterator[PodmanEnv]:
-    with PodmanEnv() as env:
-        with podman.PodmanClient(base_url=env.base_url) as client:
-            ensure_test_image(client)
+    with podman_root_with_test_image() as env:
         yield env
 
 

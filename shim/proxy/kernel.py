@@ -25,6 +25,7 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
+from shim.iproute import IpError, ip
 from shim.proxy.rules import OWNER_CHAIN_PREFIX, TABLE_PREFIX
 
 log = logging.getLogger("shim.proxy")
@@ -64,13 +65,10 @@ def ensure_local_routes(cidrs: Iterable[ipaddress.IPv4Network]) -> None:
     leaves through the default route and the host's own connections to it pass the nat output hook.
     Idempotent; blocking (run it in a thread). KernelError if `ip` refuses."""
     for cidr in cidrs:
-        command = ["ip", "route", "replace", "local", str(cidr), "dev", "lo", "table", "local"]
         try:
-            result = subprocess.run(command, capture_output=True, text=True, timeout=NFT_TIMEOUT, check=False)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise KernelError(f"{' '.join(command)}: {exc}") from None
-        if result.returncode != 0:
-            raise KernelError(f"{' '.join(command)}: {result.stderr.strip()}")
+            ip("route", "replace", "local", str(cidr), "dev", "lo", "table", "local")
+        except IpError as exc:
+            raise KernelError(str(exc)) from None
 
 
 def prepare_pod_bridges(
