@@ -112,9 +112,11 @@ class ClusterDns:
         return ports[0] if ports and isinstance(ports[0], int) and 0 < ports[0] < 65_536 else None
 
     async def _keep(self, publication: Publication) -> None:
+        first = True
         while True:
             self._kept.clear()  # before the round: a deletion seen during it wakes the next one at once
-            await ensure_kube_dns(self.client, publication)
+            await ensure_kube_dns(self.client, publication, first)
+            first = False
             try:
                 async with asyncio.timeout(KEEP_INTERVAL):
                     await self._kept.wait()  # woken early when one of them is deleted

@@ -48,13 +48,14 @@ def dns_service_ip(service_cidr: ipaddress.IPv4Network = SERVICE_CIDR) -> str:
     return str(service_cidr.network_address + 10)
 
 
-async def ensure_kube_dns(client: ApiClient, publication: Publication) -> None:
-    """Create or repair the Service, Endpoints and EndpointSlice (one read each when all is in place)."""
+async def ensure_kube_dns(client: ApiClient, publication: Publication, first: bool = False) -> None:
+    """Create or repair the Service, Endpoints and EndpointSlice (one read each when all is in place). An
+    unpublished address has no endpoints: the `first` round removes any a previous run left."""
     await _ensure(client, SERVICES, service(publication), _service_differs)
     for resource, wanted in ((ENDPOINTS, endpoints(publication)), (ENDPOINT_SLICES, endpoint_slice(publication))):
         if publication.published:
             await _ensure(client, resource, wanted, _content_differs)
-        else:
+        elif first:
             await _delete_ours(client, resource)
 
 
