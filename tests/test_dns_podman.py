@@ -20,7 +20,7 @@ from tests.dns_upstream import UPSTREAM_ZONE, FakeUpstream
 from tests.images import ensure_test_image
 from tests.podman_env import PodmanEnv
 from tests.prerequisites import needs_podman
-from tests.test_proxy_podman import apply, client_pod, from_pod, get, host_handles
+from tests.test_proxy_podman import apply, client_pod, from_pod, get, host_handles, restart
 
 pytestmark = needs_podman
 
@@ -33,21 +33,26 @@ TIMEOUT = 60.0
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory, dns_upstream: FakeUpstream) -> Iterator[Cluster]:
-    """`kube-shim up` with one Podman node (replaces the session's cluster here, so the `namespace` fixture makes
-    its namespaces in it)."""
+def flags(dns_upstream: FakeUpstream) -> Iterator[tuple[str, ...]]:
+    """The cluster's flags: one Podman node on a private Podman root, its own ranges, the fake upstream."""
     with PodmanEnv() as env:
         with podman.PodmanClient(base_url=env.base_url) as client:
             ensure_test_image(client)
-        flags = ("--runtime", "podman", "--nodes", "1", "--podman-socket", str(env.socket_path),
-                 "--service-cluster-ip-range", SERVICE_RANGE, "--load-balancer-ip-range", LOAD_BALANCER_RANGE,
-                 "--dns-upstream", f"127.0.0.1:{dns_upstream.port}")  # fmt: skip
-        running = start_cluster(tmp_path_factory.mktemp("dns-podman"), nodes=flags)
-        try:
-            running.kubectl("wait", "--for=condition=Ready", "node", "--all", "--timeout=60s")
-            yield running
-        finally:
-            running.stop()
+        yield ("--runtime", "podman", "--nodes", "1", "--podman-socket", str(env.socket_path),
+               "--service-cluster-ip-range", SERVICE_RANGE, "--load-balancer-ip-range", LOAD_BALANCER_RANGE,
+               "--dns-upstream", f"127.0.0.1:{dns_upstream.port}")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, flags: tuple[str, ...]) -> Iterator[Cluster]:
+    """`kube-shim up` with one Podman node (replaces the session's cluster here, so the `namespace` fixture makes
+    its namespaces in it)."""
+    running = start_cluster(tmp_path_factory.mktemp("dns-podman"), nodes=flags)
+    try:
+        running.kubectl("wait", "--for=condition=Ready", "node", "--all", "--timeout=60s")
+        yield running
+    finally:
+        running.stop()
 
 
 def test_the_kube_dns_endpoints_name_the_server_on_the_pods_host_address(cluster: Cluster) -> None:
@@ -93,19 +98,39 @@ def test_a_pod_resolves_services_by_short_and_full_name_a_headless_service_and_f
     web_ip = get(cluster, namespace, "service", "web")["spec"]["clusterIP"]
     pod_ip = get(cluster, namespace, "pod", pod)["status"]["podIP"]
 
-    def resolves(name: str, address: str) -> bool:
-        out = from_pod(cluster, namespace, pod, f"nslookup {name}", check=False)
-        return address in out.split("Name:", 1)[-1]
-
     # busybox's nslookup applies the search list to dotless names only (libc resolvers go by ndots:5, which
     # test_dns.py's resolv.conf checks cover): `web` and the full name
     for name in ("web", f"web.{namespace}.svc.{DOMAIN}"):
-        wait_until(lambda n=name: resolves(n, web_ip), TIMEOUT, f"{name} to resolve to {web_ip} in the pod")
-    wait_until(lambda: resolves(f"peers.{namespace}.svc.{DOMAIN}", pod_ip), TIMEOUT, "the headless service")
-    assert resolves(f"33.{UPSTREAM_ZONE}", "192.0.2.33")  # forwarded to the upstream, through the cluster DNS
+        wait_until(lambda n=name: resolves(cluster, namespace, pod, n, web_ip), TIMEOUT, f"{name} to resolve")
+    wait_until(lambda: resolves(cluster, namespace, pod, f"peers.{namespace}.svc.{DOMAIN}", pod_ip), TIMEOUT,
+               "the headless service")  # fmt: skip
+    # forwarded to the upstream, through the cluster DNS
+    assert resolves(cluster, namespace, pod, f"33.{UPSTREAM_ZONE}", "192.0.2.33")
 
 
 def test_an_unknown_service_name_fails_from_a_pod(cluster: Cluster, namespace: str) -> None:
     pod = client_pod(cluster, namespace)
     out = from_pod(cluster, namespace, pod, f"nslookup nothing.{namespace}.svc.{DOMAIN} 2>&1; echo rc=$?", check=False)
     assert "NXDOMAIN" in out and "rc=1" in out, out
+
+
+def test_after_a_restart_pods_resolve_again_through_the_same_dns_port(
+    cluster: Cluster, namespace: str, flags: tuple[str, ...]
+) -> None:
+    """Last in the module: it restarts the module's cluster."""
+    pod = client_pod(cluster, namespace)
+    apply(cluster, namespace, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+                               "spec": {"ports": [{"port": 80}]}})  # fmt: skip
+    web_ip = get(cluster, namespace, "service", "web")["spec"]["clusterIP"]
+    wait_until(lambda: resolves(cluster, namespace, pod, "web", web_ip), TIMEOUT, "web to resolve")
+    port = get(cluster, "kube-system", "endpoints", "kube-dns")["subsets"][0]["ports"][0]["port"]
+
+    restart(cluster, flags)
+    assert get(cluster, "kube-system", "endpoints", "kube-dns")["subsets"][0]["ports"][0]["port"] == port
+    wait_until(lambda: resolves(cluster, namespace, pod, "web", web_ip), TIMEOUT, "web to resolve after the restart")
+
+
+def resolves(cluster: Cluster, namespace: str, pod: str, name: str, address: str) -> bool:
+    """Whether busybox's nslookup in the pod answers `address` for `name`."""
+    out = from_pod(cluster, namespace, pod, f"nslookup {name}", check=False)
+    return address in out.split("Name:", 1)[-1]
