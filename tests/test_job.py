@@ -140,10 +140,13 @@ async def test_kubectl_creates_waits_for_and_lists_a_job(
     )
 
 
-async def test_kubectl_delete_job_takes_its_pods_with_it(cluster: Cluster, api: ApiClient, namespace: str) -> None:
+@pytest.mark.parametrize("version", ["1.27", "1.33"])
+async def test_kubectl_delete_job_takes_its_pods_with_it(
+    cluster: Cluster, api: ApiClient, namespace: str, version: str
+) -> None:
     await api.create(JOBS, job("sleepy", "sleep 300", parallelism=2, completions=2), namespace)
     await watch_until(api, PODS, namespace, lambda pods: len(pods_of(pods, "sleepy")) == 2, what="2 pods")
-    cluster.kubectl("delete", "job", "sleepy", "-n", namespace, version="1.27")
+    cluster.kubectl("delete", "job", "sleepy", "-n", namespace, version=version)
     await watch_until(api, PODS, namespace, lambda pods: not pods_of(pods, "sleepy"), what="no pods")
 
 
@@ -318,7 +321,9 @@ async def test_a_running_pod_carries_the_tracking_finalizer_and_the_job_counts_i
 
 
 async def test_an_indexed_job_gives_each_pod_its_index_hostname_and_env(api: ApiClient, namespace: str) -> None:
-    await api.create(JOBS, job("idx", "true", completionMode="Indexed", completions=3, parallelism=3), namespace)
+    body = job("idx", "true", completionMode="Indexed", completions=3, parallelism=3)
+    body["spec"]["template"]["spec"]["subdomain"] = "workers"  # with a headless Service, `idx-0.workers` resolves
+    await api.create(JOBS, body, namespace)
     done = await wait_job(api, namespace, "idx", "Complete")
     assert done["status"]["completedIndexes"] == "0-2" and done["status"]["succeeded"] == 3
     pods = sorted(pods_of((await api.list(PODS, namespace))["items"], "idx"), key=lambda p: p["metadata"]["name"])
@@ -326,7 +331,7 @@ async def test_an_indexed_job_gives_each_pod_its_index_hostname_and_env(api: Api
         meta, spec = pod["metadata"], pod["spec"]
         assert meta["name"].startswith(f"idx-{index}-")
         assert meta["annotations"][INDEX] == str(index) and meta["labels"][INDEX] == str(index)
-        assert spec["hostname"] == f"idx-{index}"
+        assert (spec["hostname"], spec["subdomain"]) == (f"idx-{index}", "workers")
         assert spec["containers"][0]["env"] == [
             {
                 "name": "JOB_COMPLETION_INDEX",
