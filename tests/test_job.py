@@ -11,13 +11,15 @@ import asyncio
 import copy
 import re
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
+from shim.apiserver.kinds.batch import job_cells
+from shim.apiserver.printers import epoch_us
 from shim.client import ApiClient, ApiException, SharedInformer, load_kubeconfig
 from shim.controllers.job import JOBS, JobController
 from shim.controllers.jobutil import (
@@ -532,7 +534,37 @@ async def test_a_job_synced_again_and_again_holds_one_timed_wake_up_the_earliest
     assert controller._wake_ups == {}
 
 
-# -- the index arithmetic --------------------------------------------------------------------------------------
+# -- printing and the index arithmetic ------------------------------------------------------------------------------
+
+
+def test_job_rows_print_status_completions_and_duration_as_kubectl_1_33_shows_them() -> None:
+    now = epoch_us(datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC))
+    base = {"metadata": {"name": "j", "creationTimestamp": "2026-01-01T11:00:00Z"}, "spec": {"parallelism": 3}}
+
+    def row(status: Obj, **meta: str) -> list[Any]:
+        return job_cells({**base, "metadata": {**base["metadata"], **meta}, "status": status}, now)[:4]
+
+    assert row({}) == ["j", "Running", "0/1 of 3", ""]
+    running = {"startTime": "2026-01-01T11:58:00Z", "succeeded": 1}
+    assert row(running) == ["j", "Running", "1/1 of 3", "2m"]
+    failing = {**running, "conditions": [{"type": "FailureTarget", "status": "True"}]}
+    assert row(failing)[1] == "FailureTarget"
+    assert row(failing, deletionTimestamp="2026-01-01T12:00:00Z")[1] == "Terminating"
+    suspended = {"conditions": [{"type": "Suspended", "status": "True"}]}
+    assert row(suspended)[1] == "Suspended"
+    assert row({"conditions": [{"type": "Suspended", "status": "False"}]})[1] == "Running"
+    complete = {
+        "startTime": "2026-01-01T11:00:00Z",
+        "completionTime": "2026-01-01T11:00:42Z",
+        "succeeded": 3,
+        "conditions": [{"type": "SuccessCriteriaMet", "status": "True"}, {"type": "Complete", "status": "True"}],
+    }
+    assert job_cells({**base, "spec": {"completions": 3}, "status": complete}, now)[:4] == [
+        "j",
+        "Complete",
+        "3/3",
+        "42s",
+    ]
 
 
 def test_completed_indexes_print_and_parse_as_kube_writes_them() -> None:
