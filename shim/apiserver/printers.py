@@ -168,3 +168,8 @@ NAME_COLUMN = column("Name", NAME_DOC, format="name")
 AGE_COLUMN = column("Age", AGE_DOC)
 #: kube's default TableConvertor columns, for kinds without a printer
 DEFAULT_COLUMNS = [NAME_COLUMN, column("Created At", AGE_DOC, type="date")]
+#: the wide columns of every kind with a pod template (their cells: `container_cells`)
+TEMPLATE_COLUMNS = [
+    column("Containers", "Names of each container in the template.", 1),
+    column("Images", "Images referenced by each container in the template.", 1),
+]

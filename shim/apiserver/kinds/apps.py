@@ -29,6 +29,7 @@ from shim.apiserver.printers import (
     AGE_COLUMN,
     EMPTY,
     NAME_COLUMN,
+    TEMPLATE_COLUMNS,
     Cells,
     Column,
     age,
@@ -61,8 +62,7 @@ DEPLOYMENT_COLUMNS: list[Column] = [
         ),
     ),
     AGE_COLUMN,
-    column("Containers", "Names of each container in the template.", 1),
-    column("Images", "Images referenced by each container in the template.", 1),
+    *TEMPLATE_COLUMNS,
     column(
         "Selector",
         (
@@ -99,8 +99,7 @@ REPLICASET_COLUMNS: list[Column] = [
         type="integer",
     ),
     AGE_COLUMN,
-    column("Containers", "Names of each container in the template.", 1),
-    column("Images", "Images referenced by each container in the template.", 1),
+    *TEMPLATE_COLUMNS,
     column(
         "Selector",
         (

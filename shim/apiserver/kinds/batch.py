@@ -30,6 +30,7 @@ from shim.apiserver.printers import (
     AGE_COLUMN,
     EMPTY,
     NAME_COLUMN,
+    TEMPLATE_COLUMNS,
     Cells,
     Column,
     age,
@@ -91,8 +92,7 @@ JOB_COLUMNS: list[Column] = [
     ),
     column("Duration", "Time required to complete the job."),
     AGE_COLUMN,
-    column("Containers", "Names of each container in the template.", 1),
-    column("Images", "Images referenced by each container in the template.", 1),
+    *TEMPLATE_COLUMNS,
     column(
         "Selector",
         (
