@@ -237,6 +237,28 @@ def test_a_service_reaches_every_ready_pod_by_cluster_ip_node_port_and_load_bala
     assert set(from_pod(cluster, namespace, client, get_loop).split()) == set(pods)
 
 
+def test_session_affinity_keeps_each_client_on_one_pod(cluster: Cluster, namespace: str) -> None:
+    sticky = service("web", 80, "http")
+    sticky["spec"]["sessionAffinity"] = "ClientIP"
+    apply(cluster, namespace, web_deployment("web", 3), sticky)
+    pods = wait_ready(cluster, namespace, "web", 3)
+    ip = cluster_ip(cluster, namespace, "web")
+    pod_ips = [p["status"]["podIP"] for p in get(cluster, namespace, "pods", "-l", "app=web")["items"]]
+    wait_until(lambda: all(f"dnat to {pod_ip}:{HTTP_PORT}" in ruleset() for pod_ip in pod_ips), TIMEOUT,
+               "rules for all three pods")  # fmt: skip
+    # the host is one client: once its first connection has picked a pod, every later one goes there
+    first = wait_until(lambda: _answer(ip, 80), TIMEOUT, "the service answering")
+    assert first in pods
+    assert answers(ip, 80, 40) == {first}
+
+
+def _answer(address: str, port: int) -> str | None:
+    try:
+        return http_get(address, port)
+    except OSError:
+        return None
+
+
 def test_scaled_to_zero_a_service_refuses_at_once_and_scaled_up_it_answers_again(
     cluster: Cluster, namespace: str
 ) -> None:
@@ -322,8 +344,12 @@ def restart(cluster: Cluster, nodes: tuple[str, ...]) -> None:
 
 def _web_rules_present(web_ip: str) -> bool:
     """Whether any table on this host still maps the address (the service range is this test's alone)."""
-    ruleset = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True, check=True).stdout
-    return f"{web_ip} . tcp . 80 :" in ruleset
+    return f"{web_ip} . tcp . 80 :" in ruleset()
+
+
+def ruleset() -> str:
+    """Every nftables table on this host."""
+    return subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True, check=True).stdout
 
 
 def _connect(address: str, port: int) -> socket.socket | None:
