@@ -156,8 +156,11 @@ async def test_a_python_client_delete_orphans_the_pods_as_batch_v1_does(
     cluster: Cluster, api: ApiClient, namespace: str
 ) -> None:
     await api.create(JOBS, job("kept", "sleep 300"), namespace)
-    await watch_until(api, PODS, namespace, lambda pods: len(pods_of(pods, "kept")) == 1, what="its pod")
+    await watch_until(api, JOBS, namespace, lambda jobs: (jobs[0].get("status") or {}).get("active") == 1)
     batch = k8s.BatchV1Api(k8s_config.new_client_from_config(str(cluster.kubeconfig)))
+    read = await asyncio.to_thread(batch.read_namespaced_job_status, "kept", namespace)  # the client's own models
+    assert (read.spec.completions, read.spec.completion_mode, read.status.ready) == (1, "NonIndexed", 0)
+    assert read.spec.template.metadata.labels["job-name"] == "kept"
     await asyncio.to_thread(batch.delete_namespaced_job, "kept", namespace)  # no propagationPolicy
     await watch_until(api, JOBS, namespace, lambda jobs: not jobs, what="the job gone")
     [pod] = await watch_until(
