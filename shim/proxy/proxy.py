@@ -13,6 +13,7 @@ next proxy takes over.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ipaddress
 import logging
 import time
@@ -35,7 +36,7 @@ NODE_ADDRESS_TYPES = ("InternalIP", "ExternalIP")
 
 @dataclass(frozen=True)
 class ProxyConfig:
-    """Which node the proxy serves, whose table it owns (`kube-shim-<cluster id>`) and the address ranges."""
+    """Which node the proxy serves, the cluster it belongs to, and the address ranges."""
 
     node_name: str
     cluster_id: str
@@ -43,7 +44,11 @@ class ProxyConfig:
 
     @property
     def table(self) -> str:
-        return f"{TABLE_PREFIX}{self.cluster_id}"
+        """`kube-shim-<cluster id>-<node hash>`: the table this proxy owns. Two nodes of one cluster may share a
+        host (`kube-shim up` and a `kube-shim node`); each keeps its own table rather than rewriting the other's
+        (their rules differ in the node's addresses and its Local endpoints)."""
+        node = hashlib.sha256(self.node_name.encode()).hexdigest()[:8]
+        return f"{TABLE_PREFIX}{self.cluster_id}-{node}"
 
 
 class ServiceProxy:

@@ -1,7 +1,8 @@
 """Services + EndpointSlices + this node -> one nftables ruleset (kube-proxy's nftables mode, reduced).
 
-The table `ip kube-shim-<cluster id>` is written whole on every sync (`add table; delete table; table {...}`
-in one `nft -f` transaction), so what a deleted Service left behind vanishes with the next sync. Chains:
+The table `ip kube-shim-<cluster id>-<node hash>` is written whole on every sync (`add table; delete table;
+table {...}` in one `nft -f` transaction), so what a deleted Service left behind vanishes with the next sync.
+Chains:
 - `services` (from nat prerouting and nat output): the `service-ips` map sends address . protocol . port of
   every ClusterIP, external IP and load-balancer IP to its service port's chain; `service-nodeports` does the
   same for protocol . port on this node's addresses, and on 127.0.0.1 for the host's own connections.
@@ -39,7 +40,7 @@ SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MASQUERADE_MARK = "0x4000"  # kube-proxy's bit: a packet marked so is masqueraded on its way out
 DEFAULT_AFFINITY_SECONDS = 10800  # kube's default sessionAffinityConfig.clientIP.timeoutSeconds
 PROTOCOLS = {"TCP": "tcp", "UDP": "udp", "SCTP": "sctp"}
-TABLE_PREFIX = "kube-shim-"  # + the cluster id: one table per cluster on a host
+TABLE_PREFIX = "kube-shim-"  # + the cluster id and a hash of the node name: one table per node on a host
 OWNER_CHAIN_PREFIX = "owner-"  # + the proxy process that keeps the table (see kernel.remove_orphaned_tables)
 _NAME_PART = re.compile(r"[^a-z0-9.-]")
 
