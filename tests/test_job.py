@@ -27,6 +27,7 @@ from shim.controllers.jobutil import (
     PolicyMatch,
     first_pending_indexes,
     match_pod_failure_policy,
+    match_success_policy,
     pod_name_prefix,
 )
 from shim.machinery.resources import EVENTS, PODS
@@ -242,6 +243,16 @@ async def test_a_job_whose_pods_would_restart_forever_is_refused_with_kubes_mess
             {"podFailurePolicy": {"rules": [{"action": "Ignore"}]}},
             "spec.podFailurePolicy.rules[0]: Invalid value: "
             "specifying one of OnExitCodes and OnPodConditions is required",
+        ),
+        (
+            {
+                "completionMode": "Indexed",
+                "completions": 3,
+                "successPolicy": {"rules": [{"succeededIndexes": "2-1"}, {"succeededCount": 4}]},
+            },
+            'spec.successPolicy.rules[0].succeededIndexes: Invalid value: "2-1": error parsing succeededIndexes: '
+            "non-increasing order, previous: 2, current: 1, spec.successPolicy.rules[1].succeededCount: Invalid "
+            "value: 4: must be less than or equal to 3 (the number of specified completions)",
         ),
         (
             {"selector": {"matchLabels": {"app": "x"}}},
@@ -493,6 +504,17 @@ async def test_a_job_with_a_manual_selector_adopts_and_counts_a_matching_orphan(
     assert not pod["metadata"].get("finalizers")  # adopted with the tracking finalizer, released once counted
 
 
+async def test_a_success_policy_completes_an_indexed_job_before_all_its_indexes(api: ApiClient, namespace: str) -> None:
+    spec = {"completionMode": "Indexed", "completions": 3, "parallelism": 1}
+    await api.create(JOBS, job("leader", successPolicy={"rules": [{"succeededCount": 1}]}, **spec), namespace)
+    done = await wait_job(api, namespace, "leader", "Complete")
+    met, complete = true_condition(done, "SuccessCriteriaMet"), true_condition(done, "Complete")
+    assert met is not None and complete is not None
+    for condition in (met, complete):
+        assert (condition["reason"], condition["message"]) == ("SuccessPolicy", "Matched rules at index 0")
+    assert (done["status"]["succeeded"], done["status"]["completedIndexes"]) == (1, "0")
+
+
 async def test_a_suspended_job_runs_nothing_until_resumed(api: ApiClient, namespace: str) -> None:
     await api.create(JOBS, job("later", suspend=True), namespace)
     suspended = await wait_job(api, namespace, "later", "Suspended")
@@ -595,6 +617,19 @@ def test_a_pod_condition_rule_matches_with_kubes_message() -> None:
     )
     ignored = {**failed_pod, "status": {"containerStatuses": [{"name": "c", "state": {"terminated": {"exitCode": 1}}}]}}
     assert match_pod_failure_policy(job("j", podFailurePolicy=policy), ignored) == PolicyMatch(None, False, "Ignore")
+
+
+def test_success_policy_rules_match_by_index_overlap_or_count() -> None:
+    def policy(*rules: Obj) -> Obj:
+        return job("j", completionMode="Indexed", completions=8, successPolicy={"rules": list(rules)})
+
+    succeeded = Intervals().with_indexes([1, 2, 3, 5])
+    assert match_success_policy(policy({"succeededIndexes": "0-2,5"}), succeeded) is None  # 0 is missing
+    enough = policy({"succeededIndexes": "0-2,5", "succeededCount": 3})
+    assert match_success_policy(enough, succeeded) == "Matched rules at index 0"
+    second = policy({"succeededIndexes": "7"}, {"succeededIndexes": "1-3"})
+    assert match_success_policy(second, succeeded) == "Matched rules at index 1"
+    assert match_success_policy(policy({"succeededCount": 5}), succeeded) is None
 
 
 def test_indexed_pod_names_fit_the_generated_name_limit() -> None:

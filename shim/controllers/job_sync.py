@@ -43,6 +43,7 @@ from shim.controllers.jobutil import (
     is_suspended,
     is_terminating,
     match_pod_failure_policy,
+    match_success_policy,
     new_condition,
     only_replace_failed_pods,
     past_backoff_limit_on_failure,
@@ -230,8 +231,13 @@ class JobSync:
             if phase(pod) == "Succeeded" and 0 <= completion_index(pod) < completions and has_tracking_finalizer(pod)
         )
         self.succeeded = self.succeeded_indexes.total()
-        if not has_backoff_limit_per_index(self.job):
-            return
+        if has_backoff_limit_per_index(self.job):
+            self._count_failed_indexes(at)
+        if self.finished is None and (message := match_success_policy(self.job, self.succeeded_indexes)) is not None:
+            self.finished = new_condition("SuccessCriteriaMet", "True", "SuccessPolicy", message, at)
+
+    def _count_failed_indexes(self, at: datetime) -> None:
+        completions = self.spec["completions"]
         previous = self.status.get("failedIndexes")
         self.failed_indexes = Intervals.parse(previous, completions).with_indexes(
             completion_index(pod)

@@ -355,6 +355,29 @@ class Intervals:
         return ",".join(parts)
 
 
+def match_success_policy(job: Obj, succeeded: Intervals) -> str | None:
+    """matchSuccessPolicy: "Matched rules at index N" for the first rule the succeeded indexes satisfy."""
+    rules = (job["spec"].get("successPolicy") or {}).get("rules") or ()
+    if not succeeded.pairs:
+        return None
+    for index, rule in enumerate(rules):
+        count = rule.get("succeededCount")
+        if rule.get("succeededIndexes") is not None:
+            required = Intervals.parse(rule["succeededIndexes"], job["spec"]["completions"])
+            if not required.pairs:
+                continue  # an unparsable rule matches nothing
+            covered = sum(
+                max(min(last, s_last) - max(first, s_first) + 1, 0)
+                for first, last in required.pairs
+                for s_first, s_last in succeeded.pairs
+            )
+            if covered == required.total() or (count is not None and covered >= count):
+                return f"Matched rules at index {index}"
+        elif count is not None and succeeded.total() >= count:
+            return f"Matched rules at index {index}"
+    return None
+
+
 def first_pending_indexes(count: int, completions: int, taken: Intervals) -> list[int]:
     """The `count` lowest indexes below `completions` not in `taken` (firstPendingIndexes)."""
     out: list[int] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import re
 from typing import Any
 
 from shim.apiserver.errors import cause
@@ -22,6 +23,7 @@ from shim.apiserver.kinds.causes import (
     go_string_map,
     invalid,
     required,
+    too_long,
     unsupported,
 )
 from shim.apiserver.kinds.meta import FIELD_IMMUTABLE, is_dns1123_label, is_qualified_name, validate_label_selector
@@ -46,6 +48,7 @@ from shim.apiserver.printers import (
 from shim.apiserver.printers import Obj as Printed
 from shim.apiserver.registry import STATUS, Strategy
 from shim.apiserver.selectable_fields import NAMESPACED, selectable
+from shim.machinery.gofmt import go_quote
 from shim.machinery.selectors import SelectorError, label_selector_from_object
 
 Obj = dict[str, Any]
@@ -60,6 +63,7 @@ _MAX_FAILED_INDEXES = 100_000
 _MAX_RULES = 20
 _MAX_EXIT_CODES = 255
 _MAX_CONDITION_PATTERNS = 20
+_MAX_SUCCEEDED_INDEXES_LENGTH = 64 * 1024
 _ACTIONS = ("Count", "FailIndex", "FailJob", "Ignore")  # sets.List order, as kube's messages list them
 _OPERATORS = ("In", "NotIn")
 _CONDITION_STATUSES = ("False", "True", "Unknown")
@@ -317,6 +321,8 @@ def _validate_spec(spec: Obj) -> list[Cause]:
     causes.extend(_validate_completion_mode(spec))
     if spec.get("podFailurePolicy") is not None:
         causes.extend(_validate_pod_failure_policy(spec))
+    if spec.get("successPolicy") is not None:
+        causes.extend(_validate_success_policy(spec))
     causes.extend(_validate_replacement_policy(spec))
     template = spec.get("template") or {}
     causes.extend(validate_pod_template(template, "spec.template"))
@@ -458,6 +464,85 @@ def _validate_on_pod_conditions(patterns: list[Obj], path: str) -> list[Cause]:
         elif status not in _CONDITION_STATUSES:
             causes.append(unsupported(item + ".status", status, _CONDITION_STATUSES))
     return causes
+
+
+def _validate_success_policy(spec: Obj) -> list[Cause]:
+    path = "spec.successPolicy"
+    if spec.get("completionMode") != "Indexed":
+        return [invalid(path, GoValue("batch.SuccessPolicy{...}"), "requires indexed completion mode")]
+    rules = spec["successPolicy"].get("rules") or []
+    completions = spec.get("completions") or 0
+    causes: list[Cause] = []
+    if not rules:
+        causes.append(
+            required(path + ".rules", "at least one rules must be specified when the successPolicy is specified")
+        )
+    if len(rules) > _MAX_RULES:
+        causes.append(_too_many(path + ".rules", len(rules), _MAX_RULES))
+    for i, rule in enumerate(rules):
+        item = f"{path}.rules[{i}]"
+        indexes, count = rule.get("succeededIndexes"), rule.get("succeededCount")
+        if indexes is None and count is None:
+            causes.append(required(item, "at least one of succeededCount or succeededIndexes must be specified"))
+        total = 0
+        if indexes is not None:
+            if len(indexes) > _MAX_SUCCEEDED_INDEXES_LENGTH:
+                causes.append(too_long(item + ".succeededIndexes", _MAX_SUCCEEDED_INDEXES_LENGTH))
+            try:
+                total = _indexes_total(indexes, completions)
+            except ValueError as exc:
+                causes.append(invalid(item + ".succeededIndexes", indexes, f"error parsing succeededIndexes: {exc}"))
+        if count is not None:
+            causes.extend(nonnegative(count, item + ".succeededCount"))
+            if count > completions:
+                causes.append(
+                    invalid(
+                        item + ".succeededCount",
+                        count,
+                        f"must be less than or equal to {completions} (the number of specified completions)",
+                    )
+                )
+            if indexes is not None and count > total:
+                causes.append(
+                    invalid(
+                        item + ".succeededCount",
+                        count,
+                        f"must be less than or equal to {total} (the number of indexes in the specified "
+                        "succeededIndexes field)",
+                    )
+                )
+    return causes
+
+
+def _indexes_total(text: str, completions: int) -> int:
+    """validateIndexesFormat: how many indexes `0,2-4` names; ValueError with kube's wording when malformed."""
+    total, last = 0, None
+    for interval in text.split(",") if text else ():
+        first, final = _index_interval(interval, completions)
+        if last is not None and last >= first:
+            raise ValueError(f"non-increasing order, previous: {last}, current: {first}")
+        total += final - first + 1
+        last = final
+    return total
+
+
+def _index_interval(text: str, completions: int) -> tuple[int, int]:
+    limits = text.split("-")
+    if len(limits) > 2:
+        raise ValueError(
+            f"the fragment {go_quote(text)} violates the requirement that an index interval can have at most two "
+            "parts separated by '-'"
+        )
+    bounds = []
+    for limit in limits:
+        if not re.fullmatch(r"[+-]?\d+", limit):
+            raise ValueError(f"cannot convert string to integer for index: {go_quote(limit)}")
+        if int(limit) >= completions:
+            raise ValueError(f"too large index: {go_quote(limit)}")
+        bounds.append(int(limit))
+    if len(bounds) == 2 and bounds[0] >= bounds[1]:
+        raise ValueError(f"non-increasing order, previous: {bounds[0]}, current: {bounds[1]}")
+    return bounds[0], bounds[-1]
 
 
 def _validate_replacement_policy(spec: Obj) -> list[Cause]:
