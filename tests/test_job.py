@@ -12,6 +12,7 @@ import copy
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,7 +32,7 @@ from shim.controllers.jobutil import (
     pod_name_prefix,
 )
 from shim.machinery.resources import EVENTS, PODS
-from tests.cluster import Cluster
+from tests.cluster import Cluster, start_cluster
 from tests.workloads import cluster_with_fake_nodes, watch_until
 
 Obj = dict[str, Any]
@@ -557,6 +558,33 @@ async def test_a_job_synced_again_and_again_holds_one_timed_wake_up_the_earliest
     finally:
         await controller.stop()
     assert controller._wake_ups == {}
+
+
+@pytest.mark.slow
+async def test_a_kill_9_mid_job_then_restart_counts_every_finished_pod_exactly_once(tmp_path: Path) -> None:
+    restartable = start_cluster(tmp_path, nodes=("--runtime", "fake", "--nodes", "2"))
+    try:
+        async with ApiClient(load_kubeconfig(restartable.kubeconfig)) as client:
+            await client.create(JOBS, job("steady", "sleep 1", completions=8, parallelism=2), "default")
+            await watch_until(
+                client,
+                JOBS,
+                "default",
+                lambda jobs: (jobs[0].get("status") or {}).get("succeeded", 0) >= 3,
+                what="3 completions counted",
+            )
+        restartable.process.kill()  # SIGKILL: pods may be finished but not yet counted, or counted but tracked
+        restartable.process.wait()
+        restartable = start_cluster(tmp_path, restartable.port, nodes=("--runtime", "fake", "--nodes", "2"))
+        async with ApiClient(load_kubeconfig(restartable.kubeconfig)) as client:
+            done = await wait_job(client, "default", "steady", "Complete", REPLACEMENT_DEADLINE)
+            pods = pods_of((await client.list(PODS, "default"))["items"], "steady")
+    finally:
+        restartable.stop()
+    phases = [p["status"]["phase"] for p in pods]
+    assert done["status"]["succeeded"] == phases.count("Succeeded") == 8
+    assert done["status"].get("failed", 0) == phases.count("Failed")  # pods the restart cut short, if any
+    assert all(TRACKING not in (p["metadata"].get("finalizers") or ()) for p in pods)
 
 
 # -- printing and the index arithmetic ------------------------------------------------------------------------------
