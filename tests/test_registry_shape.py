@@ -22,7 +22,10 @@ AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryLi
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io"
 APISERVER = Path(__file__).resolve().parents[1] / "shim" / "apiserver"
 # string literals that equal a served plural without naming the resource, with the reason
-NOT_RESOURCES = {("protobuf_schema_gen.py", "events"): "the k8s.io/api/events Go package, mapped to its API group"}
+NOT_RESOURCES = {
+    ("protobuf_schema_gen.py", "events"): "the k8s.io/api/events Go package, mapped to its API group",
+    ("apiserver_endpoints.py", "endpoints"): "the EndpointSlice field `endpoints` of the API server's own slice",
+}
 # a discovery verb's HTTP method in the OpenAPI documents
 METHODS = {"get": "get", "update": "put", "patch": "patch", "create": "post"}
 
