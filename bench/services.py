@@ -6,10 +6,11 @@ Run from the repo root (as root, with podman installed): `python -m bench.servic
 `kube-shim up` runs one Podman node agent and its service proxy (nftables), with a service range and a
 load-balancer range of its own. Two phases:
 
-- throughput: one busybox httpd pod behind a Service. N clients in this process (uvloop) each send HTTP/1.0
-  GETs one after another, a new TCP connection per request (no keep-alive: every request is a new conntrack
-  entry and a trip through the nat rules), for S seconds to the ClusterIP and S seconds straight to the pod's
-  IP, R rounds, the order swapped each round, so that other work on the machine weighs on both alike;
+- throughput: one busybox httpd pod behind a Service, and an identical pod of its own for the direct path. N
+  clients in this process (uvloop) each send HTTP/1.0 GETs one after another, a new TCP connection per
+  request (no keep-alive: every request is a new conntrack entry and a trip through the nat rules), for S
+  seconds to the ClusterIP and S seconds straight to the other pod's IP, R rounds, the order swapped each
+  round, so that other work on the machine weighs on both alike;
 - endpoint changes: two pods behind another Service; one pod's readiness is flipped (a file its exec readiness
   probe looks for) while a client polls the ClusterIP. Timed from the watch event of the EndpointSlice that
   shows the change (the proxy's share) to the first answer from the pod once ready, and to the last answer
@@ -92,13 +93,16 @@ def main() -> None:
 
 async def run(cluster: Cluster, args: argparse.Namespace) -> None:
     cluster.kubectl("wait", "--for=condition=Ready", "node", "--all", "--timeout=60s")
-    manifests = [*web_manifests("solo", 1), *web_manifests("web", 2)]
+    manifests = [*web_manifests("solo", 1), *web_manifests("direct", 1), *web_manifests("web", 2)]
     cluster.kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": manifests}))
-    solo_ip, solo_pods = await service_of(cluster, "solo")
+    solo_ip, _ = await service_of(cluster, "solo")
+    _, direct_pods = await service_of(cluster, "direct")
     web_ip, web_pods = await service_of(cluster, "web")
 
-    # one pod behind the service, so that both sides have the same server
-    direct_ip = next(iter(solo_pods.values()))
+    # two identical pods, one per path: a server seeing the host's connections both ways (masqueraded to the
+    # bridge address with random ports, and straight from it) refuses some SYNs that meet its TIME_WAIT sockets
+    # of the other way (their TCP timestamps disagree), and the client waits a second to retransmit
+    direct_ip = next(iter(direct_pods.values()))
     through, direct = Run(f"ClusterIP {solo_ip}:80"), Run(f"pod IP {direct_ip}:{HTTP_PORT}")
     targets = [(through, solo_ip, 80), (direct, direct_ip, HTTP_PORT)]
     for round_ in range(args.rounds):

@@ -283,7 +283,10 @@ class _Writer:
         self.chains["masquerading"] = [
             f"meta mark & {MASQUERADE_MARK} == 0 return",
             f"meta mark set meta mark xor {MASQUERADE_MARK}",
-            "masquerade fully-random",
+            # not kube's fully-random: measured here (bench.services, many short connections to one pod), with
+            # random source ports about 1 connection in 100 waited a second for its SYN to be retransmitted and
+            # the ClusterIP reached 0.45x of the direct rate; keeping the client's port gave 0.86x
+            "masquerade",
         ]
         self.chains["nat-postrouting"] = [
             "type nat hook postrouting priority srcnat - 10; policy accept;",
