@@ -359,6 +359,43 @@ def test_port_forward_reaches_busybox_httpd(cluster: Cluster, namespace: str) ->
             forward.wait()
 
 
+def test_port_forward_to_a_service_and_a_deployment_picks_one_of_their_pods(cluster: Cluster, namespace: str) -> None:
+    """kubectl resolves svc/NAME and deploy/NAME to a pod itself, and maps the service port to its targetPort."""
+    script = "mkdir -p /www; echo via-fwd > /www/index.html; exec httpd -f -p 80 -h /www"
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "fwd"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "fwd"}},
+            "template": {
+                "metadata": {"labels": {"app": "fwd"}},
+                "spec": {"containers": [busybox("web", script, **NEVER_PULL)]},
+            },
+        },
+    }
+    apply(cluster, namespace, deployment)
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "fwd"},
+        "spec": {"selector": {"app": "fwd"}, "ports": [{"name": "http", "port": 8080, "targetPort": 80}]},
+    }
+    apply(cluster, namespace, service)
+    cluster.kubectl("rollout", "status", "deployment/fwd", "-n", namespace, ROLLOUT_TIMEOUT)
+
+    for target, remote in (("svc/fwd", "8080"), ("deploy/fwd", "80")):
+        local = free_port()
+        forward = kubectl_process(cluster, "1.33", "port-forward", "-n", namespace, target, f"{local}:{remote}")
+        try:
+            Lines(forward).wait_for(f"Forwarding from 127.0.0.1:{local} -> 80")
+            answer = exchange(local, b"GET /index.html HTTP/1.0\r\n\r\n")
+            assert answer.startswith(b"HTTP/1.1 200 OK") and answer.endswith(b"\r\n\r\nvia-fwd\n"), target
+        finally:
+            forward.terminate()
+            forward.wait()
+
+
 # last: it restarts the module's cluster
 def test_a_restarted_agent_adopts_running_pods(
     cluster: Cluster, podman_env: PodmanEnv, namespace: str, podman_client: podman.PodmanClient
