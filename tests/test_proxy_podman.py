@@ -233,8 +233,9 @@ def test_a_service_reaches_every_ready_pod_by_cluster_ip_node_port_and_load_bala
     wait_until(lambda: reaches_exactly(balancer, 80, pods), TIMEOUT, "the load-balancer IP")
 
     client = client_pod(cluster, namespace)
-    get_loop = f"for i in $(seq 40); do printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {ip} 80 | tail -n 1; done"
-    assert set(from_pod(cluster, namespace, client, get_loop).split()) == set(pods)
+    for address in (ip, balancer):
+        get_loop = f"for i in $(seq 40); do printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {address} 80 | tail -n1; done"
+        assert set(from_pod(cluster, namespace, client, get_loop).split()) == set(pods), address
 
 
 def test_session_affinity_keeps_each_client_on_one_pod(cluster: Cluster, namespace: str) -> None:
