@@ -24,6 +24,7 @@ from tests.cluster import Cluster, start_cluster, wait_until
 from tests.images import TEST_IMAGE
 from tests.podman_env import PodmanEnv, podman_root_with_test_image
 from tests.prerequisites import needs_podman
+from tests.test_deployment import deployment as deployment_of
 
 pytestmark = needs_podman
 
@@ -80,19 +81,9 @@ def web_deployment(name: str, replicas: int) -> Obj:
 
 
 def deployment(name: str, replicas: int, container: Obj) -> Obj:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [container], "terminationGracePeriodSeconds": 1},
-            },
-        },
-    }
+    template = {"metadata": {"labels": {"app": name}},
+                "spec": {"containers": [container], "terminationGracePeriodSeconds": 1}}  # fmt: skip
+    return deployment_of(name, replicas, template=template)
 
 
 def service(name: str, port: int, target: int | str, type_: str = "ClusterIP") -> Obj:
