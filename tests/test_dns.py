@@ -335,7 +335,6 @@ def test_the_kube_dns_service_has_the_tenth_address_and_comes_back_when_deleted(
     assert ports == [
         ("dns", 53, "UDP", dns.dns_port),
         ("dns-tcp", 53, "TCP", dns.dns_port),
-        ("metrics", 9153, "TCP", 9153),
     ]
     # a loopback listen address is published nowhere (pods could not use it; the Endpoints API refuses it)
     assert dns.cluster.kubectl("get", "endpoints", "kube-dns", "-n", "kube-system", check=False).returncode != 0

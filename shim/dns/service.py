@@ -1,7 +1,8 @@
 """The `kube-dns` Service in `kube-system`, and the Endpoints and EndpointSlice that point it at this server.
 
-The Service is kubeadm's CoreDNS addon's (name, labels, annotations, ports `dns` 53/UDP, `dns-tcp` 53/TCP,
-`metrics` 9153/TCP, the tenth address of the service CIDR) except that it has no selector: the DNS server is
+The Service is kubeadm's CoreDNS addon's (name, labels, ports `dns` 53/UDP, `dns-tcp` 53/TCP, the tenth address
+of the service CIDR) except that it has no selector and no `metrics` port (this server exports no Prometheus
+metrics, and a port nothing answers on would only refuse scrapers): the DNS server is
 not a pod, so, like kube-apiserver for `kubernetes`, the DNS component writes the endpoints itself: the
 address it listens on and its real port as targetPort. A loopback listen address (the fake runtime) is
 published nowhere, because pods could not use it and the Endpoints API refuses it.
@@ -24,7 +25,6 @@ Obj = dict[str, Any]
 
 NAMESPACE, NAME = "kube-system", "kube-dns"
 LABELS = {"k8s-app": "kube-dns", "kubernetes.io/cluster-service": "true", "kubernetes.io/name": "CoreDNS"}
-ANNOTATIONS = {"prometheus.io/port": "9153", "prometheus.io/scrape": "true"}
 MANAGED_BY = "kube-shim-dns"
 
 
@@ -64,7 +64,7 @@ def service(publication: Publication) -> Obj:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": NAME, "namespace": NAMESPACE, "labels": dict(LABELS), "annotations": dict(ANNOTATIONS)},
+        "metadata": {"name": NAME, "namespace": NAMESPACE, "labels": dict(LABELS)},
         "spec": {
             "type": "ClusterIP",
             "clusterIP": publication.cluster_ip,
@@ -72,7 +72,6 @@ def service(publication: Publication) -> Obj:
             "ports": [
                 {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": publication.port},
                 {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": publication.port},
-                {"name": "metrics", "port": 9153, "protocol": "TCP", "targetPort": 9153},
             ],
         },
     }
