@@ -225,7 +225,7 @@ class DeploymentStrategy(Strategy):
     def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
         """ValidateDeploymentUpdate + selector immutability, and the status rules (no-ops when unchanged)."""
         causes = self.validate(new)
-        causes.extend(_selector_unchanged(new, old))
+        causes.extend(selector_unchanged(new, old))
         status, old_status = new.get("status") or {}, old.get("status") or {}
         causes.extend(
             _validate_status(
@@ -283,7 +283,7 @@ class ReplicaSetStrategy(Strategy):
     def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
         """ValidateReplicaSetUpdate + selector immutability, and the status rules (no-ops when unchanged)."""
         causes = self.validate(new)
-        causes.extend(_selector_unchanged(new, old))
+        causes.extend(selector_unchanged(new, old))
         causes.extend(
             _validate_status(
                 new.get("status") or {},
@@ -399,9 +399,9 @@ def _validate_strategy(strategy: Obj) -> list[Cause]:
         return [required(path + ".rollingUpdate", "this should be defaulted and never be nil")]
     path += ".rollingUpdate"
     max_unavailable, max_surge = rolling.get("maxUnavailable", 0), rolling.get("maxSurge", 0)
-    causes = _int_or_percent(max_unavailable, path + ".maxUnavailable")
-    causes.extend(_int_or_percent(max_surge, path + ".maxSurge"))
-    if _int_or_percent_value(max_unavailable) == 0 and _int_or_percent_value(max_surge) == 0:
+    causes = validate_int_or_percent(max_unavailable, path + ".maxUnavailable")
+    causes.extend(validate_int_or_percent(max_surge, path + ".maxSurge"))
+    if int_or_percent_value(max_unavailable) == 0 and int_or_percent_value(max_surge) == 0:
         causes.append(
             invalid(path + ".maxUnavailable", go_int_or_string(max_unavailable), "may not be 0 when `maxSurge` is 0")
         )
@@ -412,21 +412,23 @@ def _validate_strategy(strategy: Obj) -> list[Cause]:
     return causes
 
 
-def _int_or_percent(value: int | str, path: str) -> list[Cause]:
+def validate_int_or_percent(value: int | str, path: str) -> list[Cause]:
     """ValidatePositiveIntOrPercent."""
     if isinstance(value, str):
         return [] if _PERCENT(value) else [invalid(path, go_int_or_string(value), _PERCENT_MSG)]
     return nonnegative(value, path)
 
 
-def _int_or_percent_value(value: int | str) -> int:
+def int_or_percent_value(value: int | str) -> int:
+    """The number in an int-or-percent (`25%` is 25); 0 for a malformed string (validation reports it)."""
     if isinstance(value, int):
         return value
     digits = value[:-1] if _PERCENT(value) else value
     return int(digits) if digits.isdigit() else 0
 
 
-def _selector_unchanged(new: Obj, old: Obj) -> list[Cause]:
+def selector_unchanged(new: Obj, old: Obj) -> list[Cause]:
+    """apps/v1's immutable `spec.selector` (kube's ValidateImmutableField in the strategies' ValidateUpdate)."""
     selector = (new.get("spec") or {}).get("selector")
     old_selector = (old.get("spec") or {}).get("selector")
     if _semantic_selector(selector) == _semantic_selector(old_selector):
