@@ -6,6 +6,7 @@ import ipaddress
 
 from shim.apiserver.kinds.apps import DeploymentStrategy, ReplicaSetStrategy
 from shim.apiserver.kinds.batch import JobStrategy
+from shim.apiserver.kinds.controllerrevisions import ControllerRevisionStrategy
 from shim.apiserver.kinds.core import (
     ConfigMapStrategy,
     EndpointsStrategy,
@@ -15,6 +16,7 @@ from shim.apiserver.kinds.core import (
     SecretStrategy,
     ServiceAccountStrategy,
 )
+from shim.apiserver.kinds.daemonsets import DaemonSetStrategy
 from shim.apiserver.kinds.endpointslices import EndpointSliceStrategy
 from shim.apiserver.kinds.events_v1 import EventsV1Conversion, EventsV1Strategy
 from shim.apiserver.kinds.leases import LeaseStrategy
@@ -47,6 +49,9 @@ def build_registry(service_cidr: ipaddress.IPv4Network = SERVICE_CIDR) -> Regist
         R("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", True, ServiceAccountStrategy()),
         R("", "v1", "Node", "nodes", "node", False, NodeStrategy(), kube_etcd_prefix="minions"),
         R("", "v1", "Event", "events", "event", True, EventStrategy()),
+        R("apps", "v1", "ControllerRevision", "controllerrevisions", "controllerrevision", True,
+          ControllerRevisionStrategy()),
+        R("apps", "v1", "DaemonSet", "daemonsets", "daemonset", True, DaemonSetStrategy()),
         R("apps", "v1", "Deployment", "deployments", "deployment", True, DeploymentStrategy()),
         R("apps", "v1", "ReplicaSet", "replicasets", "replicaset", True, ReplicaSetStrategy()),
         R("batch", "v1", "Job", "jobs", "job", True, JobStrategy()),

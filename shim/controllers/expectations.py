@@ -44,6 +44,10 @@ class Expectations:
         """About to delete these pods (replaces whatever was expected before)."""
         self._pending[key] = _Pending(deletions=set(pod_keys))
 
+    def expect(self, key: str, count: int, pod_keys: list[str]) -> None:
+        """About to create `count` objects and delete these pods in one go (replaces what was expected before)."""
+        self._pending[key] = _Pending(creations=count, deletions=set(pod_keys))
+
     def creation_observed(self, key: str) -> None:
         """One expected creation appeared in the cache (or will never happen: its request failed)."""
         pending = self._pending.get(key)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 
 from shim.client import ApiClient, SharedInformerFactory
+from shim.controllers.daemonset import DaemonSetController
 from shim.controllers.deployment import DeploymentController
 from shim.controllers.endpoints import EndpointsController
 from shim.controllers.garbagecollector import GarbageCollector
@@ -34,6 +35,7 @@ class ControllerManager:
             ReplicaSetController(client, informers),
             DeploymentController(client, informers),
             JobController(client, informers),
+            DaemonSetController(client, informers),
             GarbageCollector(client, informers),
             EndpointsController(client, informers=informers),
             ServiceAccountsController(client, informers=informers),
