@@ -56,7 +56,9 @@ def encode(obj: Obj) -> bytes:
     meta = {k: v for k, v in obj["metadata"].items() if k != "resourceVersion"}
     ordered = {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "metadata": meta}
     ordered.update((k, v) for k, v in obj.items() if k not in ordered)
-    return orjson.dumps(ordered)
+    # orjson returns its whole output buffer (at least 4 KiB, grown by doubling) and the store keeps the
+    # value for as long as it is current or in the watch window: a copy of the exact length is 8x smaller
+    return bytes(memoryview(orjson.dumps(ordered)))
 
 
 def decode_as(rt: ResourceType, kv: KeyValue) -> Obj:

@@ -118,7 +118,11 @@ class Watcher:
         self.active += 1
         self.active_by_resource[rt.plural] += 1
         try:
-            await asyncio.wait_for(self._stream(response, encoder, prefix, options, accept, deadline), options.timeout)
+            # in this task, not wait_for's: the task wait_for makes holds the error that ends the stream (a
+            # client gone mid-write), whose traceback holds wait_for's frame, which holds the task; that cycle
+            # kept each cut watch, TLS buffers and all, until the next full garbage collection
+            async with asyncio.timeout(options.timeout):
+                await self._stream(response, encoder, prefix, options, accept, deadline)
         except (TimeoutError, ConnectionResetError, asyncio.CancelledError):
             pass
         except Exception as exc:
