@@ -28,6 +28,10 @@ needs_nftables = [
     pytest.mark.skipif(shutil.which("nft") is None, reason=MISSING + "nft (apt-get install nftables)"),
     pytest.mark.skipif(os.geteuid() != 0, reason=MISSING + "root (nft checks rulesets against the kernel)"),
 ]
+needs_conntrack = pytest.mark.skipif(
+    shutil.which("conntrack") is None or os.geteuid() != 0,
+    reason=MISSING + "conntrack, run as root (apt-get install conntrack)",
+)
 needs_etcd = [
     pytest.mark.etcd,
     pytest.mark.skipif(shutil.which("etcd") is None, reason=MISSING + "etcd (apt-get install etcd-server)"),

@@ -172,17 +172,23 @@ async def _nft_output(*args: str) -> str:
 
 async def _nft(args: list[str], stdin: str | None = None) -> tuple[int, str, str]:
     """(exit code, stdout, stderr) of `nft ARGS`, fed `stdin`; KernelError if nft cannot run or hangs."""
+    return await run_tool(["nft", *args], stdin)
+
+
+async def run_tool(argv: list[str], stdin: str | None = None, timeout: float = NFT_TIMEOUT) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of the command `argv`, fed `stdin`; KernelError if it cannot run or takes longer
+    than `timeout` seconds."""
     try:
         process = await asyncio.create_subprocess_exec(
-            "nft", *args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            *argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
     except OSError as exc:
-        raise KernelError(f"cannot run nft: {exc}") from None
+        raise KernelError(f"cannot run {argv[0]}: {exc}") from None
     try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(stdin.encode() if stdin else None), NFT_TIMEOUT)
+        stdout, stderr = await asyncio.wait_for(process.communicate(stdin.encode() if stdin else None), timeout)
     except TimeoutError:
         process.kill()
         await process.wait()
-        raise KernelError(f"nft {' '.join(args)} did not finish within {NFT_TIMEOUT:.0f}s") from None
+        raise KernelError(f"{' '.join(argv)} did not finish within {timeout:.0f}s") from None
     assert process.returncode is not None
     return process.returncode, stdout.decode(errors="replace"), stderr.decode(errors="replace")

@@ -6,8 +6,9 @@ endpoint changes costs one `nft -f`), and every FULL_SYNC_INTERVAL anyway (someo
 table). The first sync replaces whatever table a previous run left, so the rules of Services deleted while the
 proxy was down vanish; it and every full sync also remove the tables of proxies that are gone. A failed sync
 is logged with the refused ruleset line and retried with back-off; the component's `client.health` reports it
-to /readyz. Stopping leaves the table in place: established connections and the rules keep working until the
-next proxy takes over.
+to /readyz. After each sync, UDP flows DNATed to endpoints the sync removed are deleted (`conntrack`).
+Stopping leaves the table in place: established connections and the rules keep working until the next proxy
+takes over.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from shim.client.informer import Registration
 from shim.client.supervise import keep_running, spawn
 from shim.machinery.resources import ENDPOINT_SLICES, NODES, SERVICES
 from shim.proxy import kernel
-from shim.proxy.rules import TABLE_PREFIX, Ranges, compile_ruleset
+from shim.proxy.conntrack import StaleFlowCleaner
+from shim.proxy.rules import TABLE_PREFIX, Ranges, render_ruleset, service_ports, service_targets
 
 log = logging.getLogger("shim.proxy")
 
@@ -70,6 +72,7 @@ class ServiceProxy:
         ]
         self._task: asyncio.Task[None] | None = None
         self._owner = kernel.this_process()
+        self._stale_flows = StaleFlowCleaner()
 
     def start(self) -> None:
         self._informers.start()
@@ -90,9 +93,13 @@ class ServiceProxy:
         started = time.monotonic()
         node = self.nodes.get(self.config.node_name) or {}
         pod_cidrs = _pod_cidrs(node)
-        ruleset = compile_ruleset(self.config.table, self.services.list(), self.slices.list(), self.config.node_name,
-                                  _node_addresses(node), self.config.ranges, self._owner)  # fmt: skip
+        ports = service_ports(self.services.list(), self.slices.list())
+        ruleset = render_ruleset(self.config.table, ports, self.config.node_name, _node_addresses(node),
+                                 self.config.ranges, self._owner)  # fmt: skip
         await kernel.apply_ruleset(ruleset)
+        # only once the rules no longer lead there: a packet in between would make the flow again
+        for flow in await self._stale_flows.after_sync(ports, service_targets(ports, self.config.node_name)):
+            log.info("deleted UDP flows: %s", " ".join(flow.arguments()[2:]))
         if pod_cidrs:
             for setting in await asyncio.to_thread(kernel.prepare_pod_bridges, pod_cidrs):
                 log.info("pod bridge: %s set", setting)

@@ -95,12 +95,29 @@ class ServicePort:
         return bool(self.node_port or self.external_ips)
 
 
+@dataclass(frozen=True)
+class Target:
+    """One path the rules program: a `protocol` packet to `address`:`port` may be DNATed to `endpoint_ip`:
+    `endpoint_port`. `address` None is a node port (on every node address and 127.0.0.1)."""
+
+    protocol: str
+    address: str | None
+    port: int
+    endpoint_ip: str
+    endpoint_port: int
+
+
 def compile_ruleset(table: str, services: Iterable[Obj], slices: Iterable[Obj], node_name: str,
                     node_addresses: Iterable[str], ranges: Ranges, owner: str = "") -> str:  # fmt: skip
     """The `nft -f` text that replaces table `ip <table>` with the rules for `services` (their endpoints from
     `slices`) as seen from node `node_name` whose addresses are `node_addresses`. `owner` names the process
     that keeps the table (an empty chain `owner-<owner>`), so that others can tell when it has gone."""
-    ports = service_ports(services, slices)
+    return render_ruleset(table, service_ports(services, slices), node_name, node_addresses, ranges, owner)
+
+
+def render_ruleset(table: str, ports: list[ServicePort], node_name: str, node_addresses: Iterable[str],
+                   ranges: Ranges, owner: str = "") -> str:  # fmt: skip
+    """`compile_ruleset` for ports already read from the Services and EndpointSlices (`service_ports`)."""
     node_ips = sorted({ip for ip in node_addresses if _is_ipv4(ip) and not ipaddress.ip_address(ip).is_loopback})
     return _Writer(table, ranges, node_name).render(ports, node_ips, owner)
 
@@ -129,6 +146,27 @@ def cluster_endpoints(port: ServicePort) -> tuple[Endpoint, ...]:
 def local_endpoints(port: ServicePort, node_name: str) -> tuple[Endpoint, ...]:
     """The endpoints on node `node_name`, chosen as `cluster_endpoints` chooses among all."""
     return _usable(tuple(e for e in port.endpoints if e.node_name == node_name))
+
+
+def service_targets(ports: Iterable[ServicePort], node_name: str) -> frozenset[Target]:
+    """Every (service address or node port, endpoint) pair that the rules for `ports` on node `node_name` DNAT
+    to: what a sync adds and removes, for the conntrack clean-up of removed endpoints."""
+    targets: set[Target] = set()
+    for port in ports:
+        everywhere = cluster_endpoints(port)
+        if not everywhere:
+            continue  # refused, never DNATed
+        here = local_endpoints(port, node_name)
+        internal = here if port.internal_local else everywhere
+        # external addresses: all endpoints for pods and the host, this node's for the rest with policy Local
+        external = set(everywhere) | set(here) if port.external_local else set(everywhere)
+        paths: list[tuple[str | None, int, Iterable[Endpoint]]] = [(port.cluster_ip, port.port, internal)]
+        paths += [(ip, port.port, external) for ip in port.external_ips]
+        if port.node_port:
+            paths.append((None, port.node_port, external))
+        for address, number, endpoints in paths:
+            targets.update(Target(port.protocol, address, number, e.ip, e.port) for e in endpoints)
+    return frozenset(targets)
 
 
 # -- reading Services and EndpointSlices -----------------------------------------------------------------------
