@@ -1,0 +1,115 @@
+"""UDP clients follow their Service to a new endpoint at once (issue 10): the real `kube-shim up` with one Podman
+node, whose service proxy deletes the conntrack flows of a removed UDP endpoint after its sync. Without that, a
+client that keeps sending from one port keeps its flow, and with it the DNAT to the old endpoint, for as long as
+it sends (the cluster DNS on a new port after a restart would never be reached by such a client).
+
+The endpoints are UDP sockets of the test on the pods' host address 10.244.255.254 (a Service without selector
+and an EndpointSlice of the test's own, as for the cluster DNS): busybox has no UDP server. The clients are the
+host (a socket bound once) and a pod whose busybox syslogd forwards every log line from one socket.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from shim.hostaddress import HOST_ADDRESS
+from tests.cluster import Cluster, start_cluster, wait_until
+from tests.images import TEST_IMAGE
+from tests.podman_env import podman_root_with_test_image
+from tests.prerequisites import needs_conntrack, needs_podman
+from tests.test_proxy_podman import NEVER_PULL, apply, cluster_ip
+
+pytestmark = [*needs_podman, needs_conntrack]
+
+SERVICE_RANGE = "10.105.0.0/16"
+LOAD_BALANCER_RANGE = "10.112.0.208/28"
+TIMEOUT = 60.0
+FOLLOWS_WITHIN = 2.0  # seconds from the EndpointSlice change until both clients reach the new endpoint
+SEND_INTERVAL = 0.1  # seconds between two datagrams of each client: the flow never idles long enough to expire
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """`kube-shim up` with one Podman node and its service proxy (replaces the session's cluster here, so the
+    `namespace` fixture makes its namespaces in it)."""
+    with podman_root_with_test_image() as env:
+        running = start_cluster(tmp_path_factory.mktemp("proxy-udp"), nodes=(
+            "--runtime", "podman", "--nodes", "1", "--podman-socket", str(env.socket_path),
+            "--service-cluster-ip-range", SERVICE_RANGE, "--load-balancer-ip-range", LOAD_BALANCER_RANGE))  # fmt: skip
+        try:
+            running.kubectl("wait", "--for=condition=Ready", "node", "--all", "--timeout=60s")
+            yield running
+        finally:
+            running.stop()
+
+
+class Endpoint:
+    """A UDP socket on the host address that notes which clients reached it (the host's datagrams say
+    `from-host`, the pod's are syslog lines saying `from-pod`)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((HOST_ADDRESS, 0))
+        self.sock.setblocking(False)
+        self.port: int = self.sock.getsockname()[1]
+        self.heard: set[str] = set()
+
+    def clients(self) -> set[str]:
+        """Which clients have reached it so far."""
+        while True:
+            try:
+                data = self.sock.recv(2048)
+            except BlockingIOError:
+                return self.heard
+            self.heard |= {who for who in ("host", "pod") if f"from-{who}".encode() in data}
+
+
+def endpoint_slice(port: int) -> dict:
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {"name": "echo-1", "labels": {"kubernetes.io/service-name": "echo"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": [HOST_ADDRESS], "conditions": {"ready": True}}],
+        "ports": [{"name": "udp", "port": port, "protocol": "UDP"}],
+    }
+
+
+def syslog_client_pod(address: str) -> dict:
+    """A pod whose syslogd forwards to `address`:53 from one socket, and a loop that logs `from-pod` every 0.1 s."""
+    script = f"syslogd -R {address}:53 && while true; do logger from-pod; sleep {SEND_INTERVAL}; done"
+    container = {"name": "c", "image": TEST_IMAGE, **NEVER_PULL, "command": ["sh", "-c", script]}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "client"},
+            "spec": {"containers": [container], "terminationGracePeriodSeconds": 0}}  # fmt: skip
+
+
+def test_udp_clients_that_keep_their_port_reach_the_new_endpoint_of_their_service_at_once(
+    cluster: Cluster, namespace: str
+) -> None:
+    old, new = Endpoint(), Endpoint()
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "echo"},
+               "spec": {"ports": [{"name": "udp", "port": 53, "protocol": "UDP"}]}}  # fmt: skip
+    apply(cluster, namespace, service, endpoint_slice(old.port))
+    address = cluster_ip(cluster, namespace, "echo")  # checked: this host handles it
+    apply(cluster, namespace, syslog_client_pod(address))
+    host = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    host.bind(("0.0.0.0", 0))  # one source port for every datagram
+
+    def reached(endpoint: Endpoint) -> bool:
+        host.sendto(b"from-host", (address, 53))
+        return endpoint.clients() == {"host", "pod"}
+
+    try:
+        wait_until(lambda: reached(old), TIMEOUT, "both clients reaching the first endpoint")
+        apply(cluster, namespace, endpoint_slice(new.port))  # as the cluster DNS restarted on another port
+        moved = time.monotonic()
+        # a flow left to the old endpoint would keep each client there for as long as it sends
+        wait_until(lambda: reached(new), 5 * FOLLOWS_WITHIN, "both clients reaching the new endpoint")
+        assert time.monotonic() - moved < FOLLOWS_WITHIN
+    finally:
+        for sock in (host, old.sock, new.sock):
+            sock.close()
