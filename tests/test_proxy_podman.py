@@ -361,3 +361,13 @@ def _echo(conn: socket.socket, line: bytes) -> bool:
         return conn.recv(len(line)) == line
     except OSError:
         return False
+
+
+def test_a_pod_reaches_itself_through_its_own_service(cluster: Cluster, namespace: str) -> None:
+    apply(cluster, namespace, web_deployment("web", 1), service("web", 80, "http"))
+    [pod] = wait_ready(cluster, namespace, "web", 1)
+    ip = cluster_ip(cluster, namespace, "web")
+    wait_until(lambda: reaches_exactly(ip, 80, [pod]), TIMEOUT, "the service answering")
+    # hairpin: the DNAT sends the packet back out of the port it came in by, masqueraded so the reply returns
+    get_once = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {ip} 80 | tail -n1"
+    assert from_pod(cluster, namespace, pod, get_once).strip() == pod
