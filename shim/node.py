@@ -12,6 +12,7 @@ from shim.client import ApiClient, SharedInformerFactory
 from shim.client.api import Obj
 from shim.kubelet.config import KubeletOptions
 from shim.kubelet.kubelet import Kubelet
+from shim.kubelet.localpath import LocalPathProvisioner
 from shim.kubelet.routes import PodRoutes
 from shim.kubelet.server import StreamingServer
 from shim.pki import ServingCertificate, cluster_id
@@ -45,6 +46,7 @@ class Node:
         self.kubelet: Kubelet | None = None
         self.server: StreamingServer | None = None
         self.routes: PodRoutes | None = None
+        self.provisioner: LocalPathProvisioner | None = None
 
     async def start(self) -> None:
         config = self.config
@@ -57,6 +59,9 @@ class Node:
         config.options.kubelet_port = self.server.port
         self.kubelet = Kubelet(self.client, self.runtime, config.name, config.data_dir, config.options, self.informers)
         await self.kubelet.start()
+        # volumes of the claims placed on this node are directories on its disk
+        self.provisioner = LocalPathProvisioner(self.client, config.name, config.data_dir, self.informers)
+        self.provisioner.start()
         if config.runtime == "podman" and self.informers is not None:
             # real pods on real bridges: routes to the pods of nodes on other hosts (simulated pods have none)
             self.routes = PodRoutes(self.client, self.informers, config.name, config.data_dir / "routes.json")
@@ -68,6 +73,8 @@ class Node:
     async def stop(self) -> None:
         if self.routes is not None:
             await self.routes.stop()
+        if self.provisioner is not None:
+            await self.provisioner.stop()
         if self.kubelet is not None:
             with contextlib.suppress(Exception):
                 await self.kubelet.stop()

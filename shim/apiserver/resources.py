@@ -24,6 +24,11 @@ from shim.apiserver.kinds.pods import PodStrategy
 from shim.apiserver.kinds.priorityclasses import PriorityClassStrategy
 from shim.apiserver.kinds.service import ServiceStrategy
 from shim.apiserver.kinds.service_allocation import SERVICE_CIDR, ServiceAllocator
+from shim.apiserver.kinds.storage import (
+    PersistentVolumeClaimStrategy,
+    PersistentVolumeStrategy,
+    StorageClassStrategy,
+)
 from shim.apiserver.registry import ALL_VERBS, Registry, ResourceType
 
 _NO_DELETECOLLECTION = tuple(v for v in ALL_VERBS if v != "deletecollection")
@@ -49,6 +54,10 @@ def build_registry(service_cidr: ipaddress.IPv4Network = SERVICE_CIDR) -> Regist
         R("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", True, ServiceAccountStrategy()),
         R("", "v1", "Node", "nodes", "node", False, NodeStrategy(), kube_etcd_prefix="minions"),
         R("", "v1", "Event", "events", "event", True, EventStrategy()),
+        R("", "v1", "PersistentVolume", "persistentvolumes", "persistentvolume", False,
+          PersistentVolumeStrategy()),
+        R("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", "persistentvolumeclaim", True,
+          PersistentVolumeClaimStrategy()),
         R("apps", "v1", "ControllerRevision", "controllerrevisions", "controllerrevision", True,
           ControllerRevisionStrategy()),
         R("apps", "v1", "DaemonSet", "daemonsets", "daemonset", True, DaemonSetStrategy()),
@@ -62,4 +71,6 @@ def build_registry(service_cidr: ipaddress.IPv4Network = SERVICE_CIDR) -> Regist
           stored_as=("", "events"), conversion=EventsV1Conversion()),
         R("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", "priorityclass", False,
           PriorityClassStrategy()),
+        R("storage.k8s.io", "v1", "StorageClass", "storageclasses", "storageclass", False,
+          StorageClassStrategy()),
     ])  # fmt: skip

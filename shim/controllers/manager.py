@@ -13,8 +13,10 @@ from shim.controllers.job import JobController
 from shim.controllers.loadbalancer import LoadBalancerController
 from shim.controllers.namespace import NamespaceController
 from shim.controllers.nodelifecycle import NodeLifecycleController
+from shim.controllers.persistentvolume import PersistentVolumeController
 from shim.controllers.replicaset import ReplicaSetController
 from shim.controllers.serviceaccount import RootCACertPublisher, ServiceAccountsController
+from shim.controllers.volumeprotection import PVCProtectionController, PVProtectionController
 from shim.machinery.networks import LOAD_BALANCER_RANGE
 
 
@@ -35,6 +37,9 @@ class ControllerManager:
             ReplicaSetController(client, informers),
             DeploymentController(client, informers),
             JobController(client, informers),
+            PersistentVolumeController(client, informers),
+            PVCProtectionController(client, informers),
+            PVProtectionController(client, informers),
             DaemonSetController(client, informers),
             GarbageCollector(client, informers),
             EndpointsController(client, informers=informers),

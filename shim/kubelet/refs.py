@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shim.client import ApiClient, ApiException, Resource
-from shim.machinery.resources import CONFIGMAPS, SECRETS
+from shim.machinery.resources import CONFIGMAPS, PERSISTENT_VOLUME_CLAIMS, PERSISTENT_VOLUMES, SECRETS
 
 Obj = dict[str, Any]
 
@@ -49,6 +49,14 @@ class ReferencedObjects:
         files = {k: v.encode() for k, v in (secret.get("stringData") or {}).items()}
         files.update({k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()})
         return files
+
+    async def claim(self, name: str) -> Obj | None:
+        """A PersistentVolumeClaim of the pod's namespace; None when it does not exist."""
+        return await self._get(PERSISTENT_VOLUME_CLAIMS, self.namespace, name)
+
+    async def persistent_volume(self, name: str) -> Obj | None:
+        """A PersistentVolume; None when it does not exist."""
+        return await self._get(PERSISTENT_VOLUMES, "", name)
 
     async def services(self, namespace: str) -> list[Obj]:
         """The namespace's services, from the node's service informer (kubelet's service lister)."""

@@ -2,7 +2,8 @@
 
 emptyDir is an empty directory; configMap, secret, downwardAPI and projected volumes are files written from
 the API objects (re-written on every periodic resync, so updates reach running pods); hostPath is the host's
-own path, allowed only under the node's `allowed_host_paths`.
+own path, allowed only under the node's `allowed_host_paths`; a persistentVolumeClaim is the host path of the
+volume bound to it (`claims`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shim.kubelet.claims import ClaimNotReady, bound_volume, host_path_source, local_path_root
 from shim.kubelet.downward import DownwardError, PodAddresses, field_value, resource_value
 from shim.kubelet.envvars import expand
 from shim.kubelet.paths import PodPaths
@@ -62,6 +64,9 @@ async def prepare_volumes(
         name = volume["name"]
         if "hostPath" in volume:
             prepared[name] = PreparedVolume(_host_path(name, volume["hostPath"], allowed_host_paths), False)
+            continue
+        if "persistentVolumeClaim" in volume:
+            prepared[name] = await _claim(name, volume["persistentVolumeClaim"], pod, paths, refs, allowed_host_paths)
             continue
         target = paths.volume(name)
         if "emptyDir" in volume:
@@ -189,6 +194,30 @@ def _downward(
             raise MountError(volume, str(exc)) from None
         files[item["path"]] = (value.encode(), item.get("mode", mode))
     return files
+
+
+async def _claim(
+    volume: str, source: Obj, pod: Obj, paths: PodPaths, refs: ReferencedObjects, allowed: tuple[str, ...]
+) -> PreparedVolume:
+    """The host directory of the volume bound to the claim: under the node's local-path storage or an allowed
+    host path; read-only when the pod's volume says so."""
+    try:
+        bound = await bound_volume(source.get("claimName", ""), pod["metadata"]["namespace"], refs)
+        host = host_path_source(bound)
+    except ClaimNotReady as exc:
+        raise MountError(volume, str(exc)) from None
+    roots = (*allowed, str(local_path_root(paths.data_dir)))
+    path = _host_path(volume, host, roots)
+    # a volume's path is the host's: one that leads elsewhere through a symlink (planted by a pod that wrote
+    # into an allowed directory) must not carry the pod out of the allowed roots
+    resolved = Path(os.path.realpath(path))
+    if not any(resolved == root or root in resolved.parents for root in map(_real, roots)):
+        raise MountError(volume, f"hostPath {str(path)!r} leads outside the paths this node allows")
+    return PreparedVolume(path, bool(source.get("readOnly")))
+
+
+def _real(path: str) -> Path:
+    return Path(os.path.realpath(path))
 
 
 def _host_path(volume: str, source: Obj, allowed: tuple[str, ...]) -> Path:

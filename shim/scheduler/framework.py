@@ -11,6 +11,7 @@ implements some of these methods; the framework runs whichever it finds, and kno
 - `pre_score(state, pod, nodes) -> bool`: prepare scoring; False skips `score` (every node would tie).
 - `score(state, pod, node) -> int` and `normalize(state, pod, scores)` (in place, to 0..100).
 - `events`: the cluster events after which a pod this plugin rejected may fit (kube's EventsToRegister).
+- `async pre_bind(pod, node)`: write what the chosen node implies before the pod is bound (kube's PreBind).
 """
 
 from __future__ import annotations
@@ -106,6 +107,7 @@ class Framework:
         self.filters = [p for p in plugins if isinstance(p, FilterPlugin)]
         self.scorers = [(p, weights.get(p.name, 1)) for p in plugins if isinstance(p, ScorePlugin)]
         self._updaters = [p for p in plugins if hasattr(p, "update_state")]
+        self._pre_binders = [p for p in plugins if hasattr(p, "pre_bind")]
         self._interest: dict[str, frozenset[str]] = {}
         for plugin in plugins:
             for event in plugin.events:
@@ -130,6 +132,11 @@ class Framework:
             plugin.normalize(state, pod, scores)
             totals = [total + value * weight for total, value in zip(totals, scores, strict=True)]
         return totals
+
+    async def pre_bind(self, pod: PodInfo, node: str) -> None:
+        """What must be written before the pod is bound to `node` (kube's PreBind: a claim's selected node)."""
+        for plugin in self._pre_binders:
+            await plugin.pre_bind(pod, node)
 
     def interested_plugins(self, event: str) -> frozenset[str]:
         """The plugins whose rejections `event` may lift."""

@@ -21,7 +21,14 @@ import aiohttp
 from shim.client import ApiClient, ApiException, SharedInformerFactory, object_key
 from shim.client.events_v1 import SeriesRecorder
 from shim.client.supervise import keep_running, spawn
-from shim.machinery.resources import NAMESPACES, NODES, PODS
+from shim.machinery.resources import (
+    NAMESPACES,
+    NODES,
+    PERSISTENT_VOLUME_CLAIMS,
+    PERSISTENT_VOLUMES,
+    PODS,
+    STORAGE_CLASSES,
+)
 from shim.scheduler.algorithm import NodePicker
 from shim.scheduler.cache import ASSUMED_POD_TTL, Cache
 from shim.scheduler.framework import (
@@ -37,6 +44,7 @@ from shim.scheduler.framework import (
 )
 from shim.scheduler.info import PodInfo
 from shim.scheduler.plugins import DEFAULT_WEIGHTS, default_plugins
+from shim.scheduler.plugins.volume_binding import PV_CHANGE, PVC_CHANGE, STORAGE_CLASS_CHANGE, VolumeBinding
 from shim.scheduler.preemption import Candidate, Preemptor
 from shim.scheduler.queue import Nominator, QueuedPod, SchedulingQueue
 from shim.scheduler.writer import PodWriter
@@ -48,6 +56,8 @@ log = logging.getLogger("shim.scheduler")
 TERMINAL_PHASES = ("Succeeded", "Failed")
 STOP_GRACE = 10.0  # seconds stop() waits for bindings and events under way
 ASSUMED_CLEANUP_PERIOD = 1.0  # kube-scheduler's cleanAssumedPeriod
+
+_STORAGE_RESOURCES = (PERSISTENT_VOLUME_CLAIMS, PERSISTENT_VOLUMES, STORAGE_CLASSES)  # what VolumeBinding reads
 
 Obj = dict[str, Any]
 
@@ -91,7 +101,9 @@ class Scheduler:
         self.name = name
         self.stats = SchedulerStats()
         self.cache = Cache(assumed_pod_ttl)
-        self.framework = Framework(plugins or default_plugins(self.cache), weights or DEFAULT_WEIGHTS)
+        storage = [self.informers.informer_for(r) for r in _STORAGE_RESOURCES]
+        volume_binding = VolumeBinding(client, *storage)
+        self.framework = Framework(plugins or default_plugins(self.cache, volume_binding), weights or DEFAULT_WEIGHTS)
         self.queue = SchedulingQueue(self.framework.interested_plugins)
         self.nominator = Nominator()
         self.picker = NodePicker(self.framework, self.cache, self.nominator, percentage_of_nodes_to_score)
@@ -103,6 +115,10 @@ class Scheduler:
             self.informers.informer_for(NODES).add_event_handler(self._on_node),
             self._pods.add_event_handler(self._on_pod),
             self.informers.informer_for(NAMESPACES).add_event_handler(self._on_namespace),
+            *(
+                informer.add_event_handler(self._retry_after(event))
+                for informer, event in zip(storage, (PVC_CHANGE, PV_CHANGE, STORAGE_CLASS_CHANGE), strict=True)
+            ),
         ]
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -173,6 +189,7 @@ class Scheduler:
     async def _bind(self, queued: QueuedPod, node: str) -> None:
         pod = queued.info
         try:
+            await self.framework.pre_bind(pod, node)
             await self.writer.bind(pod, node)
         except Exception as exc:  # whatever the cause, the room it was assumed to take must not leak
             self.stats.bind_errors += 1
@@ -281,6 +298,14 @@ class Scheduler:
             or previous.terminating != pod.terminating
         ):
             self.queue.move_all(ASSIGNED_POD_UPDATE)
+
+    def _retry_after(self, event: str) -> Any:
+        """A handler that retries the pods waiting for `event` (a claim, volume or class changed)."""
+
+        async def handler(kind: str, obj: Obj, old: Obj | None) -> None:
+            self.queue.move_all(event)
+
+        return handler
 
     async def _on_namespace(self, kind: str, namespace: Obj, old: Obj | None) -> None:
         name = namespace["metadata"]["name"]

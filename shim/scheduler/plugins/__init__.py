@@ -12,6 +12,7 @@ from shim.scheduler.plugins.node_resources import NodeResourcesBalancedAllocatio
 from shim.scheduler.plugins.node_unschedulable import NodeUnschedulable
 from shim.scheduler.plugins.pod_topology_spread import PodTopologySpread
 from shim.scheduler.plugins.taint_toleration import TaintToleration
+from shim.scheduler.plugins.volume_binding import VolumeBinding
 
 DEFAULT_WEIGHTS = {
     "TaintToleration": 3,
@@ -23,9 +24,10 @@ DEFAULT_WEIGHTS = {
 }
 
 
-def default_plugins(cache: Cache) -> list[Plugin]:
+def default_plugins(cache: Cache, volume_binding: VolumeBinding | None = None) -> list[Plugin]:
     """Filters run in this order and stop at the first rejection, so the order decides which reason a node
-    reports (kube's default profile)."""
+    reports (kube's default profile). `volume_binding` reads the scheduler's storage informers (none: pods'
+    claims are not considered)."""
     return [
         NodeUnschedulable(),
         NodeName(),
@@ -33,6 +35,7 @@ def default_plugins(cache: Cache) -> list[Plugin]:
         NodeAffinity(),
         NodePorts(),
         NodeResourcesFit(),
+        *([volume_binding] if volume_binding is not None else []),
         PodTopologySpread(),
         InterPodAffinity(cache.pods_with_required_anti_affinity, cache.pods_with_affinity),
         NodeResourcesBalancedAllocation(),
