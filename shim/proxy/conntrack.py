@@ -152,10 +152,12 @@ async def _listed_targets(keys: set[ServiceKey]) -> frozenset[Target]:
                     found.add(target)
             await process.wait()
     except (TimeoutError, ValueError) as exc:  # hung, or a line beyond the reader's limit
-        process.kill()
-        await process.wait()
         log.warning("listing UDP flows failed (%s): flows to endpoints removed before this start stay",
                     exc or "timed out")  # fmt: skip
+    finally:
+        if process.returncode is None:  # timed out, failed or cancelled: no listing left running
+            process.kill()
+            await process.wait()
     return frozenset(found)
 
 
