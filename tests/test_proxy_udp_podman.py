@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -21,7 +21,7 @@ from tests.cluster import Cluster, start_cluster, wait_until
 from tests.images import TEST_IMAGE
 from tests.podman_env import podman_root_with_test_image
 from tests.prerequisites import needs_conntrack, needs_podman
-from tests.test_proxy_podman import NEVER_PULL, apply, cluster_ip
+from tests.test_proxy_podman import NEVER_PULL, apply, cluster_ip, restart
 
 pytestmark = [*needs_podman, needs_conntrack]
 
@@ -33,26 +33,33 @@ SEND_INTERVAL = 0.1  # seconds between two datagrams of each client: the flow ne
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def flags() -> Iterator[tuple[str, ...]]:
+    """The cluster's flags: one Podman node on a private Podman root, its own service and load-balancer ranges."""
+    with podman_root_with_test_image() as env:
+        yield ("--runtime", "podman", "--nodes", "1", "--podman-socket", str(env.socket_path),
+               "--service-cluster-ip-range", SERVICE_RANGE,
+               "--load-balancer-ip-range", LOAD_BALANCER_RANGE)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, flags: tuple[str, ...]) -> Iterator[Cluster]:
     """`kube-shim up` with one Podman node and its service proxy (replaces the session's cluster here, so the
     `namespace` fixture makes its namespaces in it)."""
-    with podman_root_with_test_image() as env:
-        running = start_cluster(tmp_path_factory.mktemp("proxy-udp"), nodes=(
-            "--runtime", "podman", "--nodes", "1", "--podman-socket", str(env.socket_path),
-            "--service-cluster-ip-range", SERVICE_RANGE, "--load-balancer-ip-range", LOAD_BALANCER_RANGE))  # fmt: skip
-        try:
-            running.kubectl("wait", "--for=condition=Ready", "node", "--all", "--timeout=60s")
-            yield running
-        finally:
-            running.stop()
+    running = start_cluster(tmp_path_factory.mktemp("proxy-udp"), nodes=flags)
+    try:
+        running.kubectl("wait", "--for=condition=Ready", "node", "--all", "--timeout=60s")
+        yield running
+    finally:
+        running.stop()
 
 
 class Endpoint:
     """A UDP socket on the host address that notes which clients reached it (the host's datagrams say
     `from-host`, the pod's are syslog lines saying `from-pod`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, sockets: list[socket.socket]) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sockets.append(self.sock)
         self.sock.bind((HOST_ADDRESS, 0))
         self.sock.setblocking(False)
         self.port: int = self.sock.getsockname()[1]
@@ -87,29 +94,64 @@ def syslog_client_pod(address: str) -> dict:
             "spec": {"containers": [container], "terminationGracePeriodSeconds": 0}}  # fmt: skip
 
 
-def test_udp_clients_that_keep_their_port_reach_the_new_endpoint_of_their_service_at_once(
-    cluster: Cluster, namespace: str
-) -> None:
-    old, new = Endpoint(), Endpoint()
+@pytest.fixture
+def sockets() -> Iterator[list[socket.socket]]:
+    """The test's sockets, closed at its end."""
+    made: list[socket.socket] = []
+    yield made
+    for sock in made:
+        sock.close()
+
+
+def echo_service(cluster: Cluster, namespace: str, endpoint: Endpoint) -> str:
+    """The UDP Service `echo` on port 53, its one endpoint `endpoint`, and a client pod sending to it; its
+    ClusterIP, checked to be handled by this host."""
     service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "echo"},
                "spec": {"ports": [{"name": "udp", "port": 53, "protocol": "UDP"}]}}  # fmt: skip
-    apply(cluster, namespace, service, endpoint_slice(old.port))
-    address = cluster_ip(cluster, namespace, "echo")  # checked: this host handles it
+    apply(cluster, namespace, service, endpoint_slice(endpoint.port))
+    address = cluster_ip(cluster, namespace, "echo")
     apply(cluster, namespace, syslog_client_pod(address))
+    return address
+
+
+def host_client(sockets: list[socket.socket], address: str) -> Callable[[Endpoint], bool]:
+    """A check that sends one datagram from the host to `address`:53, always from the same port, and says whether
+    an endpoint has heard from both clients."""
     host = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    host.bind(("0.0.0.0", 0))  # one source port for every datagram
+    sockets.append(host)
+    host.bind(("0.0.0.0", 0))
 
     def reached(endpoint: Endpoint) -> bool:
         host.sendto(b"from-host", (address, 53))
         return endpoint.clients() == {"host", "pod"}
 
-    try:
-        wait_until(lambda: reached(old), TIMEOUT, "both clients reaching the first endpoint")
-        apply(cluster, namespace, endpoint_slice(new.port))  # as the cluster DNS restarted on another port
-        moved = time.monotonic()
-        # a flow left to the old endpoint would keep each client there for as long as it sends
-        wait_until(lambda: reached(new), 5 * FOLLOWS_WITHIN, "both clients reaching the new endpoint")
-        assert time.monotonic() - moved < FOLLOWS_WITHIN
-    finally:
-        for sock in (host, old.sock, new.sock):
-            sock.close()
+    return reached
+
+
+def test_udp_clients_that_keep_their_port_reach_the_new_endpoint_of_their_service_at_once(
+    cluster: Cluster, namespace: str, sockets: list[socket.socket]
+) -> None:
+    old, new = Endpoint(sockets), Endpoint(sockets)
+    reached = host_client(sockets, echo_service(cluster, namespace, old))
+    wait_until(lambda: reached(old), TIMEOUT, "both clients reaching the first endpoint")
+
+    apply(cluster, namespace, endpoint_slice(new.port))  # as the cluster DNS restarted on another port
+    moved = time.monotonic()
+    # a flow left to the old endpoint would keep each client there for as long as it sends
+    wait_until(lambda: reached(new), 5 * FOLLOWS_WITHIN, "both clients reaching the new endpoint")
+    assert time.monotonic() - moved < FOLLOWS_WITHIN
+
+
+def test_flows_to_an_endpoint_replaced_while_no_proxy_ran_go_at_the_next_proxys_first_sync(
+    cluster: Cluster, namespace: str, flags: tuple[str, ...], sockets: list[socket.socket]
+) -> None:
+    """Last in the module: it restarts the module's cluster."""
+    old, new = Endpoint(sockets), Endpoint(sockets)
+    reached = host_client(sockets, echo_service(cluster, namespace, old))
+    wait_until(lambda: reached(old), TIMEOUT, "both clients reaching the first endpoint")
+
+    # the control plane alone (no node, no proxy: the rules stay) while the endpoint moves
+    restart(cluster, ("--nodes", "0", "--service-cluster-ip-range", SERVICE_RANGE))
+    apply(cluster, namespace, endpoint_slice(new.port))
+    restart(cluster, flags)
+    wait_until(lambda: reached(new), TIMEOUT / 3, "both clients reaching the new endpoint")
