@@ -121,6 +121,15 @@ async def patch_node(api: ApiClient, node: str, patch: Obj) -> None:
     await api.patch(NODES, node, patch, content_type=MERGE)
 
 
+def kubectl_in(cluster: Cluster, namespace: str, version: str) -> Callable[..., str]:
+    """kubectl of `version` in `namespace`, returning its output (`stdin=` feeds it)."""
+
+    def kubectl(*args: str, stdin: str | None = None) -> str:
+        return cluster.kubectl(*args, "-n", namespace, version=version, stdin=stdin).stdout
+
+    return kubectl
+
+
 def kubectl_json(cluster: Cluster, *args: str, version: str = "1.33") -> Obj:
     return json.loads(cluster.kubectl(*args, "-o", "json", version=version).stdout)
 
@@ -132,9 +141,7 @@ def kubectl_json(cluster: Cluster, *args: str, version: str = "1.33") -> Obj:
 async def test_kubectl_rolls_a_daemon_set_out_shows_its_history_and_undoes_it(
     cluster: Cluster, api: ApiClient, namespace: str, version: str
 ) -> None:
-    def kubectl(*args: str, stdin: str | None = None) -> str:
-        return cluster.kubectl(*args, "-n", namespace, version=version, stdin=stdin).stdout
-
+    kubectl = kubectl_in(cluster, namespace, version)
     kubectl("apply", "-f", "-", stdin=json.dumps(daemon_set("agent")))
     assert kubectl("rollout", "status", "ds/agent", "--timeout=60s").endswith(
         'daemon set "agent" successfully rolled out\n'
@@ -179,9 +186,7 @@ async def test_kubectl_rolls_a_daemon_set_out_shows_its_history_and_undoes_it(
 async def test_kubectl_patches_a_daemon_set_with_every_patch_type(
     cluster: Cluster, api: ApiClient, namespace: str, version: str
 ) -> None:
-    def kubectl(*args: str, stdin: str | None = None) -> str:
-        return cluster.kubectl(*args, "-n", namespace, version=version, stdin=stdin).stdout
-
+    kubectl = kubectl_in(cluster, namespace, version)
     kubectl("create", "-f", "-", stdin=json.dumps(daemon_set("patched")))
     kubectl("patch", "ds", "patched", "--type=strategic", "-p", '{"spec":{"minReadySeconds":1}}')
     kubectl("patch", "ds", "patched", "--type=merge", "-p", '{"metadata":{"labels":{"tier":"node"}}}')

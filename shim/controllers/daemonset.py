@@ -11,13 +11,12 @@ to the pod GC, as in kube.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import time
 from collections import OrderedDict
 from typing import Any
 
-from shim.client import ApiClient, ApiException, SharedInformerFactory, object_key
+from shim.client import ApiClient, ApiException, Resource, SharedInformer, SharedInformerFactory, object_key
 from shim.controllers.apierrors import missing_ok
 from shim.controllers.daemonutil import (
     by_age_and_phase,
@@ -50,11 +49,12 @@ from shim.controllers.ownership import (
     recheck_deletion,
     resolve_controller,
 )
+from shim.controllers.podcontrol import PodControl
 from shim.controllers.podutil import is_pod_available, is_pod_ready, now
-from shim.controllers.reconciler import Reconciler, namespace_terminating
+from shim.controllers.reconciler import Reconciler
 from shim.controllers.replicaset import pod_from_template, slow_start_batch
 from shim.machinery.resources import CONTROLLER_REVISIONS, DAEMONSETS, NODES, PODS
-from shim.machinery.selectors import SelectorError, label_selector_from_object
+from shim.machinery.selectors import LabelSelector, SelectorError, label_selector_from_object
 
 Obj = dict[str, Any]
 
@@ -71,6 +71,7 @@ class DaemonSetController(Reconciler):
     def __init__(self, client: ApiClient, informers: SharedInformerFactory | None = None) -> None:
         super().__init__(client, "daemonset-controller", informers)
         self.expectations = Expectations()
+        self.pod_control = PodControl(client, self.events)
         self.daemonsets = self.watch(DAEMONSETS, self._on_daemonset)
         self.pods = self.watch(PODS, self._on_pod)
         self.nodes = self.watch(NODES, self._on_node)
@@ -117,17 +118,23 @@ class DaemonSetController(Reconciler):
 
     # -- pods per node ---------------------------------------------------------------------------------------
 
-    async def _node_pods(self, ds: Obj, selector: Any, include_finished_deleted: bool = False) -> dict[str, list[Obj]]:
-        """getNodesToDaemonPods: the claimed pods by the node they run on (or are pinned to)."""
+    async def _claim(self, resource: Resource, cache: SharedInformer, ds: Obj, selector: LabelSelector) -> list[Obj]:
+        """The objects of `resource` in the daemon set's namespace it controls, after adopting and releasing."""
         claimer = ControllerRefManager(
             self.client,
-            PODS,
+            resource,
             ds,
             controller_ref(ds, "apps/v1", "DaemonSet"),
             selector,
             recheck_deletion(self.client, DAEMONSETS, ds),
         )
-        pods = await claimer.claim(self.pods.in_namespace(ds["metadata"]["namespace"]))
+        return await claimer.claim(cache.in_namespace(ds["metadata"]["namespace"]))
+
+    async def _node_pods(
+        self, ds: Obj, selector: LabelSelector, include_finished_deleted: bool = False
+    ) -> dict[str, list[Obj]]:
+        """getNodesToDaemonPods: the claimed pods by the node they run on (or are pinned to)."""
+        pods = await self._claim(PODS, self.pods, ds, selector)
         by_node: dict[str, list[Obj]] = {}
         for pod in pods:
             finished = (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
@@ -136,7 +143,7 @@ class DaemonSetController(Reconciler):
             by_node.setdefault(target_node(pod), []).append(pod)
         return by_node
 
-    async def _manage(self, key: str, ds: Obj, nodes: list[Obj], hash_: str, selector: Any) -> None:
+    async def _manage(self, key: str, ds: Obj, nodes: list[Obj], hash_: str, selector: LabelSelector) -> None:
         node_pods = await self._node_pods(ds, selector)
         to_create: list[str] = []
         to_delete: list[Obj] = []
@@ -236,44 +243,21 @@ class DaemonSetController(Reconciler):
         async def create_next() -> None:
             pod = pod_from_template(template, ds["metadata"]["name"], ref)
             pin_to_node(pod["spec"], next(pending))
-            await self._create_pod(ds, pod)
+            await self.pod_control.create(ds, pod)
 
         created, error = await slow_start_batch(len(nodes), 1, create_next)
         for _ in range(len(nodes) - created):  # never coming: stop waiting for them
             self.expectations.creation_observed(key)
-        results = await asyncio.gather(*(self._delete_pod(ds, pod) for pod in to_delete), return_exceptions=True)
-        errors: list[BaseException] = [error] if error is not None else []
-        for pod, result in zip(to_delete, results, strict=True):
-            if isinstance(result, BaseException):
-                self.expectations.deletion_observed(key, object_key(pod))
-                if not (isinstance(result, ApiException) and result.status == 404):
-                    errors.append(result)
-        if errors:
-            raise errors[0]
-
-    async def _create_pod(self, ds: Obj, pod: Obj) -> None:
-        try:
-            created = await self.client.create(PODS, pod, ds["metadata"]["namespace"])
-        except ApiException as exc:
-            if namespace_terminating(exc):
-                return
-            self.events.emit(ds, "Warning", "FailedCreate", f"Error creating: {_message(exc)}")
-            raise
-        self.events.emit(ds, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}")
-
-    async def _delete_pod(self, ds: Obj, pod: Obj) -> None:
-        name = pod["metadata"]["name"]
-        try:
-            await self.client.delete(PODS, name, pod["metadata"]["namespace"])
-        except ApiException as exc:
-            if exc.status != 404:
-                self.events.emit(ds, "Warning", "FailedDelete", f"Error deleting: {_message(exc)}")
-            raise
-        self.events.emit(ds, "Normal", "SuccessfulDelete", f"Deleted pod: {name}")
+        missed, failure = await self.pod_control.delete_all(ds, to_delete)
+        for pod in missed:
+            self.expectations.deletion_observed(key, object_key(pod))
+        for problem in (error, failure):
+            if problem is not None:
+                raise problem
 
     # -- rolling update ----------------------------------------------------------------------------------------
 
-    async def _rolling_update(self, key: str, ds: Obj, nodes: list[Obj], hash_: str, selector: Any) -> None:
+    async def _rolling_update(self, key: str, ds: Obj, nodes: list[Obj], hash_: str, selector: LabelSelector) -> None:
         """kube's rollingUpdate: without surge, delete old pods within maxUnavailable (manage recreates them);
         with surge, create new pods beside available old ones up to maxSurge, deleting the old once the new
         are available."""
@@ -321,8 +305,8 @@ class DaemonSetController(Reconciler):
             if not ok:
                 surge += 1
                 continue
-            node = by_name.get(name)
-            if node is None or not should_run(node, ds)[0]:
+            target = by_name.get(name)
+            if target is None or not should_run(target, ds)[0]:
                 old_to_delete.extend(p for p in (old, new) if p is not None)
                 continue
             if old is None:
@@ -341,18 +325,10 @@ class DaemonSetController(Reconciler):
 
     # -- history -----------------------------------------------------------------------------------------------
 
-    async def _construct_history(self, ds: Obj, selector: Any) -> tuple[Obj, list[Obj]]:
+    async def _construct_history(self, ds: Obj, selector: LabelSelector) -> tuple[Obj, list[Obj]]:
         """constructHistory: (the revision of the current template, the older ones), creating or renumbering
         the current one."""
-        claimer = ControllerRefManager(
-            self.client,
-            CONTROLLER_REVISIONS,
-            ds,
-            controller_ref(ds, "apps/v1", "DaemonSet"),
-            selector,
-            recheck_deletion(self.client, DAEMONSETS, ds),
-        )
-        revisions = await claimer.claim(self.revisions.in_namespace(ds["metadata"]["namespace"]))
+        revisions = await self._claim(CONTROLLER_REVISIONS, self.revisions, ds, selector)
         template = ds["spec"].get("template") or {}
         current = [r for r in revisions if revision_matches(r, template)]
         old = [r for r in revisions if not revision_matches(r, template)]
@@ -390,7 +366,7 @@ class DaemonSetController(Reconciler):
         status["collisionCount"] = status.get("collisionCount", 0) + 1
         await self.client.replace(DAEMONSETS, fresh, meta["namespace"], "status")
 
-    async def _cleanup_history(self, ds: Obj, old: list[Obj], selector: Any) -> None:
+    async def _cleanup_history(self, ds: Obj, old: list[Obj], selector: LabelSelector) -> None:
         limit = ds["spec"].get("revisionHistoryLimit", 10)
         if len(old) <= limit:
             return
@@ -404,7 +380,9 @@ class DaemonSetController(Reconciler):
 
     # -- status ------------------------------------------------------------------------------------------------
 
-    async def _update_status(self, ds: Obj, nodes: list[Obj], hash_: str, selector: Any, observed: bool) -> None:
+    async def _update_status(
+        self, ds: Obj, nodes: list[Obj], hash_: str, selector: LabelSelector, observed: bool
+    ) -> None:
         """updateDaemonSetStatus: node counts from the claimed pods, written when they changed."""
         key = object_key(ds)
         node_pods = await self._node_pods(ds, selector)
@@ -535,7 +513,3 @@ def _max_surge_setting(ds: Obj) -> int | str:
 def _node_facts(node: Obj) -> tuple[Any, ...]:
     """What a daemon set decides on: the node's labels, taints and name."""
     return node["metadata"].get("labels"), (node.get("spec") or {}).get("taints"), node["metadata"]["name"]
-
-
-def _message(exc: ApiException) -> str:
-    return str(exc.body.get("message") or exc)

@@ -122,9 +122,9 @@ def target_node(pod: Obj) -> str:
     ) or {}
     for term in required.get("nodeSelectorTerms") or ():
         for field in term.get("matchFields") or ():
-            values = field.get("values") or ()
+            values = field.get("values") or []
             if field.get("key") == "metadata.name" and field.get("operator") == "In" and len(values) == 1:
-                return values[0]
+                return str(values[0])
     return ""
 
 

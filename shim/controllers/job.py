@@ -34,8 +34,9 @@ from shim.controllers.ownership import (
     recheck_deletion,
     resolve_controller,
 )
+from shim.controllers.podcontrol import PodControl
 from shim.controllers.podutil import now, parse_time
-from shim.controllers.reconciler import Reconciler, namespace_terminating
+from shim.controllers.reconciler import Reconciler
 from shim.machinery.resources import PODS
 from shim.machinery.selectors import label_selector_from_object
 
@@ -54,6 +55,7 @@ class JobController(Reconciler):
     def __init__(self, client: ApiClient, informers: SharedInformerFactory | None = None) -> None:
         super().__init__(client, "job-controller", informers)
         self.expectations = Expectations()
+        self.pod_control = PodControl(client, self.events)
         self.finalizer_expectations: dict[str, set[str]] = {}  # job key -> pod uids whose finalizer removal is due
         self.backoff: dict[str, BackoffRecord] = {}  # job key -> consecutive pod failures (kube keeps it in memory)
         self._batched: set[str] = set()
@@ -111,30 +113,6 @@ class JobController(Reconciler):
             finalizers=(TRACKING_FINALIZER,),
         )
         return await claimer.claim(self.pods.in_namespace(job["metadata"]["namespace"]))
-
-    async def create_pod(self, job: Obj, pod: Obj) -> bool:
-        """Create one pod; False when the namespace is going away (nothing to report)."""
-        try:
-            created = await self.client.create(PODS, pod, job["metadata"]["namespace"])
-        except ApiException as exc:
-            if namespace_terminating(exc):
-                return False
-            self.events.emit(job, "Warning", "FailedCreate", f"Error creating: {_message(exc)}")
-            raise
-        self.events.emit(job, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}")
-        return True
-
-    async def delete_pod(self, job: Obj, pod: Obj) -> None:
-        """Delete one pod (a 404 is fine: it is gone already)."""
-        name = pod["metadata"]["name"]
-        try:
-            await self.client.delete(PODS, name, pod["metadata"]["namespace"])
-        except ApiException as exc:
-            if exc.status == 404:
-                return
-            self.events.emit(job, "Warning", "FailedDelete", f"Error deleting: {_message(exc)}")
-            raise
-        self.events.emit(job, "Normal", "SuccessfulDelete", f"Deleted pod: {name}")
 
     async def remove_finalizer(self, pod: Obj) -> None:
         """Drop the tracking finalizer from a pod (a 404 is fine)."""
@@ -339,7 +317,3 @@ def _with_go_omissions(job: Obj) -> Obj:
     status["uncountedTerminatedPods"] = {k: v for k, v in (status.get("uncountedTerminatedPods") or {}).items() if v}
     body["status"] = status
     return body
-
-
-def _message(exc: ApiException) -> str:
-    return str(exc.body.get("message") or exc)

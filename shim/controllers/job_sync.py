@@ -408,7 +408,7 @@ class JobSync:
 
     async def _create_next(self, pods: Iterator[Obj]) -> None:
         pod = next(pods)
-        if not await self.controller.create_pod(self.job, pod):
+        if not await self.controller.pod_control.create(self.job, pod):
             self.controller.expectations.creation_observed(self.key)
 
     def _for_removal(self, at_least: int) -> list[Obj]:
@@ -430,7 +430,7 @@ class JobSync:
         async def one(pod: Obj) -> None:
             if not keep_finalizers and has_tracking_finalizer(pod):
                 await c.remove_finalizer(pod)
-            await c.delete_pod(self.job, pod)
+            await c.pod_control.delete(self.job, pod)
 
         results = await asyncio.gather(*(one(pod) for pod in pods), return_exceptions=True)
         deleted = deleted_ready = 0

@@ -26,6 +26,7 @@ from shim.controllers.ownership import (
     recheck_deletion,
     resolve_controller,
 )
+from shim.controllers.podcontrol import PodControl, api_message
 from shim.controllers.podutil import (
     is_pod_active,
     is_pod_available,
@@ -34,7 +35,7 @@ from shim.controllers.podutil import (
     pods_to_delete,
     ready_condition,
 )
-from shim.controllers.reconciler import Reconciler, namespace_terminating
+from shim.controllers.reconciler import Reconciler
 from shim.machinery.resources import PODS, REPLICASETS
 from shim.machinery.selectors import SelectorError, label_selector_from_object
 from shim.machinery.timefmt import format_time
@@ -52,6 +53,7 @@ class ReplicaSetController(Reconciler):
     def __init__(self, client: ApiClient, informers: SharedInformerFactory | None = None) -> None:
         super().__init__(client, "replicaset-controller", informers)
         self.expectations = Expectations()
+        self.pod_control = PodControl(client, self.events)
         self.replicasets = self.watch(REPLICASETS, self._on_replicaset)
         self.pods = self.watch(PODS, self._on_pod)
         index_by_controller(self.replicasets)
@@ -103,7 +105,9 @@ class ReplicaSetController(Reconciler):
             self.expectations.expect_creations(key, count)
             ref = controller_ref(rs, "apps/v1", "ReplicaSet")
             pod = pod_from_template(rs["spec"].get("template") or {}, rs["metadata"]["name"], ref)
-            created, error = await slow_start_batch(count, SLOW_START_INITIAL_BATCH, lambda: self._create_pod(rs, pod))
+            created, error = await slow_start_batch(
+                count, SLOW_START_INITIAL_BATCH, lambda: self.pod_control.create(rs, pod)
+            )
             for _ in range(count - created):  # never coming: stop waiting for them
                 self.expectations.creation_observed(key)
             if error is not None:
@@ -112,35 +116,11 @@ class ReplicaSetController(Reconciler):
             count = min(diff, BURST_REPLICAS)
             victims = pods_to_delete(pods, self._related_pods(rs), count, now())
             self.expectations.expect_deletions(key, [object_key(pod) for pod in victims])
-            results = await asyncio.gather(*(self._delete_pod(rs, pod) for pod in victims), return_exceptions=True)
-            errors = []
-            for pod, result in zip(victims, results, strict=True):
-                if isinstance(result, BaseException):
-                    self.expectations.deletion_observed(key, object_key(pod))
-                    if not (isinstance(result, ApiException) and result.status == 404):
-                        errors.append(result)
-            if errors:
-                raise errors[0]
-
-    async def _create_pod(self, rs: Obj, pod: Obj) -> None:
-        try:
-            created = await self.client.create(PODS, pod, rs["metadata"]["namespace"])
-        except ApiException as exc:
-            if namespace_terminating(exc):
-                return  # everything here is about to go: not a failure worth an event
-            self.events.emit(rs, "Warning", "FailedCreate", f"Error creating: {_message(exc)}")
-            raise
-        self.events.emit(rs, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}")
-
-    async def _delete_pod(self, rs: Obj, pod: Obj) -> None:
-        name = pod["metadata"]["name"]
-        try:
-            await self.client.delete(PODS, name, pod["metadata"]["namespace"])
-        except ApiException as exc:
-            if exc.status != 404:
-                self.events.emit(rs, "Warning", "FailedDelete", f"Error deleting: {_message(exc)}")
-            raise
-        self.events.emit(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {name}")
+            missed, failure = await self.pod_control.delete_all(rs, victims)
+            for pod in missed:
+                self.expectations.deletion_observed(key, object_key(pod))
+            if failure is not None:
+                raise failure
 
     def _related_pods(self, rs: Obj) -> list[Obj]:
         """Pods of this replica set and of its siblings (same controlling deployment): scaling down prefers
@@ -275,7 +255,7 @@ def calculate_status(rs: Obj, pods: list[Obj], failure: ApiException | None) -> 
                 "status": "True",
                 "lastTransitionTime": format_time(at),
                 "reason": "FailedCreate" if diff < 0 else "FailedDelete" if diff > 0 else "",
-                "message": _message(failure),
+                "message": api_message(failure),
             }
         )
     elif failure is None and has_failure:
@@ -292,7 +272,7 @@ def calculate_status(rs: Obj, pods: list[Obj], failure: ApiException | None) -> 
 
 
 async def slow_start_batch(
-    count: int, initial: int, action: Callable[[], Awaitable[None]]
+    count: int, initial: int, action: Callable[[], Awaitable[object]]
 ) -> tuple[int, Exception | None]:
     """Run `action` `count` times in growing concurrent batches (initial, 2x, 4x, ...), stopping after the first
     batch with a failure: a quota or admission error costs one call, not hundreds. (successes, first error)."""
@@ -328,7 +308,3 @@ def _replica_facts(pod: Obj) -> tuple[Any, ...]:
 
 def _labels(obj: Obj) -> dict[str, str]:
     return obj["metadata"].get("labels") or {}
-
-
-def _message(exc: ApiException) -> str:
-    return str(exc.body.get("message") or exc)
