@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from shim import __version__
+from shim import __version__, memtrace
 
 DEFAULT_DATA_DIR = Path("~/.local/share/kube-shim")
 DEFAULT_LISTEN = "127.0.0.1:6443"
@@ -324,6 +324,7 @@ async def up_command(args: argparse.Namespace) -> int:
 async def node_command(args: argparse.Namespace) -> int:
     """Run node agent(s) against the API server in the kubeconfig until SIGINT/SIGTERM."""
     from shim.pki import ServingCertificate
+    memtrace.install_from_environment()  # KUBE_SHIM_TRACEMALLOC: allocation snapshots on SIGUSR2
 
     if (problem := _check_node_flags(args)) is not None or args.nodes < 1:
         print(f"kube-shim: {problem or '--nodes must be at least 1'}", file=sys.stderr)
