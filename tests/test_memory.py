@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import signal
 import tracemalloc
 from collections.abc import Iterator
+from pathlib import Path
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -18,6 +20,7 @@ from shim.apiserver.objects import encode
 from shim.apiserver.resources import build_registry
 from shim.store.logstore import LogStore
 from shim.store.memory import MemoryLog
+from tests.cluster import start_cluster
 
 CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
 OPEN_CONFIGMAP_WATCHES = 'apiserver_longrunning_requests{verb="WATCH",resource="configmaps"}'
@@ -50,14 +53,30 @@ async def test_a_watch_whose_client_stopped_reading_and_left_is_freed_without_th
             for i in range(40):
                 big = {"metadata": {"name": f"big-{i}"}, "data": {"v": "x" * 500_000}}
                 assert (await client.post(CONFIGMAPS, json=big)).status == 201
-            assert watch.connection is not None
-            watch.connection.transport.abort()  # and then the client is gone
+            transport = watch.connection.transport if watch.connection is not None else None
+            assert transport is not None
+            transport.abort()  # and then the client is gone
             watch.close()
             await until_no_open_watches(client)
             # only reference counting ran: whatever still lives was held by a cycle (or by anything else)
             watch_responses = [o for o in gc.get_objects() if type(o) is web.StreamResponse]
         assert watch_responses == [], "the watch's response outlived it"
     await store.close()
+
+
+def test_with_kube_shim_tracemalloc_set_sigusr2_writes_an_allocation_snapshot(tmp_path: Path) -> None:
+    prefix = tmp_path / "snapshot"
+    cluster = start_cluster(tmp_path / "cluster", env={"KUBE_SHIM_TRACEMALLOC": str(prefix)})
+    try:
+        for number in (1, 2):
+            cluster.process.send_signal(signal.SIGUSR2)
+            cluster.reader.wait_for(f"tracemalloc snapshot written to {prefix}.{number}")
+        first, second = (tracemalloc.Snapshot.load(f"{prefix}.{n}") for n in (1, 2))
+        assert first.traceback_limit == 25 and first.traces  # what the server allocated since it served
+        assert second.compare_to(first, "traceback")  # two of them diff by traceback
+        assert cluster.process.poll() is None
+    finally:
+        cluster.stop()
 
 
 @contextlib.contextmanager
