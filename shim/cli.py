@@ -309,6 +309,7 @@ async def up_command(args: argparse.Namespace) -> int:
     default_path = default_kubeconfig_path()
     kubeconfig = (args.kubeconfig or default_path).expanduser()
     write_kubeconfig(kubeconfig, url, pki.ca_cert_pem, pki.token, merge=True)
+    memtrace.install_from_environment()  # KUBE_SHIM_TRACEMALLOC: allocation snapshots on SIGUSR2
     stop = _stop_requested()  # before saying "serving": a SIGTERM from then on is a clean shutdown
     print(f"kube-shim {__version__} is serving {url} (ready in {time.monotonic() - started:.2f}s)", flush=True)
     print(f"kubeconfig: {kubeconfig}", flush=True)
@@ -324,7 +325,6 @@ async def up_command(args: argparse.Namespace) -> int:
 async def node_command(args: argparse.Namespace) -> int:
     """Run node agent(s) against the API server in the kubeconfig until SIGINT/SIGTERM."""
     from shim.pki import ServingCertificate
-    memtrace.install_from_environment()  # KUBE_SHIM_TRACEMALLOC: allocation snapshots on SIGUSR2
 
     if (problem := _check_node_flags(args)) is not None or args.nodes < 1:
         print(f"kube-shim: {problem or '--nodes must be at least 1'}", file=sys.stderr)
