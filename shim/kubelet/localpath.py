@@ -6,7 +6,8 @@ binder (`volume.kubernetes.io/storage-provisioner`) and placed on this node by t
 (`volume.kubernetes.io/selected-node`), gets a directory under the node's data dir
 (`storage/pvc-<uid>_<namespace>_<name>`) and a PersistentVolume for it: a hostPath of that directory, node
 affinity to this node, pre-bound to the claim (the binder completes the bind). A volume it made that is
-Released under the Delete policy loses its directory, then its PersistentVolume.
+Released under the Delete policy loses its directory, then its PersistentVolume (which external-provisioner's
+finalizer holds until then, however it was deleted).
 
 It runs with the node agent (it makes directories on the node's disk), one per node; only the node the claim
 was placed on acts on it. Queue keys: `class`, `claim:namespace/name`, `volume:name`.
@@ -21,6 +22,7 @@ from typing import Any
 
 from shim.client import ApiClient, ApiException, SharedInformerFactory, object_key
 from shim.controllers.reconciler import Reconciler
+from shim.controllers.volumeprotection import remove_finalizer
 from shim.kubelet.claims import local_path_root
 from shim.machinery.resources import PERSISTENT_VOLUME_CLAIMS, PERSISTENT_VOLUMES, STORAGE_CLASSES
 from shim.machinery.storage import (
@@ -38,6 +40,8 @@ Obj = dict[str, Any]
 PROVISIONER = "rancher.io/local-path"
 CLASS_NAME = "local-path"
 NODE_ANNOTATION = "local.path.provisioner/selected-node"  # on the volumes it made: whose disk they are on
+# external-provisioner's finalizer: a volume it made stays until its directory is gone, whoever deletes it
+FINALIZER = "external-provisioner.volume.kubernetes.io/finalizer"
 VOLUME_DIR_MODE = 0o777  # any container user may write its volume (k3s makes them 0777 too)
 CLASS = "class"
 CLAIM = "claim:"
@@ -163,6 +167,7 @@ class LocalPathProvisioner(Reconciler):
             "metadata": {
                 "name": name,
                 "annotations": {PROVISIONED_BY: PROVISIONER, NODE_ANNOTATION: self.node_name},
+                "finalizers": [FINALIZER],
             },
             "spec": {
                 "capacity": {"storage": ((spec.get("resources") or {}).get("requests") or {}).get("storage", "0")},
@@ -186,14 +191,13 @@ class LocalPathProvisioner(Reconciler):
     # -- deleting --------------------------------------------------------------------------------------------
 
     def _ours_to_delete(self, volume: Obj) -> bool:
-        """A volume this node's provisioner made, released, under the Delete policy."""
+        """A volume this node's provisioner made, released, under the Delete policy (deleted by a user or not)."""
         annotations = volume["metadata"].get("annotations") or {}
         return (
             annotations.get(PROVISIONED_BY) == PROVISIONER
             and annotations.get(NODE_ANNOTATION) == self.node_name
             and (volume.get("status") or {}).get("phase") == "Released"
             and volume["spec"].get("persistentVolumeReclaimPolicy") == "Delete"
-            and not volume["metadata"].get("deletionTimestamp")
         )
 
     async def _delete(self, volume: Obj) -> None:
@@ -202,6 +206,7 @@ class LocalPathProvisioner(Reconciler):
             await asyncio.to_thread(shutil.rmtree, path, True)
         else:
             self.log.warning("volume %s: not removing %s: not under %s", volume["metadata"]["name"], path, self.root)
+        await remove_finalizer(self.client, PERSISTENT_VOLUMES, volume, FINALIZER)
         try:
             await self.client.delete(
                 PERSISTENT_VOLUMES, volume["metadata"]["name"], preconditions={"uid": volume["metadata"]["uid"]}
