@@ -103,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         component.add_argument("--kubeconfig", type=Path, required=True, help="how to reach the API server")
         component.add_argument("--server", default=None, help="API server URL (default: the kubeconfig's)")
     _network_flags(commands.choices["controller-manager"], service_range=False)
+    for sub in (up, commands.choices["controller-manager"]):
+        sub.add_argument("--cronjob-clock-scale", type=_clock_scale, default=1.0, metavar="N",
+                         help="for tests: the CronJob controller's clock runs N times as fast as the wall clock, "
+                         "so a `* * * * *` CronJob fires every 60/N seconds (default %(default)s)")  # fmt: skip
 
     for sub in commands.choices.values():
         sub.add_argument("--log-level", default="INFO")
@@ -196,6 +200,17 @@ def _boolean(text: str) -> bool:
     if text.lower() not in ("true", "false"):
         raise argparse.ArgumentTypeError(f"{text!r} is not true or false")
     return text.lower() == "true"
+
+
+def _clock_scale(text: str) -> float:
+    """A speed-up of a controller's clock: a number from 1 to 3600."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 1 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range (1 to 3600)")
+    return value
 
 
 def _byte_size(text: str) -> int:
@@ -385,7 +400,7 @@ async def controller_manager_command(args: argparse.Namespace) -> int:
 
     client = ApiClient(_access(args), user_agent="kube-controller-manager")
     informers = SharedInformerFactory(client)
-    controllers = ControllerManager(client, informers, args.load_balancer_ip_range)
+    controllers = ControllerManager(client, informers, args.load_balancer_ip_range, args.cronjob_clock_scale)
     controllers.start()
     stop = _stop_requested()
     print("kube-shim controller-manager: running", flush=True)
@@ -425,7 +440,10 @@ async def _start_components(
         from shim.controllers.manager import ControllerManager
 
         manager = ControllerManager(
-            ApiClient(access, user_agent="kube-controller-manager"), informers.factory, args.load_balancer_ip_range
+            ApiClient(access, user_agent="kube-controller-manager"),
+            informers.factory,
+            args.load_balancer_ip_range,
+            args.cronjob_clock_scale,
         )
         manager.start()
         components.append(manager)

@@ -20,13 +20,14 @@ Obj = dict[str, Any]
 T = TypeVar("T")
 
 
-def cluster_with_fake_nodes(nodes: int = 3) -> Any:
-    """A module-scoped `cluster` fixture (it replaces the shared control-plane-only one in that module)."""
+def cluster_with_fake_nodes(nodes: int = 3, extra: tuple[str, ...] = ()) -> Any:
+    """A module-scoped `cluster` fixture (it replaces the shared control-plane-only one in that module);
+    `extra`: more `kube-shim up` flags."""
 
     @pytest.fixture(scope="module")
     def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         running = start_cluster(
-            tmp_path_factory.mktemp("fake-nodes"), nodes=("--runtime", "fake", "--nodes", str(nodes))
+            tmp_path_factory.mktemp("fake-nodes"), nodes=("--runtime", "fake", "--nodes", str(nodes)), extra=extra
         )
         yield running
         running.stop()

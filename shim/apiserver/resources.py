@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 
 from shim.apiserver.kinds.apps import DeploymentStrategy, ReplicaSetStrategy
-from shim.apiserver.kinds.batch import JobStrategy
+from shim.apiserver.kinds.batch import CronJobStrategy, JobStrategy
 from shim.apiserver.kinds.controllerrevisions import ControllerRevisionStrategy
 from shim.apiserver.kinds.core import (
     ConfigMapStrategy,
@@ -63,6 +63,7 @@ def build_registry(service_cidr: ipaddress.IPv4Network = SERVICE_CIDR) -> Regist
         R("apps", "v1", "DaemonSet", "daemonsets", "daemonset", True, DaemonSetStrategy()),
         R("apps", "v1", "Deployment", "deployments", "deployment", True, DeploymentStrategy()),
         R("apps", "v1", "ReplicaSet", "replicasets", "replicaset", True, ReplicaSetStrategy()),
+        R("batch", "v1", "CronJob", "cronjobs", "cronjob", True, CronJobStrategy()),
         R("batch", "v1", "Job", "jobs", "job", True, JobStrategy()),
         R("coordination.k8s.io", "v1", "Lease", "leases", "lease", True, LeaseStrategy()),
         R("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", True,

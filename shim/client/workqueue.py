@@ -17,6 +17,7 @@ class WorkQueue:
         self._dirty: set[str] = set()
         self._processing: set[str] = set()
         self._failures: dict[str, int] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
         self._base = base_delay
         self._max = max_delay
 
@@ -28,7 +29,20 @@ class WorkQueue:
             self._queue.put_nowait(key)
 
     def add_after(self, key: str, delay: float) -> None:
-        asyncio.get_running_loop().call_later(delay, self.add, key)
+        """Add `key` in `delay` seconds. One timer per key, the earliest asked for (client-go's delaying queue
+        keeps one entry per item), so a key re-timed on every sync holds one timer, not one per sync."""
+        loop = asyncio.get_running_loop()
+        at = loop.time() + delay
+        pending = self._timers.get(key)
+        if pending is not None:
+            if pending.when() <= at:
+                return
+            pending.cancel()
+        self._timers[key] = loop.call_at(at, self._add_timed, key)
+
+    def _add_timed(self, key: str) -> None:
+        self._timers.pop(key, None)
+        self.add(key)
 
     def retry(self, key: str) -> None:
         """Re-add after a back-off that doubles with each consecutive failure of this key."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 
 from shim.client import ApiClient, SharedInformerFactory
+from shim.controllers.cronjob import CronClock, CronJobController
 from shim.controllers.daemonset import DaemonSetController
 from shim.controllers.deployment import DeploymentController
 from shim.controllers.endpoints import EndpointsController
@@ -23,13 +24,15 @@ from shim.machinery.networks import LOAD_BALANCER_RANGE
 class ControllerManager:
     """Owns the controllers' lifecycle (in-process under `kube-shim up`). `informers` is the process's shared
     factory; the controllers' informers start with them, and it is stopped by whoever built it.
-    `load_balancer_range`: the addresses LoadBalancer Services get."""
+    `load_balancer_range`: the addresses LoadBalancer Services get; `cronjob_clock_scale`: how many times as
+    fast as the wall clock the CronJob controller's clock runs (1 but in tests)."""
 
     def __init__(
         self,
         client: ApiClient,
         informers: SharedInformerFactory,
         load_balancer_range: ipaddress.IPv4Network = LOAD_BALANCER_RANGE,
+        cronjob_clock_scale: float = 1.0,
     ) -> None:
         self.client = client
         self.controllers = [
@@ -37,6 +40,7 @@ class ControllerManager:
             ReplicaSetController(client, informers),
             DeploymentController(client, informers),
             JobController(client, informers),
+            CronJobController(client, informers, CronClock(cronjob_clock_scale)),
             PersistentVolumeController(client, informers),
             PVCProtectionController(client, informers),
             PVProtectionController(client, informers),

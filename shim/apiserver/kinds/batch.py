@@ -48,6 +48,7 @@ from shim.apiserver.printers import (
 from shim.apiserver.printers import Obj as Printed
 from shim.apiserver.registry import STATUS, Strategy
 from shim.apiserver.selectable_fields import NAMESPACED, selectable
+from shim.machinery.cron import ScheduleError, load_zone, parse_standard
 from shim.machinery.gofmt import go_quote
 from shim.machinery.selectors import SelectorError, label_selector_from_object
 
@@ -84,6 +85,17 @@ _IMMUTABLE_SPEC_FIELDS = {
 
 # -- Table printer --------------------------------------------------------------------------------------------
 
+# JobSpec.selector's doc: the wide Selector column of Jobs and CronJobs
+_JOB_SELECTOR_COLUMN = column(
+    "Selector",
+    (
+        "A label query over pods that should match the pod count. Normally, the system sets this field "
+        "for you. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/"
+        "#label-selectors"
+    ),
+    1,
+)
+
 JOB_COLUMNS: list[Column] = [
     NAME_COLUMN,
     column("Status", "Status of the job."),
@@ -97,15 +109,7 @@ JOB_COLUMNS: list[Column] = [
     column("Duration", "Time required to complete the job."),
     AGE_COLUMN,
     *TEMPLATE_COLUMNS,
-    column(
-        "Selector",
-        (
-            "A label query over pods that should match the pod count. Normally, the system sets this field "
-            "for you. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/"
-            "#label-selectors"
-        ),
-        1,
-    ),
+    _JOB_SELECTOR_COLUMN,
 ]
 
 
@@ -303,8 +307,31 @@ def _validate_generated_selector(meta: Obj, spec: Obj) -> list[Cause]:
 
 
 def _validate_spec(spec: Obj) -> list[Cause]:
-    """ValidateJobSpec: counts, completion mode, failure and replacement policies, template, restart policy,
-    and a selector that matches the template."""
+    """ValidateJobSpec: validateJobSpec, and a selector that matches the template."""
+    causes = _validate_job_spec(spec)
+    template = spec.get("template") or {}
+    selector = spec.get("selector")
+    if selector is None:
+        causes.append(required("spec.selector"))
+        return causes
+    causes.extend(validate_label_selector(selector, "spec.selector"))
+    try:
+        parsed = label_selector_from_object(selector)
+    except SelectorError:
+        return causes
+    labels = (template.get("metadata") or {}).get("labels")
+    if not parsed.matches(labels or {}):
+        causes.append(
+            invalid(
+                "spec.template.metadata.labels", go_string_map(labels), "`selector` does not match template `labels`"
+            )
+        )
+    return causes
+
+
+def _validate_job_spec(spec: Obj) -> list[Cause]:
+    """validateJobSpec (a Job's and a CronJob's job template's): counts, completion mode, failure and
+    replacement policies, template and restart policy."""
     causes: list[Cause] = []
     for key in (
         "parallelism",
@@ -334,22 +361,6 @@ def _validate_spec(spec: Obj) -> list[Cause]:
         causes.append(unsupported(restart_path, restart, ("OnFailure", "Never")))
     elif spec.get("podFailurePolicy") is not None and restart != "Never":
         causes.append(invalid(restart_path, restart, 'only "Never" is supported when podFailurePolicy is specified'))
-    selector = spec.get("selector")
-    if selector is None:
-        causes.append(required("spec.selector"))
-        return causes
-    causes.extend(validate_label_selector(selector, "spec.selector"))
-    try:
-        parsed = label_selector_from_object(selector)
-    except SelectorError:
-        return causes
-    labels = (template.get("metadata") or {}).get("labels")
-    if not parsed.matches(labels or {}):
-        causes.append(
-            invalid(
-                "spec.template.metadata.labels", go_string_map(labels), "`selector` does not match template `labels`"
-            )
-        )
     return causes
 
 
@@ -629,3 +640,197 @@ def _too_many(path: str, actual: int, limit: int) -> Cause:
 def _go_list(values: tuple[str, ...]) -> str:
     """`%q` of a []string: `["A" "B"]`."""
     return "[" + " ".join(f'"{v}"' for v in values) + "]"
+
+
+# -- CronJob --------------------------------------------------------------------------------------------------
+# pkg/apis/batch/v1/defaults.go SetDefaults_CronJob, pkg/registry/batch/cronjob/strategy.go,
+# pkg/apis/batch/validation/validation.go ValidateCronJobCreate/ValidateCronJobUpdate, printCronJob.
+
+CONCURRENCY_POLICIES = ("Allow", "Forbid", "Replace")
+_MAX_CRONJOB_NAME = 52  # the controller adds `-<minutes since epoch>` (11 characters) to name its Jobs
+# an IANA name component: letters, '.', '-', '_' (digits and '+' for legacy names), at most 14 characters
+_TIME_ZONE_PART = re.compile(r"[A-Za-z.\-_0-9+]{1,14}")
+
+CRONJOB_COLUMNS: list[Column] = [
+    NAME_COLUMN,
+    column("Schedule", "The schedule in Cron format, see https://en.wikipedia.org/wiki/Cron."),
+    column(
+        "Timezone",
+        (
+            "The time zone name for the given schedule, see https://en.wikipedia.org/wiki/"
+            "List_of_tz_database_time_zones. If not specified, this will default to the time zone of the "
+            "kube-controller-manager process. The set of valid time zone names and the time zone offset is loaded "
+            "from the system-wide time zone database by the API server during CronJob validation and the controller "
+            "manager during execution. If no system-wide time zone database can be found a bundled version of the "
+            "database is used instead. If the time zone name becomes invalid during the lifetime of a CronJob or "
+            "due to a change in host configuration, the controller will stop creating new new Jobs and will create "
+            "a system event with the reason UnknownTimeZone. More information can be found in "
+            "https://kubernetes.io/docs/concepts/workloads/controllers/cron-jobs/#time-zones"
+        ),
+    ),
+    column(
+        "Suspend",
+        (
+            "This flag tells the controller to suspend subsequent executions, it does not apply to already "
+            "started executions.  Defaults to false."
+        ),
+        type="boolean",
+    ),
+    column("Active", "A list of pointers to currently running jobs.", type="integer"),
+    column("Last Schedule", "Information when was the last time the job was successfully scheduled."),
+    AGE_COLUMN,
+    *TEMPLATE_COLUMNS,
+    _JOB_SELECTOR_COLUMN,
+]
+
+
+def cronjob_cells(cronjob: Printed, now_us: int) -> Cells:
+    """printCronJob: schedule, time zone, suspend, how many Jobs run and when the last was scheduled."""
+    spec = cronjob.get("spec") or EMPTY
+    status = cronjob.get("status") or EMPTY
+    suspend = spec.get("suspend")
+    last = status.get("lastScheduleTime")
+    job_spec = (spec.get("jobTemplate") or EMPTY).get("spec") or EMPTY
+    names, images = container_cells(job_spec)
+    return [
+        object_name(cronjob),
+        spec.get("schedule", ""),
+        "<none>" if spec.get("timeZone") is None else spec["timeZone"],
+        "<unset>" if suspend is None else str(bool(suspend)),
+        len(status.get("active") or ()),
+        since(last, now_us) if last else "<none>",
+        age(cronjob, now_us),
+        names,
+        images,
+        format_label_selector(job_spec.get("selector")),
+    ]
+
+
+class CronJobStrategy(Strategy):
+    """CronJobs: Jobs made from a template on a cron schedule (the controller is shim.controllers.cronjob)."""
+
+    short_names = ("cj",)
+    categories = ("all",)
+    subresources = (STATUS,)
+    table_columns = CRONJOB_COLUMNS
+    printer = staticmethod(cronjob_cells)
+    tracks_generation = True
+
+    def default(self, obj: Obj) -> None:
+        """SetDefaults_CronJob, then the job template's pod template defaults."""
+        spec = obj.setdefault("spec", {})
+        if not spec.get("concurrencyPolicy"):
+            spec["concurrencyPolicy"] = "Allow"
+        if spec.get("suspend") is None:
+            spec["suspend"] = False
+        if spec.get("successfulJobsHistoryLimit") is None:
+            spec["successfulJobsHistoryLimit"] = 3
+        if spec.get("failedJobsHistoryLimit") is None:
+            spec["failedJobsHistoryLimit"] = 1
+        template = spec.get("jobTemplate")
+        if template is None:
+            template = spec["jobTemplate"] = {}
+        meta = template.get("metadata")
+        if meta is None:
+            meta = template["metadata"] = {}
+        meta.setdefault("creationTimestamp", None)  # a zero ObjectMeta, as kube (through 1.33) writes it
+        job_spec = template.get("spec")
+        if job_spec is None:
+            job_spec = template["spec"] = {}
+        default_pod_template(job_spec, "CronJob")
+
+    def prepare_for_create(self, obj: Obj) -> None:
+        obj["status"] = {}
+
+    def validate(self, obj: Obj) -> list[Cause]:
+        """ValidateCronJobCreate: the spec, and a name short enough to name its Jobs."""
+        causes = _validate_cronjob_spec(obj.get("spec") or {}, None)
+        name = (obj.get("metadata") or {}).get("name", "")
+        if len(name) > _MAX_CRONJOB_NAME:
+            causes.append(invalid("metadata.name", name, f"must be no more than {_MAX_CRONJOB_NAME} characters"))
+        return causes
+
+    def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
+        """ValidateCronJobUpdate: the spec (a TZ= schedule kept from before stays allowed); no name limit, so
+        older long-named CronJobs can still be changed and deleted."""
+        return _validate_cronjob_spec(new.get("spec") or {}, old.get("spec") or {})
+
+
+def _validate_cronjob_spec(spec: Obj, old_spec: Obj | None) -> list[Cause]:
+    """validateCronJobSpec."""
+    causes: list[Cause] = []
+    schedule = spec.get("schedule") or ""
+    if not schedule:
+        causes.append(required("spec.schedule"))
+    else:
+        allow_tz = old_spec is not None and "TZ" in (old_spec.get("schedule") or "")
+        causes.extend(_validate_schedule(schedule, allow_tz, spec.get("timeZone")))
+    causes.extend(nonnegative(spec.get("startingDeadlineSeconds"), "spec.startingDeadlineSeconds"))
+    if old_spec is None or old_spec.get("timeZone") != spec.get("timeZone"):
+        causes.extend(_validate_time_zone(spec.get("timeZone")))
+    policy = spec.get("concurrencyPolicy") or ""
+    if not policy:
+        causes.append(required("spec.concurrencyPolicy"))
+    elif policy not in CONCURRENCY_POLICIES:
+        causes.append(unsupported("spec.concurrencyPolicy", policy, CONCURRENCY_POLICIES))
+    causes.extend(_validate_job_template(spec.get("jobTemplate") or {}))
+    for key in ("successfulJobsHistoryLimit", "failedJobsHistoryLimit"):
+        causes.extend(nonnegative(spec.get(key), f"spec.{key}"))
+    return causes
+
+
+def _validate_schedule(schedule: str, allow_tz: bool, time_zone: str | None) -> list[Cause]:
+    """validateScheduleFormat: what the cron parser says, and no TZ= in the schedule (spec.timeZone instead)."""
+    causes: list[Cause] = []
+    try:
+        parse_standard(schedule)
+    except ScheduleError as exc:
+        causes.append(invalid("spec.schedule", schedule, str(exc)))
+    if "TZ" in schedule:
+        if not allow_tz:
+            causes.append(
+                invalid("spec.schedule", schedule, "cannot use TZ or CRON_TZ in schedule, use timeZone field instead")
+            )
+        elif time_zone is not None:
+            causes.append(
+                invalid("spec.schedule", schedule, "cannot use both timeZone field and TZ or CRON_TZ in schedule")
+            )
+    return causes
+
+
+def _validate_time_zone(time_zone: str | None) -> list[Cause]:
+    """validateTimeZone: an IANA name the time zone database knows; never "Local"."""
+    path = "spec.timeZone"
+    if time_zone is None:
+        return []
+    if not time_zone:
+        return [invalid(path, time_zone, "timeZone must be nil or non-empty string")]
+    for part in time_zone.split("/"):
+        if part in (".", "..") or part.startswith("-") or not _TIME_ZONE_PART.fullmatch(part):
+            return [invalid(path, time_zone, f"unknown time zone {time_zone}")]
+    causes: list[Cause] = []
+    if time_zone.casefold() == "local":
+        causes.append(
+            invalid(
+                path, time_zone, "timeZone must be an explicit time zone as defined in https://www.iana.org/time-zones"
+            )
+        )
+    try:
+        load_zone(time_zone)
+    except ScheduleError as exc:
+        causes.append(invalid(path, time_zone, str(exc)))
+    return causes
+
+
+def _validate_job_template(template: Obj) -> list[Cause]:
+    """ValidateJobTemplateSpec: a Job spec whose selector the Job's own creation will generate."""
+    spec = template.get("spec") or {}
+    root = "spec.jobTemplate.spec"
+    causes = [{**c, "field": root + c["field"].removeprefix("spec")} for c in _validate_job_spec(spec)]
+    if spec.get("selector") is not None:
+        causes.append(
+            invalid(root + ".selector", go_label_selector(spec["selector"]), "`selector` will be auto-generated")
+        )
+    if spec.get("manualSelector"):
+        causes.append(unsupported(root + ".manualSelector", GoValue("true"), ("nil", "false")))
+    return causes
