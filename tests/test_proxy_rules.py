@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from shim.proxy.kernel import KernelError, apply_ruleset, remove_orphaned_tables, this_process
-from shim.proxy.rules import Ranges, compile_ruleset
+from shim.proxy.rules import Ranges, compile_ruleset, service_ports
 from tests.prerequisites import needs_nftables
 
 pytestmark = needs_nftables
@@ -55,9 +55,16 @@ def endpoint_slice(service_name: str, endpoints: list[Obj], ports: list[Obj] | N
     }  # fmt: skip
 
 
+def ruleset(
+    table: str, services: list[Obj], slices: list[Obj], addresses: tuple[str, ...] = (), owner: str = ""
+) -> str:
+    """The rules for `services` and `slices` on node NODE with `addresses`."""
+    return compile_ruleset(table, service_ports(services, slices), NODE, addresses, RANGES, owner)
+
+
 def compile_checked(services: list[Obj], slices: list[Obj], addresses: tuple[str, ...] = ("127.0.0.1",)) -> str:
     """The ruleset, after the kernel accepted it (`nft -c` parses and validates without changing anything)."""
-    text = compile_ruleset(TABLE, services, slices, NODE, addresses, RANGES)
+    text = ruleset(TABLE, services, slices, addresses)
     checked = subprocess.run(["nft", "-c", "-f", "-"], input=text, text=True, capture_output=True, check=False)
     assert checked.returncode == 0, f"nft refused the ruleset: {checked.stderr}\n{text}"
     return text
@@ -272,16 +279,16 @@ def table() -> Iterator[str]:
 async def test_each_sync_replaces_the_table_so_deleted_services_leave_nothing(table: str) -> None:
     slices = [endpoint_slice("web", [endpoint("10.244.1.2")]), endpoint_slice("old", [endpoint("10.244.1.9")])]
     services = [service("web"), service("old", cluster_ip="10.96.1.2")]
-    await apply_ruleset(compile_ruleset(table, services, slices, NODE, (), RANGES))
+    await apply_ruleset(ruleset(table, services, slices))
     assert "10.244.1.9:8080" in listing(table)
 
-    await apply_ruleset(compile_ruleset(table, services[:1], slices, NODE, (), RANGES))
+    await apply_ruleset(ruleset(table, services[:1], slices))
     loaded = listing(table)
     assert "10.244.1.2:8080" in loaded and "10.244.1.9" not in loaded and "/old/" not in loaded
 
 
 async def test_a_refused_ruleset_names_its_line_and_changes_nothing(table: str) -> None:
-    good = compile_ruleset(table, [service("web")], [endpoint_slice("web", [endpoint("10.244.1.2")])], NODE, (), RANGES)
+    good = ruleset(table, [service("web")], [endpoint_slice("web", [endpoint("10.244.1.2")])])
     await apply_ruleset(good)
     bad = good.replace("dnat to 10.244.1.2:8080", "dnat to 10.244.1.2:99999")
     with pytest.raises(KernelError, match=r"ruleset line \d+: meta l4proto tcp dnat to 10.244.1.2:99999"):
@@ -304,7 +311,7 @@ async def test_tables_whose_proxy_is_gone_are_removed_and_live_ones_kept(table: 
     finished.wait()
     owners = {"gone": f"{finished.pid}-1", "alive": this_process(), "unowned": "", "own": ""}
     for suffix, owner in owners.items():
-        await apply_ruleset(compile_ruleset(f"{table}-{suffix}", [], [], NODE, (), RANGES, owner))
+        await apply_ruleset(ruleset(f"{table}-{suffix}", [], [], owner=owner))
 
     removed = await remove_orphaned_tables(own_table=f"{table}-own")
     assert {f"{table}-gone", f"{table}-unowned"} <= set(removed)

@@ -27,7 +27,7 @@ from shim.client.supervise import keep_running, spawn
 from shim.machinery.resources import ENDPOINT_SLICES, NODES, SERVICES
 from shim.proxy import kernel
 from shim.proxy.conntrack import StaleFlowCleaner
-from shim.proxy.rules import TABLE_PREFIX, Ranges, render_ruleset, service_ports, service_targets
+from shim.proxy.rules import TABLE_PREFIX, Ranges, compile_ruleset, service_ports, service_targets
 
 log = logging.getLogger("shim.proxy")
 
@@ -94,8 +94,8 @@ class ServiceProxy:
         node = self.nodes.get(self.config.node_name) or {}
         pod_cidrs = _pod_cidrs(node)
         ports = service_ports(self.services.list(), self.slices.list())
-        ruleset = render_ruleset(self.config.table, ports, self.config.node_name, _node_addresses(node),
-                                 self.config.ranges, self._owner)  # fmt: skip
+        ruleset = compile_ruleset(self.config.table, ports, self.config.node_name, _node_addresses(node),
+                                  self.config.ranges, self._owner)  # fmt: skip
         await kernel.apply_ruleset(ruleset)
         # only once the rules no longer lead there: a packet in between would make the flow again
         for flow in await self._stale_flows.after_sync(ports, service_targets(ports, self.config.node_name)):

@@ -107,17 +107,12 @@ class Target:
     endpoint_port: int
 
 
-def compile_ruleset(table: str, services: Iterable[Obj], slices: Iterable[Obj], node_name: str,
-                    node_addresses: Iterable[str], ranges: Ranges, owner: str = "") -> str:  # fmt: skip
-    """The `nft -f` text that replaces table `ip <table>` with the rules for `services` (their endpoints from
-    `slices`) as seen from node `node_name` whose addresses are `node_addresses`. `owner` names the process
-    that keeps the table (an empty chain `owner-<owner>`), so that others can tell when it has gone."""
-    return render_ruleset(table, service_ports(services, slices), node_name, node_addresses, ranges, owner)
-
-
-def render_ruleset(table: str, ports: list[ServicePort], node_name: str, node_addresses: Iterable[str],
-                   ranges: Ranges, owner: str = "") -> str:  # fmt: skip
-    """`compile_ruleset` for ports already read from the Services and EndpointSlices (`service_ports`)."""
+def compile_ruleset(table: str, ports: list[ServicePort], node_name: str, node_addresses: Iterable[str],
+                    ranges: Ranges, owner: str = "") -> str:  # fmt: skip
+    """The `nft -f` text that replaces table `ip <table>` with the rules for `ports` (`service_ports` of the
+    Services and EndpointSlices) as seen from node `node_name` whose addresses are `node_addresses`. `owner`
+    names the process that keeps the table (an empty chain `owner-<owner>`), so that others can tell when it has
+    gone."""
     node_ips = sorted({ip for ip in node_addresses if _is_ipv4(ip) and not ipaddress.ip_address(ip).is_loopback})
     return _Writer(table, ranges, node_name).render(ports, node_ips, owner)
 
