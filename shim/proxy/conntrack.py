@@ -65,11 +65,7 @@ def stale_flows(previous: Iterable[Target], current: Iterable[Target]) -> list[F
     after = {t for t in current if t.protocol == "udp"}
     newly_active = {(t.address, t.port) for t in after} - {(t.address, t.port) for t in before}
     filters = {FlowFilter(port, address) for address, port in newly_active}
-    filters.update(
-        FlowFilter(t.port, t.address, t.endpoint_ip, t.endpoint_port)
-        for t in before - after
-        if (t.address, t.port) not in newly_active  # already deleted whole
-    )
+    filters.update(FlowFilter(t.port, t.address, t.endpoint_ip, t.endpoint_port) for t in before - after)
     return sorted(filters, key=lambda f: (f.address or "", f.port, f.reply_ip or "", f.reply_port or 0))
 
 
