@@ -176,6 +176,10 @@ async def test_kubectl_rolls_a_daemon_set_out_shows_its_history_and_undoes_it(
     assert undone["spec"]["template"] == first["spec"]["template"]
     await pods_when(api, namespace, "agent", lambda p: images(p) == {"busybox"} and len(p) == 3, "old image back")
     assert [line.split()[0] for line in kubectl("rollout", "history", "ds/agent").splitlines()[2:4]] == ["2", "3"]
+    # kubectl compares the revision's bytes with the patch it makes of the current template
+    assert kubectl("rollout", "undo", "ds/agent", "--to-revision=3") == (
+        "daemonset.apps/agent skipped rollback (current template already matches revision 3)\n"
+    )
 
     kubectl("delete", "ds", "agent")
     await watch_until(api, PODS, namespace, lambda pods: not pods_of(pods, "agent", live=False), what="no pods")

@@ -13,6 +13,8 @@ import copy
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
+
 from shim.client import ApiClient, ApiException
 from shim.controllers.apierrors import missing_ok
 from shim.controllers.deploymentutil import equal_ignore_hash
@@ -29,8 +31,13 @@ class RevisionCollision(Exception):
 
 
 def revision_data(template: Obj) -> Obj:
-    """The patch that restores `template` (kube's getPatch): what a revision stores and rollback applies."""
-    return {"spec": {"template": {**copy.deepcopy(template), "$patch": "replace"}}}
+    """The patch that restores `template` (kube's getPatch): what a revision stores and rollback applies.
+
+    Keys are sorted as Go marshals maps: `kubectl rollout undo` compares these bytes with the patch it makes of
+    the current object to tell that the template already matches."""
+    return orjson.loads(
+        orjson.dumps({"spec": {"template": {**template, "$patch": "replace"}}}, option=orjson.OPT_SORT_KEYS)
+    )
 
 
 def revision_matches(revision: Obj, template: Obj) -> bool:
