@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
+from kubernetes import watch
 
 from shim.client import ApiClient, ApiException, load_kubeconfig
 from shim.controllers.cronjob import CRONJOBS, JOBS, Missed, job_name, most_recent_start
@@ -200,6 +201,39 @@ async def test_kubectl_patches_a_cronjob_with_every_patch_type_and_deletes_it_wi
     assert re.split(r"\s{2,}", row.strip())[3:5] == ["True", "1"]  # suspended, one Job still active
     cluster.kubectl("delete", "cronjob", "patched", "-n", namespace, version=version)
     await watch_until(api, JOBS, namespace, lambda jobs: not owned_by(jobs, "patched"), what="its jobs gone")
+
+
+@pytest.mark.parametrize("version", ["1.27", "1.33"])
+async def test_kubectl_applies_and_explains_a_cronjob_while_the_python_client_watches_it(
+    cluster: Cluster, namespace: str, version: str
+) -> None:
+    k = lambda *a, **kw: cluster.kubectl("-n", namespace, *a, version=version, **kw)  # noqa: E731
+    batch = k8s.BatchV1Api(k8s_config.new_client_from_config(str(cluster.kubeconfig)))
+    seen: list[tuple[str, str]] = []
+
+    manifest = cronjob("applied", schedule="@hourly")
+    created = k("apply", "-f", "-", "-o", "json", stdin=json.dumps(manifest)).stdout
+    since = json.loads(created)["metadata"]["resourceVersion"]
+
+    def watch_until_daily() -> None:
+        stream = watch.Watch().stream(
+            batch.list_namespaced_cron_job, namespace, resource_version=since, timeout_seconds=60
+        )
+        for event in stream:
+            seen.append((event["type"], event["object"].spec.schedule))
+            if event["object"].spec.schedule == "@daily":
+                return
+
+    watching = asyncio.create_task(asyncio.to_thread(watch_until_daily))
+    manifest["spec"]["schedule"] = "@weekly"
+    assert k("apply", "-f", "-", stdin=json.dumps(manifest)).stdout == "cronjob.batch/applied configured\n"
+    manifest["spec"]["schedule"] = "@daily"
+    applied = k("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=json.dumps(manifest))
+    assert applied.stdout == "cronjob.batch/applied serverside-applied\n"
+    await asyncio.wait_for(watching, 60)
+    assert seen == [("MODIFIED", "@weekly"), ("MODIFIED", "@daily")]
+    explained = k("explain", "cronjob.spec.schedule").stdout
+    assert "The schedule in Cron format, see https://en.wikipedia.org/wiki/Cron." in explained
 
 
 async def test_the_python_client_reads_lists_and_patches_a_cronjob_into_its_own_models(
