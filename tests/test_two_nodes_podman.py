@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,17 +16,16 @@ import pytest
 
 from shim.hostaddress import RESERVED_RANGE, is_local_address
 from shim.runtime.podman_network import POD_NETWORK_RANGE
-from tests.cluster import Cluster, start_cluster, wait_until
+from tests.cluster import Cluster, wait_until
 from tests.images import TEST_IMAGE
 from tests.podman_env import PodmanEnv, podman_root_with_test_image
 from tests.prerequisites import needs_podman
-from tests.test_components import launch
-from tests.test_e2e_podman import WAIT_TIMEOUT, json_of, podman_node_flags
+from tests.test_e2e_podman import WAIT_TIMEOUT, json_of
+from tests.two_nodes import FIRST, SECOND, two_podman_nodes
 
 pytestmark = needs_podman
 
 Obj = dict[str, Any]
-FIRST, SECOND = "node-a", "node-b"
 # busybox httpd answering /cgi-bin/peer with the address the request came from
 ECHO_PEER = (
     "mkdir -p /www/cgi-bin && printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho $REMOTE_ADDR\\n' "
@@ -45,34 +42,8 @@ def podman_env() -> Iterator[PodmanEnv]:
 @pytest.fixture(scope="module")
 def cluster(podman_env: PodmanEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """`kube-shim up` with node-a, and node-b as its own `kube-shim node` process on the same Podman service."""
-    data_dir = tmp_path_factory.mktemp("two-nodes")
-    running = start_cluster(data_dir, nodes=(*podman_node_flags(podman_env), "--name", FIRST))
-    certs = [sys.executable, "-m", "shim.cli", "certs", "node", SECOND, "--data-dir", str(data_dir / "state"),
-             "--address", "127.0.0.1"]  # fmt: skip
-    tls_flags = subprocess.run(certs, capture_output=True, text=True, check=True, timeout=30).stdout.split()
-    node_flags = (
-        "--runtime",
-        "podman",
-        "--name",
-        SECOND,
-        "--node-ip",
-        "127.0.0.1",
-        "--data-dir",
-        str(data_dir / SECOND),
-    )
-    second = launch(running, "node", *node_flags, "--podman-socket", str(podman_env.socket_path), *tls_flags)
-    try:
-        running.kubectl("wait", "--for=create", f"node/{SECOND}", WAIT_TIMEOUT)
-        running.kubectl("wait", "--for=condition=Ready", "node", "--all", WAIT_TIMEOUT)
+    with two_podman_nodes(podman_env, tmp_path_factory.mktemp("two-nodes")) as running:
         yield running
-    finally:
-        second.terminate()
-        try:
-            second.wait(30)
-        except subprocess.TimeoutExpired:
-            second.kill()
-            second.wait()
-        running.stop()
 
 
 def echo_pod(name: str, node: str) -> Obj:
