@@ -366,6 +366,32 @@ async def test_a_new_node_gets_a_daemon_pod_and_a_deleted_node_loses_it(api: Api
     assert ds["status"]["numberMisscheduled"] == 0
 
 
+async def test_an_orphan_pod_the_selector_matches_is_adopted_instead_of_doubled(api: ApiClient, namespace: str) -> None:
+    orphan = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "orphan", "labels": {"app": "adopter"}},
+        "spec": {"nodeName": "vm-0", "containers": [{"name": "c", "image": "busybox"}]},
+    }
+    await api.create(PODS, orphan, namespace)
+    created = await api.create(DAEMONSETS, daemon_set("adopter", updateStrategy={"type": "OnDelete"}), namespace)
+    pods = await pods_when(api, namespace, "adopter", lambda p: len(p) == 3, "a pod per node")
+    adopted = next(p for p in pods if p["metadata"]["name"] == "orphan")
+    assert [ref["uid"] for ref in adopted["metadata"]["ownerReferences"]] == [created["metadata"]["uid"]]
+    assert sorted(p["spec"].get("nodeName") or target_node(p) for p in pods) == NODE_NAMES
+    # OnDelete: the adopted pod stays, counted as scheduled but not up to date
+    await watch_until(
+        api,
+        DAEMONSETS,
+        namespace,
+        lambda items: (
+            items[0]["status"].get("currentNumberScheduled") == 3
+            and items[0]["status"].get("updatedNumberScheduled") == 2
+        ),
+        what="the adopted pod counted as not updated",
+    )
+
+
 # -- updates ---------------------------------------------------------------------------------------------------
 
 
@@ -546,11 +572,23 @@ async def test_the_python_client_creates_reads_patches_and_deletes_a_daemon_set(
     ]
     for content_type, body in patches:
         await asyncio.to_thread(apps.patch_namespaced_daemon_set, "pyds", namespace, body, _content_type=content_type)
+    applied = daemon_set("pyds", "busybox:1.36")
+    await asyncio.to_thread(
+        apps.patch_namespaced_daemon_set,
+        "pyds",
+        namespace,
+        applied,
+        field_manager="pytest",
+        force=True,
+        _content_type="application/apply-patch+yaml",
+    )
     patched = await asyncio.to_thread(apps.read_namespaced_daemon_set, "pyds", namespace)
-    assert patched.spec.min_ready_seconds == 2
+    assert patched.spec.min_ready_seconds == 2 and patched.spec.template.spec.containers[0].image == "busybox:1.36"
     assert patched.metadata.labels == {"patched": "merge"} and patched.metadata.annotations["patched"] == "json"
-    [revision] = (await asyncio.to_thread(apps.list_namespaced_controller_revision, namespace)).items
-    assert revision.revision == 1 and revision.metadata.owner_references[0].name == "pyds"
+    await wait_rolled_out(api, namespace, "pyds", 3)
+    revisions = (await asyncio.to_thread(apps.list_namespaced_controller_revision, namespace)).items
+    assert sorted(r.revision for r in revisions) == [1, 2]
+    assert {r.metadata.owner_references[0].name for r in revisions} == {"pyds"}
     await asyncio.to_thread(apps.delete_namespaced_daemon_set, "pyds", namespace)
     await watch_until(api, PODS, namespace, lambda pods: not pods_of(pods, "pyds", live=False), what="no pods")
     await watch_until(api, CONTROLLER_REVISIONS, namespace, lambda revs: not revs, what="no revisions")
