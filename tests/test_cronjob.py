@@ -418,6 +418,8 @@ def test_schedule_errors_are_worded_as_robfig_crons() -> None:
         "x * * * *": 'failed to parse int from x: strconv.Atoi: parsing "x": invalid syntax',
         "* * * * 7": "end of range (7) above maximum (6): 7",
         "@every 5d": 'failed to parse duration @every 5d: time: unknown unit "d" in duration "5d"',
+        # more than Go's int64 nanoseconds hold
+        "@every 99999999999h": 'failed to parse duration @every 99999999999h: time: invalid duration "99999999999h"',
     }
     for spec, message in says.items():
         with pytest.raises(ScheduleError) as refused:

@@ -113,9 +113,12 @@ def parse_go_duration(text: str) -> timedelta:
             raise ScheduleError(f"time: unknown unit {go_quote(unit)} in duration {go_quote(original)}")
         rest = rest[len(unit) :]
         total += float(f"{whole or 0}.{fraction or 0}") * _DURATION_UNITS[unit]
+        if total > _MAX_DURATION_SECONDS:  # Go's Duration is an int64 of nanoseconds
+            raise ScheduleError(f"time: invalid duration {go_quote(original)}")
     return timedelta(seconds=-total if negative else total)
 
 
+_MAX_DURATION_SECONDS = (2**63 - 1) / 1e9
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
@@ -209,7 +212,10 @@ class EverySchedule:
     delay: timedelta
 
     def next(self, moment: datetime) -> datetime | None:
-        return moment.replace(microsecond=0) + self.delay
+        try:
+            return moment.replace(microsecond=0) + self.delay
+        except OverflowError:  # past year 9999: Go's time would go on, a datetime cannot
+            return None
 
 
 @dataclass(frozen=True)
