@@ -149,6 +149,10 @@ async def test_kubectl_creates_a_cronjob_that_fires_and_lists_it_with_kubes_colu
     }
     message = await wait_event(api, namespace, "hello", "SuccessfulCreate")
     assert message.startswith("Created job hello-")
+    described = cluster.kubectl("describe", "cronjob", "hello", "-n", namespace, version=version).stdout
+    assert re.search(r"Schedule:\s+\*/1 \* \* \* \*", described), described
+    assert re.search(r"Concurrency Policy:\s+Allow", described), described
+    assert re.search(r"Normal\s+SuccessfulCreate\s+.*Created job hello-", described), described
 
 
 @pytest.mark.parametrize("version", ["1.27", "1.33"])
