@@ -16,7 +16,14 @@ import pytest
 
 from shim.apiserver.kinds.storage import pv_cells, pvc_cells, storage_class_cells
 from shim.client import ApiClient, ApiException, load_kubeconfig
-from shim.machinery.resources import EVENTS, PERSISTENT_VOLUME_CLAIMS, PERSISTENT_VOLUMES, PODS, STORAGE_CLASSES
+from shim.machinery.resources import (
+    EVENTS,
+    NODES,
+    PERSISTENT_VOLUME_CLAIMS,
+    PERSISTENT_VOLUMES,
+    PODS,
+    STORAGE_CLASSES,
+)
 from tests.cluster import Cluster
 from tests.workloads import cluster_with_fake_nodes, watch_until
 
@@ -260,6 +267,41 @@ async def test_a_pod_whose_claim_is_missing_waits_and_starts_once_it_exists(api:
         api, PODS, namespace, lambda pods: any(p["status"].get("phase") == "Running" for p in pods), what="running"
     )
     await claim_phase(api, namespace, "later", "Bound")
+
+
+async def test_a_waiting_claim_of_pre_made_local_volumes_binds_on_the_node_its_pod_is_placed_on(
+    api: ApiClient, namespace: str
+) -> None:
+    nodes = sorted(n["metadata"]["name"] for n in (await api.list(NODES))["items"])
+    klass = f"{namespace}-local"
+    await api.create(
+        STORAGE_CLASSES,
+        {
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": {"name": klass},
+            "provisioner": "kubernetes.io/no-provisioner",
+            "volumeBindingMode": "WaitForFirstConsumer",
+        },
+    )
+    on_last = {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+        {"key": "kubernetes.io/hostname", "operator": "In", "values": [nodes[-1]]}
+    ]}]}}  # fmt: skip
+    local = {"path": "/mnt/disks/one"}
+    await api.create(PERSISTENT_VOLUMES, volume(klass, "1Gi", klass, hostPath=None, local=local, nodeAffinity=on_last))
+    await api.create(PERSISTENT_VOLUME_CLAIMS, claim("local", "1Gi", klass), namespace)
+    await api.create(PERSISTENT_VOLUME_CLAIMS, claim("too-big", "5Gi", klass), namespace)
+    await event(api, namespace, "WaitForFirstConsumer", "local")
+
+    await api.create(PODS, pod_using("placed", "local"), namespace)
+    bound = await claim_phase(api, namespace, "local", "Bound")
+    assert bound["spec"]["volumeName"] == klass
+    assert bound["metadata"]["annotations"]["volume.kubernetes.io/selected-node"] == nodes[-1]
+    assert (await api.get(PODS, "placed", namespace))["spec"]["nodeName"] == nodes[-1]
+
+    await api.create(PODS, pod_using("homeless", "too-big"), namespace)
+    failed = await event(api, namespace, "FailedScheduling", "homeless")
+    assert f"{len(nodes)} node(s) didn't find available persistent volumes to bind" in failed["message"]
 
 
 async def test_an_unbound_immediate_claim_keeps_its_pod_pending(api: ApiClient, namespace: str) -> None:

@@ -14,16 +14,17 @@ Queue keys: `claim:namespace/name` and `volume:name`.
 from __future__ import annotations
 
 import copy
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from shim.client import ApiClient, ApiException, SharedInformerFactory, object_key
 from shim.controllers.reconciler import Reconciler
-from shim.machinery.resources import PERSISTENT_VOLUME_CLAIMS, PERSISTENT_VOLUMES, STORAGE_CLASSES
+from shim.machinery.resources import NODES, PERSISTENT_VOLUME_CLAIMS, PERSISTENT_VOLUMES, STORAGE_CLASSES
 from shim.machinery.storage import (
     BETA_STORAGE_PROVISIONER,
     BIND_COMPLETED,
     BOUND_BY_CONTROLLER,
-    HOSTNAME_LABEL,
     NO_PROVISIONER,
     PROVISIONED_BY,
     SELECTED_NODE,
@@ -34,6 +35,7 @@ from shim.machinery.storage import (
     is_bound_to,
     volume_matches_claim,
 )
+from shim.scheduler.terms import node_selector_term
 
 Obj = dict[str, Any]
 
@@ -49,6 +51,7 @@ class PersistentVolumeController(Reconciler):
         self.claims = self.watch(PERSISTENT_VOLUME_CLAIMS, self._on_claim)
         self.volumes = self.watch(PERSISTENT_VOLUMES, self._on_volume)
         self.classes = self.watch(STORAGE_CLASSES, self._on_class)
+        self.nodes = self.watch(NODES, _ignore)  # read for the node a WaitForFirstConsumer claim was placed on
 
     async def sync(self, key: str) -> None:
         """One claim or one volume."""
@@ -134,7 +137,13 @@ class PersistentVolumeController(Reconciler):
             )
             await self._claim_phase(claim, "Pending")
             return
-        fits = (lambda pv: _on_node(pv, selected)) if waits and selected else None
+        fits: Callable[[Obj], bool] | None = None
+        if waits and selected:
+            node = self.nodes.get(selected)
+            if node is None:  # the scheduler's choice is gone: wait for it to choose again
+                await self._claim_phase(claim, "Pending")
+                return
+            fits = functools.partial(_reachable_from, node=node)
         volume = best_volume(self.volumes.list(), claim, fits)
         if volume is not None:
             await self._bind(copy.deepcopy(volume), claim)
@@ -320,15 +329,14 @@ class PersistentVolumeController(Reconciler):
         return written
 
 
-def _on_node(volume: Obj, node: str) -> bool:
-    """The volume may be used on `node`: no node affinity, or a term naming the node's hostname label (the label
-    kube-shim's nodes carry with their own name)."""
+def _reachable_from(volume: Obj, node: Obj) -> bool:
+    """CheckNodeAffinity: the volume's required node affinity (its terms ORed) admits the node."""
     required = ((volume["spec"].get("nodeAffinity") or {}).get("required") or {}).get("nodeSelectorTerms")
     if not required:
         return True
-    for term in required:
-        for expression in term.get("matchExpressions") or ():
-            key, operator = expression.get("key"), expression.get("operator")
-            if key == HOSTNAME_LABEL and operator == "In" and node in (expression.get("values") or ()):
-                return True
-    return False
+    labels, name = node["metadata"].get("labels") or {}, node["metadata"]["name"]
+    return any(node_selector_term(term)(labels, name) for term in required)
+
+
+async def _ignore(event: str, obj: Obj, old: Obj | None) -> None:
+    """Nodes are only read: a node's change never needs a sync."""

@@ -8,7 +8,7 @@ node agent all import this; none of them imports another for it (kube keeps thes
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from fractions import Fraction
 from typing import Any
 
@@ -140,7 +140,7 @@ def volume_matches_claim(pv: Obj, pvc: Obj) -> bool:
         return False
 
 
-def best_volume(volumes: Iterable[Obj], pvc: Obj, fits_node: Any = None) -> Obj | None:
+def best_volume(volumes: Iterable[Obj], pvc: Obj, fits_node: Callable[[Obj], bool] | None = None) -> Obj | None:
     """findBestMatchForClaim: a volume pre-bound to the claim, else the smallest that matches; `fits_node`
     (a predicate over volumes) narrows the choice to one node's (WaitForFirstConsumer)."""
     best: Obj | None = None
