@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
 
 from shim.apiserver.kinds.storage import pv_cells, pvc_cells, storage_class_cells
 from shim.client import ApiClient, ApiException, load_kubeconfig
@@ -454,6 +456,31 @@ async def test_a_claims_spec_and_a_classs_provisioner_are_immutable(api: ApiClie
         f'StorageClass.storage.k8s.io "{namespace}-sc" is invalid: provisioner: Forbidden: updates to provisioner '
         "are forbidden."
     )
+
+
+def test_the_official_python_client_reads_and_writes_storage_in_its_models(cluster: Cluster, namespace: str) -> None:
+    api_client = k8s_config.new_client_from_config(str(cluster.kubeconfig))
+    core, storage = k8s.CoreV1Api(api_client), k8s.StorageV1Api(api_client)
+    body = k8s.V1PersistentVolumeClaim(
+        metadata=k8s.V1ObjectMeta(name="py"),
+        spec=k8s.V1PersistentVolumeClaimSpec(
+            access_modes=["ReadWriteOnce"], resources=k8s.V1VolumeResourceRequirements(requests={"storage": "1G"})
+        ),
+    )
+    created = core.create_namespaced_persistent_volume_claim(namespace, body)
+    assert (created.spec.storage_class_name, created.status.phase) == ("local-path", "Pending")
+    assert created.metadata.finalizers == ["kubernetes.io/pvc-protection"]
+    listed = core.list_namespaced_persistent_volume_claim(namespace)
+    assert [c.spec.resources.requests["storage"] for c in listed.items] == ["1G"]
+    default = storage.read_storage_class("local-path")
+    assert (default.provisioner, default.volume_binding_mode, default.reclaim_policy) == (
+        "rancher.io/local-path",
+        "WaitForFirstConsumer",
+        "Delete",
+    )
+    assert default.metadata.annotations["storageclass.kubernetes.io/is-default-class"] == "true"
+    deleted = core.delete_namespaced_persistent_volume_claim("py", namespace)
+    assert deleted.metadata.deletion_timestamp is not None  # the store answers with the object, as kube's
 
 
 def test_printers_follow_kubes_for_unset_and_deleted_objects() -> None:
