@@ -106,10 +106,9 @@ class DaemonSetController(Reconciler):
         failure: ApiException | None = None
         try:
             await self._manage(key, ds, nodes, hash_, selector)
-            if self.expectations.satisfied(key):
-                if _is_rolling_update(ds):
-                    await self._rolling_update(key, ds, nodes, hash_, selector)
-                await self._cleanup_history(ds, old, selector)
+            if self.expectations.satisfied(key) and _is_rolling_update(ds):
+                await self._rolling_update(key, ds, nodes, hash_, selector)
+            await self._cleanup_history(ds, old, selector)
         except ApiException as exc:
             failure = exc
         await self._update_status(ds, nodes, hash_, selector, observed=True)
@@ -196,7 +195,7 @@ class DaemonSetController(Reconciler):
         if len(running) <= 1:
             return False, to_delete
         running.sort(key=by_age_and_phase)
-        if _max_surge_setting(ds) == 0:
+        if not _allows_surge(ds):
             return False, to_delete + running[1:]  # keep the oldest
         # surging: an old and a new pod may share the node until the new one is available
         oldest_new = oldest_old = None
@@ -502,12 +501,15 @@ def _is_rolling_update(ds: Obj) -> bool:
     return (ds["spec"].get("updateStrategy") or {}).get("type") == "RollingUpdate"
 
 
-def _max_surge_setting(ds: Obj) -> int | str:
-    """AllowsSurge: the rolling update's maxSurge (0 for OnDelete)."""
+def _allows_surge(ds: Obj) -> bool:
+    """AllowsSurge: a rolling update whose maxSurge is more than 0 (a percentage of one node rounds up)."""
     if not _is_rolling_update(ds):
-        return 0
-    value = (ds["spec"]["updateStrategy"].get("rollingUpdate") or {}).get("maxSurge") or 0
-    return 0 if value in ("0%", 0) else value
+        return False
+    rolling = ds["spec"]["updateStrategy"].get("rollingUpdate") or {}
+    try:
+        return scaled_value(rolling.get("maxSurge"), 1, True) > 0
+    except ValueError:
+        return False
 
 
 def _node_facts(node: Obj) -> tuple[Any, ...]:
