@@ -318,6 +318,19 @@ async def test_forbid_skips_a_start_while_its_job_still_runs(api: ApiClient, nam
     }
 
 
+async def test_an_active_job_deleted_by_hand_goes_missing_and_the_next_start_runs(
+    api: ApiClient, namespace: str
+) -> None:
+    await api.create(CRONJOBS, cronjob("gone", "sleep 300", concurrencyPolicy="Forbid"), namespace)
+    [first] = await watch_until(api, JOBS, namespace, lambda jobs: owned_by(jobs, "gone")[:1], FIRINGS_DEADLINE)
+    await api.delete(JOBS, first["metadata"]["name"], namespace, propagationPolicy="Background")
+    message = await wait_event(api, namespace, "gone", "MissingJob", FIRINGS_DEADLINE)
+    assert message == f"Active job went missing: {first['metadata']['name']}"
+    # Forbid no longer holds it back: the next start time makes a new Job
+    [second] = await watch_until(api, JOBS, namespace, lambda jobs: owned_by(jobs, "gone")[:1], FIRINGS_DEADLINE)
+    assert second["metadata"]["name"] != first["metadata"]["name"]
+
+
 async def test_replace_deletes_the_running_job_and_starts_the_next(api: ApiClient, namespace: str) -> None:
     await api.create(CRONJOBS, cronjob("fresh", "sleep 300", concurrencyPolicy="Replace"), namespace)
     [first] = await watch_until(api, JOBS, namespace, lambda jobs: owned_by(jobs, "fresh")[:1], FIRINGS_DEADLINE)
