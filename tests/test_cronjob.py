@@ -22,10 +22,10 @@ from kubernetes import config as k8s_config
 from kubernetes import watch
 
 from shim.client import ApiClient, ApiException, load_kubeconfig
-from shim.controllers.cronjob import CRONJOBS, JOBS, Missed, job_name, most_recent_start
+from shim.controllers.cronjob import CRONJOBS, JOBS, MANY_MISSED, Missed, job_name, most_recent_start
 from shim.machinery.cron import ScheduleError, parse_standard
 from shim.machinery.resources import EVENTS
-from tests.cluster import Cluster
+from tests.cluster import Cluster, start_cluster
 from tests.workloads import cluster_with_fake_nodes, watch_until
 
 Obj = dict[str, Any]
@@ -364,6 +364,43 @@ async def test_a_time_zone_names_the_scheduled_time_in_that_zone(api: ApiClient,
     stamp = job["metadata"]["annotations"][SCHEDULED]
     assert stamp.endswith("+09:00"), stamp
     assert job["metadata"]["name"] == f"tokyo-{int(datetime.fromisoformat(stamp).timestamp()) // 60}"
+
+
+async def test_a_cronjob_resumed_after_more_than_a_hundred_missed_starts_warns_and_runs_the_latest(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # a clock 3600 times as fast: a minute passes every 1/60 s, so a hundred start times go by in under 2 s
+    racing = start_cluster(
+        tmp_path_factory.mktemp("cron-3600"), nodes=("--runtime", "fake", "--nodes", "1"),
+        extra=("--cronjob-clock-scale", "3600"),
+    )  # fmt: skip
+    try:
+        racing.kubectl("create", "namespace", "late")
+        racing.kubectl("wait", "--for=create", "serviceaccount/default", "-n", "late", "--timeout=60s")
+        async with ApiClient(load_kubeconfig(racing.kubeconfig)) as api:
+            sleeper = cronjob("sleeper", "sleep 300", concurrencyPolicy="Forbid", suspend=True)
+            await api.create(CRONJOBS, sleeper, "late")
+            # the witness skips every start time while its first Job runs, one JobAlreadyActive each
+            await api.create(CRONJOBS, cronjob("witness", "sleep 300", concurrencyPolicy="Forbid"), "late")
+            await watch_until(
+                api,
+                EVENTS,
+                "late",
+                lambda events: any(e["reason"] == "JobAlreadyActive" and e["count"] > MANY_MISSED for e in events),
+                FIRINGS_DEADLINE,
+                "the witness to skip more than a hundred start times",
+            )
+            await api.patch(CRONJOBS, "sleeper", {"spec": {"suspend": False}}, "late")
+            message = await wait_event(api, "late", "sleeper", "TooManyMissedTimes")
+            assert message == (
+                "too many missed start times. Set or decrease .spec.startingDeadlineSeconds or check clock skew"
+            )
+            [job] = await watch_until(api, JOBS, "late", lambda jobs: owned_by(jobs, "sleeper")[:1])
+            # only the latest start time runs, not the hundred missed ones
+            assert len(owned_by((await api.list(JOBS, "late"))["items"], "sleeper")) == 1
+            assert job["metadata"]["annotations"][SCHEDULED]
+    finally:
+        racing.stop()
 
 
 # -- the API's answers -----------------------------------------------------------------------------------------
