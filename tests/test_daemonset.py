@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from kubernetes import config as k8s_config
 from shim.client import ApiClient, ApiException, SharedInformer, load_kubeconfig
 from shim.controllers.daemonutil import target_node
 from shim.machinery.resources import CONTROLLER_REVISIONS, DAEMONSETS, EVENTS, NODES, PODS
-from tests.cluster import Cluster
+from tests.cluster import Cluster, start_cluster
 from tests.workloads import cluster_with_fake_nodes, watch_until
 
 Obj = dict[str, Any]
@@ -592,3 +593,45 @@ async def test_the_python_client_creates_reads_patches_and_deletes_a_daemon_set(
     await asyncio.to_thread(apps.delete_namespaced_daemon_set, "pyds", namespace)
     await watch_until(api, PODS, namespace, lambda pods: not pods_of(pods, "pyds", live=False), what="no pods")
     await watch_until(api, CONTROLLER_REVISIONS, namespace, lambda revs: not revs, what="no revisions")
+
+
+# -- failed daemon pods ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def strict_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Two simulated nodes whose agents refuse host namespaces: a hostNetwork pod fails there at once."""
+    flags = ("--runtime", "fake", "--nodes", "2", "--allow-host-namespaces", "false")
+    running = start_cluster(tmp_path_factory.mktemp("strict-nodes"), nodes=flags)
+    yield running
+    running.stop()
+
+
+async def test_a_failed_daemon_pod_is_replaced_with_back_off(strict_cluster: Cluster) -> None:
+    async with ApiClient(load_kubeconfig(strict_cluster.kubeconfig)) as api:
+        await api.create(DAEMONSETS, daemon_set("rejected", pod_spec={"hostNetwork": True}), "default")
+        created_at: list[float] = []
+        fourth = asyncio.Event()
+
+        async def on_pod(event: str, pod: Obj, _old: Obj | None) -> None:
+            if event == "ADDED" and pods_of([pod], "rejected") and target_node(pod) == "vm-0":
+                created_at.append(time.monotonic())
+                if len(created_at) == 4:
+                    fourth.set()
+
+        informer = SharedInformer(api, PODS, namespace="default")
+        informer.add_event_handler(on_pod)
+        informer.start()
+        try:
+            await asyncio.wait_for(fourth.wait(), 60)  # four pods in turn on vm-0
+        finally:
+            await informer.stop()
+        # the first failure is replaced at once, then the back-off waits 1 s, then 2 s: replacing at once every
+        # time would have made the fourth pod within a fraction of a second of the second
+        assert created_at[3] - created_at[1] >= 2.5
+        events = await events_for(api, "default", "rejected")
+        failed = [message for _, reason, message in events if reason == "FailedDaemonPod"]
+        assert any(
+            re.fullmatch(r"Found failed daemon pod default/rejected-\w+ on node vm-0, will try to kill it", m)
+            for m in failed
+        )
