@@ -11,8 +11,12 @@ Each client loops over a weighted mix of verbs on ConfigMaps in one namespace:
   WATCH_SECONDS (its latency is the time to the response headers).
 
 Every minute it prints p50/p99 latency per verb, the answers that were not what the verb expects, and the
-server's RSS. At the end: zero unexpected answers, and whether RSS from minute 2 on stayed within 10 %.
-The exit code is 1 when either fails.
+server's RSS. RSS is judged after a warm-up the run observes: until the store's bounded structures are full,
+its memory grows by design. Those are the watch window (the newest DEFAULT_WINDOW events with their values:
+full once that many revisions were written) and the history kept for watch resume (at its steady size once the
+first compaction forgot the oldest revisions: a list at the first revision answers 410 Gone). At the end: zero
+unexpected answers, and whether every RSS sample after the warm-up stayed within 10 %. The exit code is 1 when
+either fails, or when the run ends before the warm-up did.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import uvloop
 
 from bench.api import CpuSnapshot, Failures, api_session, print_failures, rss_megabytes
 from shim.client.config import load_kubeconfig
+from shim.store.logstore import DEFAULT_WINDOW
 from tests.cluster import start_cluster
 
 NAMESPACE = "soak"
@@ -42,12 +47,11 @@ PATH = f"/api/v1/namespaces/{NAMESPACE}/configmaps"
 OWN_OBJECTS = 20
 SHARED_OBJECTS = 10
 WATCH_SECONDS = 1.0
-WARM_UP_MINUTES = 1  # RSS is judged from minute 2 on
 RSS_FLAT_WITHIN = 0.10
 RSS_SAMPLE_SECONDS = 5.0
-# The history the store keeps for watches grows until the next compaction: with the server's default of 5
-# minutes a 10-minute soak would spend half its time warming up. Every minute, the history is in steady
-# state before RSS is judged (--compaction-interval 300 soaks the default).
+# The history the store keeps for watches grows until the first compaction: with the server's default of 5
+# minutes a 10-minute soak would spend half its time warming up. Every minute, the warm-up ends after about
+# one (--compaction-interval 300 soaks the default).
 COMPACTION_INTERVAL = 60.0
 VERBS = {"create": 20, "update": 15, "patch": 20, "delete": 10, "list": 25, "watch": 10}  # weights
 # what each verb expects; anything else is an unexpected answer (409 is expected of update: counted apart)
@@ -67,11 +71,28 @@ class Minute:
 
 
 @dataclass
+class WarmUp:
+    """When the store's bounded structures were seen full (seconds into the run), and the RSS samples after."""
+
+    first_revision: int  # the revision of the first write of the run
+    window_full: float | None = None
+    compacted: float | None = None
+    settled: list[float] = field(default_factory=list)
+
+    @property
+    def ended(self) -> float | None:
+        if self.window_full is None or self.compacted is None:
+            return None
+        return max(self.window_full, self.compacted)
+
+
+@dataclass
 class Soak:
     """The shared state of one run: per-minute figures, and every unexpected answer's first body."""
 
     started: float
     length: int  # minutes of the run (a partial last minute counts as one)
+    warm_up: WarmUp
     minutes: list[Minute] = field(default_factory=list)
     failures: Failures = field(default_factory=Failures)
 
@@ -119,12 +140,12 @@ async def run(minutes: float, clients: int, store: str | None, compaction_interv
         cluster = await asyncio.to_thread(start_cluster, Path(tmp), None, extra)
         try:
             async with api_session(load_kubeconfig(cluster.kubeconfig)) as api:
-                await prepare(api)
-                soak = Soak(time.monotonic(), max(math.ceil(minutes), 1))
+                first_revision = await prepare(api)
+                soak = Soak(time.monotonic(), max(math.ceil(minutes), 1), WarmUp(first_revision))
                 cpu = CpuSnapshot.take(cluster.process.pid)
                 deadline = soak.started + minutes * 60
                 workers = [asyncio.create_task(client(api, soak, i, deadline)) for i in range(clients)]
-                sampler = asyncio.create_task(sample_rss(soak, cluster.process.pid, deadline))
+                sampler = asyncio.create_task(sample_rss(api, soak, cluster.process.pid, deadline))
                 await asyncio.gather(*workers, sampler)
                 print(f"\n({cpu.busy_since()})")
             alive = cluster.process.poll() is None
@@ -133,10 +154,14 @@ async def run(minutes: float, clients: int, store: str | None, compaction_interv
     return report(soak, alive)
 
 
-async def prepare(api: aiohttp.ClientSession) -> None:
-    await request(api, "POST", "/api/v1/namespaces", {"metadata": {"name": NAMESPACE}})
+async def prepare(api: aiohttp.ClientSession) -> int:
+    """The namespace and the shared objects; the revision of the first write."""
+    status, body = await request(api, "POST", "/api/v1/namespaces", {"metadata": {"name": NAMESPACE}})
+    if status != 201:
+        raise SystemExit(f"creating the namespace {NAMESPACE} answered {status}: {body!r}")
     for i in range(SHARED_OBJECTS):
         await request(api, "POST", PATH, {"metadata": {"name": f"shared-{i}"}, "data": {"n": "0"}})
+    return int(orjson.loads(body)["metadata"]["resourceVersion"])
 
 
 async def client(api: aiohttp.ClientSession, soak: Soak, number: int, deadline: float) -> None:
@@ -219,19 +244,41 @@ async def request(
         return 599, repr(exc).encode()  # no answer at all: unexpected whatever the verb
 
 
-async def sample_rss(soak: Soak, pid: int, deadline: float) -> None:
-    """The server's RSS every few seconds into the current minute; a line per minute as each one ends."""
+async def sample_rss(api: aiohttp.ClientSession, soak: Soak, pid: int, deadline: float) -> None:
+    """The server's RSS every few seconds into the current minute (and, once warmed up, into the samples
+    judged); a line per minute as each one ends."""
     printed = 0
     print_header()
-    while time.monotonic() < deadline:
-        soak.current().rss.append(rss_megabytes(pid))
+    while True:
+        rss = rss_megabytes(pid)
+        soak.current().rss.append(rss)
+        if soak.warm_up.ended is not None:
+            soak.warm_up.settled.append(rss)
+        else:
+            await observe_warm_up(api, soak)
         while printed < len(soak.minutes) - 1:
             print_minute(printed + 1, soak.minutes[printed])
             printed += 1
+        if time.monotonic() >= deadline:
+            break
         await asyncio.sleep(min(RSS_SAMPLE_SECONDS, max(deadline - time.monotonic(), 0)))
-    soak.current().rss.append(rss_megabytes(pid))
     for index in range(printed, len(soak.minutes)):
         print_minute(index + 1, soak.minutes[index])
+
+
+async def observe_warm_up(api: aiohttp.ClientSession, soak: Soak) -> None:
+    """Note when the store's watch window filled and when its first compaction happened, as the API shows them."""
+    warm_up, now = soak.warm_up, time.monotonic() - soak.started
+    if warm_up.window_full is None:
+        status, body = await request(api, "GET", PATH + "?limit=1")
+        if status == 200 and int(orjson.loads(body)["metadata"]["resourceVersion"]) >= (
+            warm_up.first_revision + DEFAULT_WINDOW
+        ):
+            warm_up.window_full = now
+    if warm_up.compacted is None:
+        exact = f"{PATH}?limit=1&resourceVersion={warm_up.first_revision}&resourceVersionMatch=Exact"
+        if (await request(api, "GET", exact))[0] == 410:  # Gone: the history before it is forgotten
+            warm_up.compacted = now
 
 
 def print_header() -> None:
@@ -258,14 +305,20 @@ def report(soak: Soak, alive: bool) -> int:
     unexpected = sum(sum(m.unexpected.values()) for m in soak.minutes)
     conflicts = sum(m.conflicts for m in soak.minutes)
     requests = sum(len(v) for m in soak.minutes for v in m.latencies.values())
-    settled = [rss for m in soak.minutes[WARM_UP_MINUTES:] for rss in m.rss]  # every sample, not one a minute
-    spread = (max(settled) - min(settled)) / min(settled) if len(settled) > 1 else 0.0
-    flat = spread <= RSS_FLAT_WITHIN
     print(f"\nrequests: {requests}, expected update conflicts: {conflicts}, unexpected answers: {unexpected}")
     print_failures(soak.failures)
-    figures = f"{min(settled):.0f}..{max(settled):.0f} MB in {len(settled)} samples" if settled else "no samples"
-    verdict = "flat" if flat else "NOT flat"
-    print(f"RSS from minute {WARM_UP_MINUTES + 1} on: {figures}: spread {spread:.1%}, {verdict} (within 10 %)")
+    warm_up, settled = soak.warm_up, soak.warm_up.settled
+    window = "not yet" if warm_up.window_full is None else f"at {warm_up.window_full:.0f} s"
+    compacted = "not yet" if warm_up.compacted is None else f"at {warm_up.compacted:.0f} s"
+    print(f"warm-up: the store's watch window ({DEFAULT_WINDOW} events) full {window}, first compaction {compacted}")
+    spread = (max(settled) - min(settled)) / min(settled) if len(settled) > 1 else 0.0
+    flat = len(settled) > 1 and spread <= RSS_FLAT_WITHIN
+    if settled:
+        figures = f"{min(settled):.0f}..{max(settled):.0f} MB in {len(settled)} samples: spread {spread:.1%}"
+        verdict = "flat" if flat else "NOT flat"
+        print(f"RSS after the warm-up ({warm_up.ended:.0f} s): {figures}, {verdict} (within 10 %)")
+    else:
+        print("RSS after the warm-up: no samples (the run ended before the warm-up did): NOT judged")
     print(f"server process {'still running' if alive else 'DIED'}")
     passed = unexpected == 0 and flat and alive
     print("PASS" if passed else "FAIL")
