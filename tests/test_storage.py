@@ -262,7 +262,10 @@ async def test_a_claim_without_a_class_gets_a_local_path_volume_on_its_pods_node
 async def test_a_pod_whose_claim_is_missing_waits_and_starts_once_it_exists(api: ApiClient, namespace: str) -> None:
     await api.create(PODS, pod_using("waiter", "later"), namespace)
     failed = await event(api, namespace, "FailedScheduling", "waiter")
-    assert 'persistentvolumeclaim "later" not found' in failed["message"]
+    assert failed["message"] == (  # a PreFilter rejection: said once, not counted per node
+        '0/2 nodes are available: persistentvolumeclaim "later" not found. '
+        "preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling."
+    )
 
     await api.create(PERSISTENT_VOLUME_CLAIMS, claim("later", "1Gi", None), namespace)
     await watch_until(
@@ -310,7 +313,10 @@ async def test_an_unbound_immediate_claim_keeps_its_pod_pending(api: ApiClient, 
     await api.create(PERSISTENT_VOLUME_CLAIMS, claim("nothing", "1Gi", ""), namespace)
     await api.create(PODS, pod_using("stuck", "nothing"), namespace)
     failed = await event(api, namespace, "FailedScheduling", "stuck")
-    assert "pod has unbound immediate PersistentVolumeClaims" in failed["message"]
+    assert failed["message"] == (
+        "0/2 nodes are available: pod has unbound immediate PersistentVolumeClaims. "
+        "preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling."
+    )
     assert not (await api.get(PODS, "stuck", namespace))["spec"].get("nodeName")
 
 

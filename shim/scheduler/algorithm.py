@@ -56,7 +56,8 @@ class NodePicker:
             return nominated.name  # the room preemption made is still there
         feasible, statuses = self._find_feasible(state, pod, filters, nodes)
         if not feasible:
-            return FitError(len(nodes), statuses)
+            rejected_everywhere = ", ".join(state.rejection.reasons) if state.rejection else ""
+            return FitError(len(nodes), statuses, pre_filter_message=rejected_everywhere)
         if len(feasible) == 1:
             return feasible[0].name
         return self._select(feasible, self.framework.score(state, pod, feasible))

@@ -3,8 +3,9 @@
 Shaped like kube-scheduler's `pkg/scheduler/framework/interface.go`. A plugin is a small object that
 implements some of these methods; the framework runs whichever it finds, and knows no plugin by name:
 
-- `pre_filter(state, pod) -> bool`: prepare per-cycle data in `state.data`; False skips `filter` this cycle
-  (the pod has nothing this plugin checks, kube's Skip status).
+- `pre_filter(state, pod) -> bool | Status`: prepare per-cycle data in `state.data`; False skips `filter` this
+  cycle (the pod has nothing this plugin checks, kube's Skip status); a Status rejects the pod on every node at
+  once (kube's PreFilter Unschedulable: a missing claim), and FitError says it once instead of per node.
 - `filter(state, pod, node) -> Status | None`: None when the pod may run on the node.
 - `update_state(state, pod, other, node, delta)`: `other` was added (+1) to or removed (-1) from `node`
   in a what-if (preemption, nominated pods); keep the pre_filter data in step (kube's AddPod/RemovePod).
@@ -65,11 +66,12 @@ class CycleState:
     nodes: Sequence[NodeInfo]  # every node of the cluster, for plugins that count across topologies
     namespace_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
+    rejection: Status | None = None  # a pre_filter's verdict for every node
 
     def clone(self) -> CycleState:
         """A copy whose plugin data can be updated without touching this one's."""
         data = {k: v.clone() if hasattr(v, "clone") else v for k, v in self.data.items()}
-        return CycleState(self.nodes, self.namespace_labels, data)
+        return CycleState(self.nodes, self.namespace_labels, data, self.rejection)
 
 
 class Plugin(Protocol):
@@ -81,7 +83,7 @@ class Plugin(Protocol):
 class FilterPlugin(Protocol):
     name: str
 
-    def pre_filter(self, state: CycleState, pod: PodInfo) -> bool: ...
+    def pre_filter(self, state: CycleState, pod: PodInfo) -> bool | Status: ...
 
     def filter(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status | None: ...
 
@@ -114,8 +116,17 @@ class Framework:
                 self._interest[event] = self._interest.get(event, frozenset()) | {plugin.name}
 
     def pre_filter(self, state: CycleState, pod: PodInfo) -> list[tuple[str, FilterFn]]:
-        """The filters that apply to this pod, in order (their pre_filter has run)."""
-        return [(p.name, p.filter) for p in self.filters if p.pre_filter(state, pod)]
+        """The filters that apply to this pod, in order (their pre_filter has run); after a pre_filter's
+        rejection (recorded in `state.rejection`), the one filter that says it for every node."""
+        filters: list[tuple[str, FilterFn]] = []
+        for plugin in self.filters:
+            verdict = plugin.pre_filter(state, pod)
+            if isinstance(verdict, Status):
+                state.rejection = Status(verdict.code, verdict.reasons, plugin.name)
+                return [(plugin.name, _rejecting(state.rejection))]
+            if verdict:
+                filters.append((plugin.name, plugin.filter))
+        return filters
 
     def update_state(self, state: CycleState, pod: PodInfo, other: PodInfo, node: NodeInfo, delta: int) -> None:
         for plugin in self._updaters:
@@ -141,6 +152,11 @@ class Framework:
     def interested_plugins(self, event: str) -> frozenset[str]:
         """The plugins whose rejections `event` may lift."""
         return self._interest.get(event, frozenset())
+
+
+def _rejecting(status: Status) -> FilterFn:
+    """A filter that rejects every node with `status`."""
+    return lambda _state, _pod, _node: status
 
 
 def run_filters(
@@ -177,6 +193,7 @@ class FitError:
     statuses: dict[str, Status]  # node name -> why it was rejected
     post_filter_message: str = ""
     absent_reason: str = ""  # the reason for nodes missing from `statuses` (preemption: not helpful)
+    pre_filter_message: str = ""  # a pre_filter rejected the pod everywhere: said once, without counts
 
     @property
     def rejected_by(self) -> frozenset[str]:
@@ -195,7 +212,9 @@ class FitError:
             reasons[self.absent_reason] += missing
         text = f"0/{self.num_all_nodes} nodes are available:"
         histogram = sorted(f"{count} {reason}" for reason, count in reasons.items())  # Go's sort.Strings
-        if histogram:
+        if self.pre_filter_message:
+            text += f" {self.pre_filter_message}."
+        elif histogram:
             text += f" {', '.join(histogram)}."
         if self.post_filter_message:  # carries its own full stop
             text += f" {self.post_filter_message}"

@@ -45,7 +45,7 @@ PV_NOT_EXIST = "node(s) unavailable due to one or more pvc(s) bound to non-exist
 class _PodVolumes:
     """What one scheduling cycle learned about the pod's claims."""
 
-    rejection: Status | None = None  # the same answer for every node
+    missing_volume: bool = False  # a bound claim's volume is gone
     bound_checks: list[NodeCheck] = field(default_factory=list)  # bound volumes' node affinity
     static_checks: list[NodeCheck] = field(default_factory=list)  # a free volume on the node, per delayed claim
     delayed: list[Obj] = field(default_factory=list)  # WaitForFirstConsumer claims to place
@@ -65,17 +65,20 @@ class VolumeBinding:
         self.volumes = volumes
         self.classes = classes
 
-    def pre_filter(self, state: CycleState, pod: PodInfo) -> bool:
+    def pre_filter(self, state: CycleState, pod: PodInfo) -> bool | Status:
         names = claim_names(pod.pod)
         if not names:
             return False
-        state.data[self.name] = self._examine(pod, names)
+        found = self._examine(pod, names)
+        if isinstance(found, Status):
+            return found
+        state.data[self.name] = found
         return True
 
     def filter(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status | None:
         found: _PodVolumes = state.data[self.name]
-        if found.rejection is not None:
-            return found.rejection
+        if found.missing_volume:
+            return unresolvable(PV_NOT_EXIST)
         if not all(check(node) for check in found.bound_checks):
             return unresolvable(NODE_CONFLICT)
         if not all(check(node) for check in found.static_checks):
@@ -99,27 +102,26 @@ class VolumeBinding:
                 if exc.status != 404:
                     raise
 
-    def _examine(self, pod: PodInfo, names: list[str]) -> _PodVolumes:
+    def _examine(self, pod: PodInfo, names: list[str]) -> _PodVolumes | Status:
+        """What the claims require of a node, or the PreFilter rejection (a claim missing, being deleted, or
+        unbound under an Immediate class)."""
         found = _PodVolumes()
         for name in names:
             claim = self.claims.get(f"{pod.namespace}/{name}")
             if claim is None:
-                found.rejection = unresolvable(f'persistentvolumeclaim "{name}" not found')
-                return found
+                return unresolvable(f'persistentvolumeclaim "{name}" not found')
             if claim["metadata"].get("deletionTimestamp"):
-                found.rejection = unresolvable(f'persistentvolumeclaim "{name}" is being deleted')
-                return found
+                return unresolvable(f'persistentvolumeclaim "{name}" is being deleted')
             volume_name = claim["spec"].get("volumeName")
             if volume_name:
                 volume = self.volumes.get(volume_name)
                 if volume is None:
-                    found.rejection = unresolvable(PV_NOT_EXIST)
-                    return found
+                    found.missing_volume = True
+                    continue
                 found.bound_checks.append(_reachable_from(volume))
                 continue
             if not self._waits_for_consumer(claim):
-                found.rejection = unresolvable(UNBOUND_IMMEDIATE)
-                return found
+                return unresolvable(UNBOUND_IMMEDIATE)
             found.delayed.append(claim)
             storage_class = self.classes.get(claim_class(claim)) or {}
             if storage_class.get("provisioner") == NO_PROVISIONER:
