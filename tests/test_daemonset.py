@@ -79,6 +79,11 @@ def pods_of(pods: list[Obj], name: str, live: bool = True) -> list[Obj]:
     ]
 
 
+def is_ready(pod: Obj) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or ()
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
 def images(pods: list[Obj]) -> set[str]:
     return {p["spec"]["containers"][0]["image"] for p in pods}
 
@@ -459,6 +464,34 @@ async def test_max_surge_starts_each_new_pod_before_its_old_one_goes(api: ApiCli
         await informer.stop()
     assert most_on_a_node == 2  # the new pod ran beside the old one
     await wait_rolled_out(api, namespace, "surging", 3)
+
+
+async def test_a_rolling_update_keeps_all_but_max_unavailable_nodes_served(api: ApiClient, namespace: str) -> None:
+    await api.create(DAEMONSETS, daemon_set("steady"), namespace)  # maxUnavailable defaults to 1
+    await wait_rolled_out(api, namespace, "steady", 3)
+    most_unserved = 0
+
+    async def count(_event: str, _pod: Obj, _old: Obj | None) -> None:
+        nonlocal most_unserved
+        if not informer.synced.is_set():
+            return  # the initial list arrives one pod at a time
+        served = {target_node(p) for p in pods_of(informer.list(), "steady") if is_ready(p)}
+        most_unserved = max(most_unserved, len(set(NODE_NAMES) - served))
+
+    informer = SharedInformer(api, PODS, namespace=namespace)
+    informer.add_event_handler(count)
+    informer.start()
+    try:
+        await asyncio.wait_for(informer.synced.wait(), 30)
+        change = {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]}}}}
+        await api.patch(DAEMONSETS, "steady", change, namespace, content_type=STRATEGIC)
+        await pods_when(
+            api, namespace, "steady", lambda p: len(p) == 3 and images(p) == {"busybox:1.36"}, "every pod replaced"
+        )
+        await wait_rolled_out(api, namespace, "steady", 3)
+    finally:
+        await informer.stop()
+    assert most_unserved == 1  # one node at a time went without a ready daemon pod
 
 
 async def test_old_revisions_beyond_the_history_limit_are_deleted(api: ApiClient, namespace: str) -> None:
