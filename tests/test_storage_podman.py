@@ -1,7 +1,8 @@
 """Persistent volumes on real Podman: the real `kube-shim up` with one node agent whose pods run in a private
 Podman root, driven with the real kubectl (issue 11's storage).
 
-A pod writes into its claim's local-path volume and is deleted; a new pod on the same node reads what it wrote.
+A pod writes into its claim's local-path volume and is deleted; a new pod on the same node reads what it wrote, and
+one mounting a sub-path of the claim writes inside it.
 A pod whose claim does not exist yet waits (FailedScheduling) and starts once the claim is created. A hostPath
 volume under the node's `--allowed-host-path` serves the host's files, and `readOnly` claims cannot be written.
 """
@@ -65,8 +66,8 @@ def claim(name: str, storage_class: str | None = None) -> Obj:
     return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name}, "spec": spec}
 
 
-def pod(name: str, claim_name: str, script: str, read_only: bool = False) -> Obj:
-    """A pod that runs `script` once with the claim mounted at /data."""
+def pod(name: str, claim_name: str, script: str, read_only: bool = False, sub_path: str = "") -> Obj:
+    """A pod that runs `script` once with the claim (or a sub-path of it) mounted at /data."""
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -79,7 +80,7 @@ def pod(name: str, claim_name: str, script: str, read_only: bool = False) -> Obj
                     "image": TEST_IMAGE,
                     "imagePullPolicy": "Never",
                     "command": ["sh", "-c", script],
-                    "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                    "volumeMounts": [{"name": "data", "mountPath": "/data", "subPath": sub_path}],
                 }
             ],
             "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim_name, "readOnly": read_only}}],
@@ -111,6 +112,10 @@ async def test_data_written_to_a_claim_outlives_the_pod_on_its_node(
     await watch_until(api, PODS, namespace, lambda pods: not pods or None, what="the writer gone")
     await api.create(PODS, pod("reader", "data", "cat /data/greeting"), namespace)
     assert run_to_completion(cluster, namespace, "reader") == "hello from writer\n"
+
+    await api.create(PODS, pod("nested", "data", "ls /data; echo inner > /data/file", sub_path="app/v1"), namespace)
+    assert run_to_completion(cluster, namespace, "nested") == ""  # a fresh directory inside the volume
+    assert (directory / "app" / "v1" / "file").read_text() == "inner\n"
 
     script = "touch /data/other 2>&1 || echo refused"
     await api.create(PODS, pod("read-only", "data", script, read_only=True), namespace)
