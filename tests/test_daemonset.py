@@ -11,6 +11,7 @@ import asyncio
 import json
 import re
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -437,33 +438,42 @@ async def test_on_delete_replaces_a_pod_only_when_the_user_deletes_it(api: ApiCl
     )
 
 
+async def roll_new_image(api: ApiClient, namespace: str, name: str, observe: Callable[[list[Obj]], None]) -> None:
+    """Change the daemon set's image and wait until it rolled out, calling `observe` with its live pods after
+    every pod change meanwhile."""
+
+    async def changed(_event: str, _pod: Obj, _old: Obj | None) -> None:
+        if informer.synced.is_set():  # the initial list arrives one pod at a time
+            observe(pods_of(informer.list(), name))
+
+    informer = SharedInformer(api, PODS, namespace=namespace)
+    informer.add_event_handler(changed)
+    informer.start()
+    try:
+        await asyncio.wait_for(informer.synced.wait(), 30)
+        change = {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]}}}}
+        await api.patch(DAEMONSETS, name, change, namespace, content_type=STRATEGIC)
+        await pods_when(
+            api, namespace, name, lambda p: len(p) == 3 and images(p) == {"busybox:1.36"}, "every pod replaced"
+        )
+        await wait_rolled_out(api, namespace, name, 3)
+    finally:
+        await informer.stop()
+
+
 async def test_max_surge_starts_each_new_pod_before_its_old_one_goes(api: ApiClient, namespace: str) -> None:
     surge = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
     await api.create(DAEMONSETS, daemon_set("surging", updateStrategy=surge), namespace)
     await wait_rolled_out(api, namespace, "surging", 3)
     most_on_a_node = 0
 
-    async def count(_event: str, _pod: Obj, _old: Obj | None) -> None:
+    def count(pods: list[Obj]) -> None:
         nonlocal most_on_a_node
-        per_node: dict[str, int] = {}
-        for pod in pods_of(informer.list(), "surging"):
-            per_node[target_node(pod)] = per_node.get(target_node(pod), 0) + 1
+        per_node = Counter(target_node(pod) for pod in pods)
         most_on_a_node = max(most_on_a_node, *per_node.values(), 0)
 
-    informer = SharedInformer(api, PODS, namespace=namespace)
-    informer.add_event_handler(count)
-    informer.start()
-    try:
-        await asyncio.wait_for(informer.synced.wait(), 30)
-        change = {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]}}}}
-        await api.patch(DAEMONSETS, "surging", change, namespace, content_type=STRATEGIC)
-        await pods_when(
-            api, namespace, "surging", lambda p: len(p) == 3 and images(p) == {"busybox:1.36"}, "every pod replaced"
-        )
-    finally:
-        await informer.stop()
+    await roll_new_image(api, namespace, "surging", count)
     assert most_on_a_node == 2  # the new pod ran beside the old one
-    await wait_rolled_out(api, namespace, "surging", 3)
 
 
 async def test_a_rolling_update_keeps_all_but_max_unavailable_nodes_served(api: ApiClient, namespace: str) -> None:
@@ -471,26 +481,12 @@ async def test_a_rolling_update_keeps_all_but_max_unavailable_nodes_served(api: 
     await wait_rolled_out(api, namespace, "steady", 3)
     most_unserved = 0
 
-    async def count(_event: str, _pod: Obj, _old: Obj | None) -> None:
+    def count(pods: list[Obj]) -> None:
         nonlocal most_unserved
-        if not informer.synced.is_set():
-            return  # the initial list arrives one pod at a time
-        served = {target_node(p) for p in pods_of(informer.list(), "steady") if is_ready(p)}
+        served = {target_node(p) for p in pods if is_ready(p)}
         most_unserved = max(most_unserved, len(set(NODE_NAMES) - served))
 
-    informer = SharedInformer(api, PODS, namespace=namespace)
-    informer.add_event_handler(count)
-    informer.start()
-    try:
-        await asyncio.wait_for(informer.synced.wait(), 30)
-        change = {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]}}}}
-        await api.patch(DAEMONSETS, "steady", change, namespace, content_type=STRATEGIC)
-        await pods_when(
-            api, namespace, "steady", lambda p: len(p) == 3 and images(p) == {"busybox:1.36"}, "every pod replaced"
-        )
-        await wait_rolled_out(api, namespace, "steady", 3)
-    finally:
-        await informer.stop()
+    await roll_new_image(api, namespace, "steady", count)
     assert most_unserved == 1  # one node at a time went without a ready daemon pod
 
 
