@@ -22,7 +22,8 @@ from kubernetes import config as k8s_config
 from kubernetes import watch
 
 from shim.client import ApiClient, ApiException, load_kubeconfig
-from shim.controllers.cronjob import CRONJOBS, JOBS, MANY_MISSED, Missed, job_name, most_recent_start
+from shim.controllers.cronjob import CRONJOBS, MANY_MISSED, Missed, job_name, most_recent_start
+from shim.controllers.job import JOBS
 from shim.machinery.cron import ScheduleError, parse_standard
 from shim.machinery.resources import EVENTS
 from tests.cluster import Cluster, start_cluster

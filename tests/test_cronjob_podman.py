@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from shim.client import ApiClient, load_kubeconfig
-from shim.controllers.cronjob import CRONJOBS, JOBS
+from shim.controllers.cronjob import CRONJOBS
+from shim.controllers.job import JOBS
 from tests.cluster import Cluster, start_cluster
 from tests.images import TEST_IMAGE
 from tests.podman_env import PodmanEnv, podman_root_with_test_image

@@ -22,6 +22,7 @@ from enum import IntEnum
 from typing import Any
 
 from shim.client import ApiClient, ApiException, Resource, SharedInformerFactory, object_key
+from shim.controllers.job import JOBS
 from shim.controllers.jobutil import condition_true
 from shim.controllers.ownership import controller_of, controller_ref, resolve_controller
 from shim.controllers.podutil import parse_time
@@ -33,7 +34,6 @@ from shim.machinery.timefmt import format_time
 Obj = dict[str, Any]
 
 CRONJOBS = Resource("batch", "v1", "cronjobs")
-JOBS = Resource("batch", "v1", "jobs")
 SCHEDULED_TIMESTAMP = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 NEXT_SCHEDULE_DELTA = 0.1  # nextScheduleDelta: wake a little after the start time, for clock skew
 MANY_MISSED = 100  # more missed start times than this is kube's "too many"
