@@ -256,6 +256,36 @@ async def test_a_claim_without_a_class_gets_a_local_path_volume_on_its_pods_node
     assert not directory.exists()
 
 
+async def test_a_claim_made_before_any_default_class_gets_the_one_made_later(api: ApiClient, namespace: str) -> None:
+    default = "storageclass.kubernetes.io/is-default-class"
+    later = f"{namespace}-later"
+    await api.patch(STORAGE_CLASSES, "local-path", {"metadata": {"annotations": {default: "false"}}})
+    try:
+        created = await api.create(PERSISTENT_VOLUME_CLAIMS, claim("early", "1Gi", None), namespace)
+        assert "storageClassName" not in created["spec"]  # no default class to admit it into
+        await api.create(
+            STORAGE_CLASSES,
+            {
+                "apiVersion": "storage.k8s.io/v1",
+                "kind": "StorageClass",
+                "metadata": {"name": later, "annotations": {default: "true"}},
+                "provisioner": "example.com/nobody",
+            },
+        )
+        await watch_until(
+            api,
+            PERSISTENT_VOLUME_CLAIMS,
+            namespace,
+            lambda claims: any(c["spec"].get("storageClassName") == later for c in claims),
+            what="the default class assigned",
+        )
+        waiting = await event(api, namespace, "ExternalProvisioning", "early")
+        assert "the external provisioner 'example.com/nobody'" in waiting["message"]
+    finally:
+        await api.delete(STORAGE_CLASSES, later)
+        await api.patch(STORAGE_CLASSES, "local-path", {"metadata": {"annotations": {default: "true"}}})
+
+
 # -- the scheduler and the node agent -----------------------------------------------------------------------
 
 

@@ -4,7 +4,8 @@ It binds each claim to a volume (a pre-bound one, the one it names, or the small
 access modes, size and selector), writing both halves of the bind (the volume's claimRef, the claim's
 volumeName and the `bind-completed`/`bound-by-controller` annotations) and their phases; it waits for the
 first consumer under WaitForFirstConsumer classes (until the scheduler writes `selected-node`), hands claims
-it cannot bind to their class's provisioner (`storage-provisioner` annotation), and releases a volume whose
+it cannot bind to their class's provisioner (`storage-provisioner` annotation) or, when they name no class, to
+the default class made since (retroactive default StorageClass assignment), and releases a volume whose
 claim is gone, then reclaims it by its policy: Retain keeps it, Delete is the provisioner's job for the
 volumes it made (and Failed for others, as kube has no deleter for them), Recycle is Failed (no recycler).
 
@@ -32,6 +33,7 @@ from shim.machinery.storage import (
     WAIT_FOR_FIRST_CONSUMER,
     best_volume,
     claim_class,
+    default_class,
     is_bound_to,
     volume_matches_claim,
 )
@@ -148,6 +150,12 @@ class PersistentVolumeController(Reconciler):
         if volume is not None:
             await self._bind(copy.deepcopy(volume), claim)
             return
+        if not class_name and claim["spec"].get("storageClassName") is None:
+            default = default_class(self.classes.list())
+            if default is not None:  # assignDefaultStorageClass: a default class made after the claim
+                claim["spec"]["storageClassName"] = default["metadata"]["name"]
+                await self._write(PERSISTENT_VOLUME_CLAIMS, claim)  # its update event brings the next sync
+                return
         if storage_class is not None and storage_class.get("provisioner") != NO_PROVISIONER:
             await self._ask_provisioner(claim, storage_class["provisioner"])
             return
