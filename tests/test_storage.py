@@ -8,6 +8,7 @@ cluster never bind each other's volumes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from shim.machinery.resources import (
     PODS,
     STORAGE_CLASSES,
 )
-from tests.cluster import Cluster
+from tests.cluster import KUBECTL_VERSIONS, Cluster
 from tests.workloads import cluster_with_fake_nodes, watch_until
 
 Obj = dict[str, Any]
@@ -431,6 +432,39 @@ spec:
         ]  # fmt: skip
     short = cluster.kubectl("get", "pv,pvc,sc", "-n", namespace, "-o", "name").stdout.split()
     assert "persistentvolumeclaim/cols" in short and "storageclass.storage.k8s.io/local-path" in short
+
+
+@pytest.mark.parametrize("version", KUBECTL_VERSIONS)
+def test_every_kubectl_creates_watches_patches_and_deletes_storage_objects(
+    cluster: Cluster, namespace: str, version: str
+) -> None:
+    tag = f"{namespace}-{version.replace('.', '')}"
+
+    def kubectl(*args: str, stdin: str | None = None) -> str:
+        return cluster.kubectl(*args, version=version, stdin=stdin).stdout
+
+    kubectl("create", "-f", "-", stdin=json.dumps(volume(tag, "1Gi", tag)))
+    kubectl("create", "-n", namespace, "-f", "-", stdin=json.dumps(claim(tag, "1Gi", tag)))
+    kubectl("create", "-f", "-", stdin=json.dumps({
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": tag},
+        "provisioner": "example.com/kubectl",
+    }))  # fmt: skip
+    kubectl("wait", "--for=jsonpath={.status.phase}=Bound", f"pvc/{tag}", "-n", namespace, "--timeout=30s")
+    kubectl("patch", "pvc", tag, "-n", namespace, "--type=strategic", "-p", '{"metadata":{"labels":{"s":"1"}}}')
+    kubectl("patch", "sc", tag, "--type=merge", "-p", '{"allowVolumeExpansion":true}')
+    kubectl("patch", "pv", tag, "--type=json", "-p", '[{"op":"add","path":"/metadata/labels","value":{"j":"1"}}]')
+    applied = volume(tag, "2Gi", tag)
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=json.dumps(applied))
+    pv = json.loads(kubectl("get", "pv", tag, "-o", "json"))
+    assert (pv["metadata"]["labels"], pv["spec"]["capacity"]) == ({"j": "1"}, {"storage": "2Gi"})
+    assert json.loads(kubectl("get", "pvc", tag, "-n", namespace, "-o", "json"))["metadata"]["labels"] == {"s": "1"}
+    assert json.loads(kubectl("get", "sc", tag, "-o", "json"))["allowVolumeExpansion"] is True
+
+    # kubectl delete waits for each to be gone: the protection finalizers go once nothing holds them
+    assert kubectl("delete", "pvc", tag, "-n", namespace) == f'persistentvolumeclaim "{tag}" deleted\n'
+    kubectl("wait", "--for=jsonpath={.status.phase}=Released", f"pv/{tag}", "--timeout=30s")
+    assert kubectl("delete", "pv", tag) == f'persistentvolume "{tag}" deleted\n'
+    assert kubectl("delete", "sc", tag) == f'storageclass.storage.k8s.io "{tag}" deleted\n'
 
 
 @pytest.mark.parametrize(
