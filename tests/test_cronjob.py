@@ -332,6 +332,31 @@ async def test_an_active_job_deleted_by_hand_goes_missing_and_the_next_start_run
     assert second["metadata"]["name"] != first["metadata"]["name"]
 
 
+async def test_a_status_naming_jobs_that_do_not_exist_is_cleaned_up(api: ApiClient, namespace: str) -> None:
+    created = await api.create(CRONJOBS, cronjob("scribbled", suspend=True), namespace)
+    # anyone may write status: a reference without a name, and one to a Job that never was
+    nameless = {"kind": "Job", "uid": "u-1"}
+    created["status"] = {"active": [nameless, {"kind": "Job", "name": "never", "namespace": namespace, "uid": "u-2"}]}
+    await api.replace(CRONJOBS, created, namespace, "status")
+    await watch_until(
+        api,
+        CRONJOBS,
+        namespace,
+        lambda cronjobs: not (cronjobs[0].get("status") or {}).get("active"),
+        what="status.active emptied",
+    )
+    await watch_until(
+        api,
+        EVENTS,
+        namespace,
+        lambda events: (
+            {e["message"] for e in events if e["reason"] == "MissingJob"}
+            == {"Active job went missing: ", "Active job went missing: never"}
+        ),
+        what="a MissingJob event for each",
+    )
+
+
 async def test_replace_deletes_the_running_job_and_starts_the_next(api: ApiClient, namespace: str) -> None:
     await api.create(CRONJOBS, cronjob("fresh", "sleep 300", concurrencyPolicy="Replace"), namespace)
     [first] = await watch_until(api, JOBS, namespace, lambda jobs: owned_by(jobs, "fresh")[:1], FIRINGS_DEADLINE)

@@ -171,9 +171,9 @@ class CronJobController(Reconciler):
             return requeue, changed
         if policy == "Replace":
             for ref in list(active):
-                job = await self._get_job(cronjob, ref["name"])
+                job = await self._get_job(cronjob, ref.get("name", ""))
                 if job is not None and not await self._delete_job(cronjob, job):
-                    raise NotReplaced(f"could not replace job {ref.get('namespace')}/{ref['name']}")
+                    raise NotReplaced(f"could not replace job {ref.get('namespace')}/{ref.get('name')}")
                 changed = True
         created = await self._create_job(cronjob, scheduled)
         if created is None:
@@ -323,7 +323,10 @@ class CronJobController(Reconciler):
         return created
 
     async def _get_job(self, cronjob: Obj, name: str) -> Obj | None:
-        """The Job as the API server has it now; None when it is gone."""
+        """The Job as the API server has it now; None when it is gone (or the name is empty: status is writable
+        by anyone, and an empty name would address the collection)."""
+        if not name:
+            return None
         try:
             return await self.client.get(JOBS, name, cronjob["metadata"]["namespace"])
         except ApiException as exc:
