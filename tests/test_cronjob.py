@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -518,3 +520,14 @@ def test_more_than_a_hundred_missed_start_times_are_many_and_only_the_latest_run
     cron["spec"]["startingDeadlineSeconds"] = 20  # 18:17:00 is 30 s ago: too late to start
     assert most_recent_start(cron, now - timedelta(hours=3), now, schedule, with_deadline=True)[1] is None
     assert job_name(cron, datetime(2026, 12, 7, 18, 17, tzinfo=UTC)) == "late-29944457"  # 1796667420 s since the epoch
+
+
+@pytest.mark.parametrize("scale", ["0", "-2", "fast", "3601"])
+def test_a_clock_scale_out_of_range_is_refused_before_anything_starts(scale: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "shim.cli", "up", "--cronjob-clock-scale", scale],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2 and "argument --cronjob-clock-scale: " in result.stderr, result.stderr
