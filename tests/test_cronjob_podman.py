@@ -5,7 +5,7 @@ pods run in a private Podman root, its CronJob controller on a clock ten times a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -13,11 +13,10 @@ import pytest
 from shim.client import ApiClient, load_kubeconfig
 from shim.controllers.cronjob import CRONJOBS
 from shim.controllers.job import JOBS
-from tests.cluster import Cluster, start_cluster
+from tests.cluster import Cluster
 from tests.images import TEST_IMAGE
-from tests.podman_env import PodmanEnv, podman_root_with_test_image
 from tests.prerequisites import needs_podman
-from tests.workloads import watch_until
+from tests.workloads import cluster_on_podman, watch_until
 
 pytestmark = needs_podman
 
@@ -26,23 +25,7 @@ Obj = dict[str, Any]
 FIRINGS_DEADLINE = 240.0
 
 
-@pytest.fixture(scope="module")
-def podman_env() -> Iterator[PodmanEnv]:
-    with podman_root_with_test_image() as env:
-        yield env
-
-
-@pytest.fixture(scope="module")
-def cluster(podman_env: PodmanEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """`kube-shim up` with one Podman node (the `namespace` fixture makes its namespaces here)."""
-    running = start_cluster(
-        tmp_path_factory.mktemp("cronjobs-podman"),
-        nodes=("--runtime", "podman", "--nodes", "1", "--podman-socket", str(podman_env.socket_path)),
-        extra=("--cronjob-clock-scale", "10"),
-    )
-    running.kubectl("wait", "--for=condition=Ready", "node", "--all", "--timeout=60s")
-    yield running
-    running.stop()
+cluster = cluster_on_podman(extra=("--cronjob-clock-scale", "10"))
 
 
 @pytest.fixture

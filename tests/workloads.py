@@ -15,6 +15,7 @@ import pytest
 
 from shim.client import ApiClient, Resource, SharedInformer
 from tests.cluster import Cluster, start_cluster
+from tests.podman_env import podman_root_with_test_image
 
 Obj = dict[str, Any]
 T = TypeVar("T")
@@ -31,6 +32,27 @@ def cluster_with_fake_nodes(nodes: int = 3, extra: tuple[str, ...] = ()) -> Any:
         )
         yield running
         running.stop()
+
+    return cluster
+
+
+def cluster_on_podman(extra: tuple[str, ...] = ()) -> Any:
+    """A module-scoped `cluster` fixture: `kube-shim up` with one node agent whose pods run in a private Podman
+    root holding the test image, its node Ready; `extra`: more `kube-shim up` flags."""
+
+    @pytest.fixture(scope="module")
+    def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+        with podman_root_with_test_image() as podman:
+            running = start_cluster(
+                tmp_path_factory.mktemp("podman-node"),
+                nodes=("--runtime", "podman", "--nodes", "1", "--podman-socket", str(podman.socket_path)),
+                extra=extra,
+            )
+            try:
+                running.kubectl("wait", "--for=condition=Ready", "node", "--all", "--timeout=60s")
+                yield running
+            finally:
+                running.stop()
 
     return cluster
 
