@@ -8,6 +8,7 @@ cluster never bind each other's volumes.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -288,6 +289,23 @@ async def test_a_claim_made_before_any_default_class_gets_the_one_made_later(api
 
 
 # -- the scheduler and the node agent -----------------------------------------------------------------------
+
+
+async def test_pods_sharing_a_waiting_claim_all_go_to_the_node_its_volume_is_made_on(
+    api: ApiClient, namespace: str
+) -> None:
+    await api.create(PERSISTENT_VOLUME_CLAIMS, claim("shared", "1Gi", None), namespace)
+    await asyncio.gather(*(api.create(PODS, pod_using(f"sharer-{i}", "shared"), namespace) for i in range(4)))
+    running = await watch_until(
+        api,
+        PODS,
+        namespace,
+        lambda pods: pods if sum(p["status"].get("phase") == "Running" for p in pods) == 4 else None,
+        what="four pods running",
+    )
+    assert len({p["spec"]["nodeName"] for p in running}) == 1  # spread out, three would find no volume
+    bound = await claim_phase(api, namespace, "shared", "Bound")
+    assert bound["metadata"]["annotations"]["volume.kubernetes.io/selected-node"] == running[0]["spec"]["nodeName"]
 
 
 async def test_a_pod_whose_claim_is_missing_waits_and_starts_once_it_exists(api: ApiClient, namespace: str) -> None:

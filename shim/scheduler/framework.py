@@ -12,6 +12,8 @@ implements some of these methods; the framework runs whichever it finds, and kno
 - `pre_score(state, pod, nodes) -> bool`: prepare scoring; False skips `score` (every node would tie).
 - `score(state, pod, node) -> int` and `normalize(state, pod, scores)` (in place, to 0..100).
 - `events`: the cluster events after which a pod this plugin rejected may fit (kube's EventsToRegister).
+- `reserve(pod, node)` / `unreserve(pod, node)`: the pod was assumed onto the node (decisions for the next pods
+  must see what it takes), or its binding failed (kube's Reserve/Unreserve).
 - `async pre_bind(pod, node)`: write what the chosen node implies before the pod is bound (kube's PreBind).
 """
 
@@ -109,6 +111,7 @@ class Framework:
         self.filters = [p for p in plugins if isinstance(p, FilterPlugin)]
         self.scorers = [(p, weights.get(p.name, 1)) for p in plugins if isinstance(p, ScorePlugin)]
         self._updaters = [p for p in plugins if hasattr(p, "update_state")]
+        self._reservers = [p for p in plugins if hasattr(p, "reserve")]
         self._pre_binders = [p for p in plugins if hasattr(p, "pre_bind")]
         self._interest: dict[str, frozenset[str]] = {}
         for plugin in plugins:
@@ -143,6 +146,16 @@ class Framework:
             plugin.normalize(state, pod, scores)
             totals = [total + value * weight for total, value in zip(totals, scores, strict=True)]
         return totals
+
+    def reserve(self, pod: PodInfo, node: str) -> None:
+        """The pod was assumed onto `node`: plugins note what that takes, before the next pod is decided."""
+        for plugin in self._reservers:
+            plugin.reserve(pod, node)
+
+    def unreserve(self, pod: PodInfo, node: str) -> None:
+        """The pod's binding to `node` failed: plugins forget what `reserve` noted."""
+        for plugin in self._reservers:
+            plugin.unreserve(pod, node)
 
     async def pre_bind(self, pod: PodInfo, node: str) -> None:
         """What must be written before the pod is bound to `node` (kube's PreBind: a claim's selected node)."""

@@ -173,6 +173,7 @@ class Scheduler:
         result = self.picker.schedule(state, pod, filters)
         if isinstance(result, str):
             self.cache.assume(pod, result)
+            self.framework.reserve(pod, result)
             self.nominator.remove(pod.key)
             self.writer.submit(pod.key, lambda: self._bind(queued, result))
             return
@@ -194,6 +195,7 @@ class Scheduler:
         except Exception as exc:  # whatever the cause, the room it was assumed to take must not leak
             self.stats.bind_errors += 1
             self.cache.forget(pod.key)
+            self.framework.unreserve(pod, node)
             self.queue.move_all(ASSIGNED_POD_DELETE)  # the room it held is free again
             latest = self._live_pod(pod.key)  # updates that came while it was assumed were held back
             if latest is None or (isinstance(exc, ApiException) and exc.status == 409):

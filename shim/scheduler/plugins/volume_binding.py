@@ -5,9 +5,9 @@ claims, the scheduler's choice decides where their volumes are made (kube's `plu
 - A bound claim's volume must be reachable from the node (its node affinity).
 - An unbound claim of an Immediate class (or of no class) waits for the binder: the pod stays pending.
 - An unbound WaitForFirstConsumer claim fits a node when its class can provision there, or when a free
-  matching volume is on the node; before the pod is bound, `pre_bind` writes the node to the claim's
-  `volume.kubernetes.io/selected-node` annotation, which the binder (static volumes) and the provisioner
-  (new ones) act on.
+  matching volume is on the node; once placed (by an earlier pod sharing it), only on that node. Before the
+  pod is bound, `pre_bind` writes the node to the claim's `volume.kubernetes.io/selected-node` annotation,
+  which the binder (static volumes) and the provisioner (new ones) act on.
 """
 
 from __future__ import annotations
@@ -47,8 +47,9 @@ class _PodVolumes:
 
     missing_volume: bool = False  # a bound claim's volume is gone
     bound_checks: list[NodeCheck] = field(default_factory=list)  # bound volumes' node affinity
-    static_checks: list[NodeCheck] = field(default_factory=list)  # a free volume on the node, per delayed claim
-    delayed: list[Obj] = field(default_factory=list)  # WaitForFirstConsumer claims to place
+    # per WaitForFirstConsumer claim: its volume can be had on the node (a free one there, or the node it was
+    # placed on already)
+    static_checks: list[NodeCheck] = field(default_factory=list)
 
 
 class VolumeBinding:
@@ -64,6 +65,9 @@ class VolumeBinding:
         self.claims = claims
         self.volumes = volumes
         self.classes = classes
+        # claim key -> the node a pod using it was assumed onto, from reserve until pre_bind annotated the claim
+        # (kube's assume cache): the next pod sharing the claim goes to the same node
+        self._placed: dict[str, str] = {}
 
     def pre_filter(self, state: CycleState, pod: PodInfo) -> bool | Status:
         names = claim_names(pod.pod)
@@ -85,22 +89,42 @@ class VolumeBinding:
             return unresolvable(BIND_CONFLICT)
         return None
 
+    def reserve(self, pod: PodInfo, node: str) -> None:
+        """Note the node of the pod's claims that wait for it, until their annotation says it."""
+        for key, claim in self._waiting_claims(pod):
+            if not (claim["metadata"].get("annotations") or {}).get(SELECTED_NODE):
+                self._placed[key] = node
+
+    def unreserve(self, pod: PodInfo, node: str) -> None:
+        for key, _claim in self._waiting_claims(pod):
+            if self._placed.get(key) == node:
+                del self._placed[key]
+
     async def pre_bind(self, pod: PodInfo, node: str) -> None:
         """Place the pod's WaitForFirstConsumer claims on `node` (kube's PreBind, without waiting for the bind:
         the node agent waits for the claims to be bound before it starts the pod)."""
-        namespace = pod.namespace
+        for key, claim in self._waiting_claims(pod):
+            if (claim["metadata"].get("annotations") or {}).get(SELECTED_NODE) != node:
+                patch = {"metadata": {"annotations": {SELECTED_NODE: node}}}
+                meta = claim["metadata"]
+                try:
+                    patched = await self.client.patch(self.claims.resource, meta["name"], patch, meta["namespace"])
+                except ApiException as exc:
+                    if exc.status != 404:
+                        raise
+                else:
+                    self.claims.observe(patched)  # the next pod's decision must not wait for the watch
+            self._placed.pop(key, None)
+
+    def _waiting_claims(self, pod: PodInfo) -> list[tuple[str, Obj]]:
+        """(key, claim) of the pod's claims that are unbound under a WaitForFirstConsumer class."""
+        waiting = []
         for name in claim_names(pod.pod):
-            claim = self.claims.get(f"{namespace}/{name}")
-            if claim is None or claim["spec"].get("volumeName") or not self._waits_for_consumer(claim):
-                continue
-            if (claim["metadata"].get("annotations") or {}).get(SELECTED_NODE) == node:
-                continue
-            patch = {"metadata": {"annotations": {SELECTED_NODE: node}}}
-            try:
-                await self.client.patch(self.claims.resource, name, patch, namespace)
-            except ApiException as exc:
-                if exc.status != 404:
-                    raise
+            key = f"{pod.namespace}/{name}"
+            claim = self.claims.get(key)
+            if claim is not None and not claim["spec"].get("volumeName") and self._waits_for_consumer(claim):
+                waiting.append((key, claim))
+        return waiting
 
     def _examine(self, pod: PodInfo, names: list[str]) -> _PodVolumes | Status:
         """What the claims require of a node, or the PreFilter rejection (a claim missing, being deleted, or
@@ -122,9 +146,12 @@ class VolumeBinding:
                 continue
             if not self._waits_for_consumer(claim):
                 return unresolvable(UNBOUND_IMMEDIATE)
-            found.delayed.append(claim)
+            selected = (claim["metadata"].get("annotations") or {}).get(SELECTED_NODE)
+            selected = selected or self._placed.get(f"{pod.namespace}/{name}")
             storage_class = self.classes.get(claim_class(claim)) or {}
-            if storage_class.get("provisioner") == NO_PROVISIONER:
+            if selected:  # placed already (by another pod's scheduling): its volume is made there or nowhere
+                found.static_checks.append(lambda node, selected=selected: node.name == selected)
+            elif storage_class.get("provisioner") == NO_PROVISIONER:
                 candidates = [pv for pv in self.volumes.list() if volume_matches_claim(pv, claim)]
                 checks = [_reachable_from(pv) for pv in candidates]
                 found.static_checks.append(lambda node, checks=checks: any(check(node) for check in checks))
