@@ -19,7 +19,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from shim.apiserver.kinds.storage import pv_cells, pvc_cells, storage_class_cells
-from shim.client import ApiClient, ApiException, load_kubeconfig
+from shim.client import ApiClient, ApiException, Resource, load_kubeconfig
 from shim.machinery.resources import (
     EVENTS,
     NODES,
@@ -72,27 +72,16 @@ def pod_using(name: str, claim_name: str, read_only: bool = False) -> Obj:
     }
 
 
-async def claim_phase(api: ApiClient, namespace: str, name: str, phase: str) -> Obj:
+async def in_phase(api: ApiClient, resource: Resource, namespace: str, name: str, phase: str) -> Obj:
+    """The claim or volume once its status.phase is `phase`."""
     return await watch_until(
         api,
-        PERSISTENT_VOLUME_CLAIMS,
+        resource,
         namespace,
-        lambda claims: next(
-            (c for c in claims if c["metadata"]["name"] == name and c.get("status", {}).get("phase") == phase), None
+        lambda objects: next(
+            (o for o in objects if o["metadata"]["name"] == name and o.get("status", {}).get("phase") == phase), None
         ),
-        what=f"claim {name} {phase}",
-    )
-
-
-async def volume_phase(api: ApiClient, name: str, phase: str) -> Obj:
-    return await watch_until(
-        api,
-        PERSISTENT_VOLUMES,
-        "",
-        lambda volumes: next(
-            (v for v in volumes if v["metadata"]["name"] == name and v.get("status", {}).get("phase") == phase), None
-        ),
-        what=f"volume {name} {phase}",
+        what=f"{resource.plural} {name} {phase}",
     )
 
 
@@ -125,18 +114,18 @@ async def test_a_claim_binds_to_the_smallest_volume_that_satisfies_it(api: ApiCl
     await api.create(PERSISTENT_VOLUMES, volume(f"{namespace}-20g", "20Gi", klass))
     await api.create(PERSISTENT_VOLUME_CLAIMS, claim("data", "2Gi", klass), namespace)
 
-    bound = await claim_phase(api, namespace, "data", "Bound")
+    bound = await in_phase(api, PERSISTENT_VOLUME_CLAIMS, namespace, "data", "Bound")
     assert bound["spec"]["volumeName"] == f"{namespace}-5g"
     assert bound["status"]["capacity"] == {"storage": "5Gi"}
     assert bound["status"]["accessModes"] == ["ReadWriteOnce"]
     annotations = bound["metadata"]["annotations"]
     assert annotations["pv.kubernetes.io/bind-completed"] == "yes"
     assert annotations["pv.kubernetes.io/bound-by-controller"] == "yes"
-    pv = await volume_phase(api, f"{namespace}-5g", "Bound")
+    pv = await in_phase(api, PERSISTENT_VOLUMES, "", f"{namespace}-5g", "Bound")
     ref = pv["spec"]["claimRef"]
     assert (ref["namespace"], ref["name"], ref["uid"]) == (namespace, "data", bound["metadata"]["uid"])
     assert pv["metadata"]["annotations"]["pv.kubernetes.io/bound-by-controller"] == "yes"
-    assert (await volume_phase(api, f"{namespace}-1g", "Available"))["spec"].get("claimRef") is None
+    assert (await in_phase(api, PERSISTENT_VOLUMES, "", f"{namespace}-1g", "Available"))["spec"].get("claimRef") is None
 
 
 async def test_a_claim_takes_the_volume_it_names_or_its_selector_picks(api: ApiClient, namespace: str) -> None:
@@ -150,8 +139,8 @@ async def test_a_claim_takes_the_volume_it_names_or_its_selector_picks(api: ApiC
     selector = {"matchLabels": {"tier": "gold"}}
     await api.create(PERSISTENT_VOLUME_CLAIMS, claim("gold", "1Gi", klass, selector=selector), namespace)
 
-    named = await claim_phase(api, namespace, "named", "Bound")
-    gold = await claim_phase(api, namespace, "gold", "Bound")
+    named = await in_phase(api, PERSISTENT_VOLUME_CLAIMS, namespace, "named", "Bound")
+    gold = await in_phase(api, PERSISTENT_VOLUME_CLAIMS, namespace, "gold", "Bound")
     assert named["spec"]["volumeName"] == f"{namespace}-c"
     assert "pv.kubernetes.io/bound-by-controller" not in named["metadata"]["annotations"]  # the user chose it
     assert gold["spec"]["volumeName"] == f"{namespace}-b"
@@ -175,14 +164,14 @@ async def test_a_released_volume_is_kept_or_failed_by_its_reclaim_policy(api: Ap
     await api.create(PERSISTENT_VOLUMES, volume(deleted, "1Gi", klass, persistentVolumeReclaimPolicy="Delete"))
     await api.create(PERSISTENT_VOLUME_CLAIMS, claim("one", "1Gi", klass, volumeName=kept), namespace)
     await api.create(PERSISTENT_VOLUME_CLAIMS, claim("two", "1Gi", klass, volumeName=deleted), namespace)
-    await claim_phase(api, namespace, "one", "Bound")
-    await claim_phase(api, namespace, "two", "Bound")
+    await in_phase(api, PERSISTENT_VOLUME_CLAIMS, namespace, "one", "Bound")
+    await in_phase(api, PERSISTENT_VOLUME_CLAIMS, namespace, "two", "Bound")
 
     await api.delete(PERSISTENT_VOLUME_CLAIMS, "one", namespace)
     await api.delete(PERSISTENT_VOLUME_CLAIMS, "two", namespace)
-    released = await volume_phase(api, kept, "Released")
+    released = await in_phase(api, PERSISTENT_VOLUMES, "", kept, "Released")
     assert released["spec"]["claimRef"]["name"] == "one"  # Retain: the data and the reference stay
-    failed = await volume_phase(api, deleted, "Failed")
+    failed = await in_phase(api, PERSISTENT_VOLUMES, "", deleted, "Failed")
     message = f'error getting deleter volume plugin for volume "{deleted}": no deletable volume plugin matched'
     assert failed["status"]["message"] == message
     assert (await event(api, "default", "VolumeFailedDelete", deleted))["type"] == "Warning"
@@ -200,7 +189,7 @@ async def test_a_claim_in_use_stays_terminating_until_its_pod_is_gone(
     await watch_until(
         api, PODS, namespace, lambda pods: any(p.get("status", {}).get("phase") == "Running" for p in pods)
     )
-    name = (await claim_phase(api, namespace, "used", "Bound"))["spec"]["volumeName"]
+    name = (await in_phase(api, PERSISTENT_VOLUME_CLAIMS, namespace, "used", "Bound"))["spec"]["volumeName"]
     directory = Path((await api.get(PERSISTENT_VOLUMES, name))["spec"]["hostPath"]["path"])
 
     await api.delete(PERSISTENT_VOLUME_CLAIMS, "used", namespace)
@@ -238,7 +227,7 @@ async def test_a_claim_without_a_class_gets_a_local_path_volume_on_its_pods_node
         api, PODS, namespace, lambda pods: next((p for p in pods if p["status"].get("phase") == "Running"), None)
     )
     node = running["spec"]["nodeName"]
-    bound = await claim_phase(api, namespace, "data", "Bound")
+    bound = await in_phase(api, PERSISTENT_VOLUME_CLAIMS, namespace, "data", "Bound")
     assert bound["metadata"]["annotations"]["volume.kubernetes.io/selected-node"] == node
     pv = await api.get(PERSISTENT_VOLUMES, bound["spec"]["volumeName"])
     assert pv["metadata"]["name"] == f"pvc-{bound['metadata']['uid']}"
@@ -304,7 +293,7 @@ async def test_pods_sharing_a_waiting_claim_all_go_to_the_node_its_volume_is_mad
         what="four pods running",
     )
     assert len({p["spec"]["nodeName"] for p in running}) == 1  # spread out, three would find no volume
-    bound = await claim_phase(api, namespace, "shared", "Bound")
+    bound = await in_phase(api, PERSISTENT_VOLUME_CLAIMS, namespace, "shared", "Bound")
     assert bound["metadata"]["annotations"]["volume.kubernetes.io/selected-node"] == running[0]["spec"]["nodeName"]
 
 
@@ -320,7 +309,7 @@ async def test_a_pod_whose_claim_is_missing_waits_and_starts_once_it_exists(api:
     await watch_until(
         api, PODS, namespace, lambda pods: any(p["status"].get("phase") == "Running" for p in pods), what="running"
     )
-    await claim_phase(api, namespace, "later", "Bound")
+    await in_phase(api, PERSISTENT_VOLUME_CLAIMS, namespace, "later", "Bound")
 
 
 async def test_a_waiting_claim_of_pre_made_local_volumes_binds_on_the_node_its_pod_is_placed_on(
@@ -348,7 +337,7 @@ async def test_a_waiting_claim_of_pre_made_local_volumes_binds_on_the_node_its_p
     await event(api, namespace, "WaitForFirstConsumer", "local")
 
     await api.create(PODS, pod_using("placed", "local"), namespace)
-    bound = await claim_phase(api, namespace, "local", "Bound")
+    bound = await in_phase(api, PERSISTENT_VOLUME_CLAIMS, namespace, "local", "Bound")
     assert bound["spec"]["volumeName"] == klass
     assert bound["metadata"]["annotations"]["volume.kubernetes.io/selected-node"] == nodes[-1]
     assert (await api.get(PODS, "placed", namespace))["spec"]["nodeName"] == nodes[-1]
@@ -376,7 +365,7 @@ async def test_a_host_path_volume_outside_the_allowed_paths_is_not_mounted(
     name = f"{namespace}-etc"
     await api.create(PERSISTENT_VOLUMES, volume(name, "1Gi", klass, hostPath={"path": "/etc"}))
     await api.create(PERSISTENT_VOLUME_CLAIMS, claim("etc", "1Gi", klass), namespace)
-    await claim_phase(api, namespace, "etc", "Bound")
+    await in_phase(api, PERSISTENT_VOLUME_CLAIMS, namespace, "etc", "Bound")
     await api.create(PODS, pod_using("nosy", "etc"), namespace)
 
     refused = await event(api, namespace, "FailedMount", "nosy")
