@@ -119,9 +119,18 @@ async def pods_when(
     )
 
 
-async def events_for(api: ApiClient, namespace: str, name: str) -> list[tuple[str, str, str]]:
-    items = (await api.list(EVENTS, namespace))["items"]
-    return [(e["type"], e["reason"], e["message"]) for e in items if e["involvedObject"]["name"] == name]
+async def wait_events(
+    api: ApiClient, namespace: str, name: str, predicate: Callable[[list[tuple[str, str, str]]], bool], what: str
+) -> list[tuple[str, str, str]]:
+    """The (type, reason, message) of the events about `name` once `predicate` holds for them (the controllers
+    write events in the background)."""
+
+    def about(events: list[Obj]) -> list[tuple[str, str, str]]:
+        return [(e["type"], e["reason"], e["message"]) for e in events if e["involvedObject"]["name"] == name]
+
+    return await watch_until(
+        api, EVENTS, namespace, lambda events: predicate(about(events)) and about(events), what=what
+    )
 
 
 async def patch_node(api: ApiClient, node: str, patch: Obj) -> None:
@@ -277,10 +286,10 @@ async def test_one_pod_per_node_pinned_by_node_affinity_with_the_daemon_tolerati
         assert pod["metadata"]["generateName"] == "spread-"
         [owner] = pod["metadata"]["ownerReferences"]
         assert (owner["kind"], owner["uid"], owner["controller"]) == ("DaemonSet", created["metadata"]["uid"], True)
-    events = await events_for(api, namespace, "spread")
+    events = await wait_events(api, namespace, "spread", lambda events: len(events) >= 3, "an event per created pod")
     assert (
-        sum(1 for _, reason, message in events if reason == "SuccessfulCreate" and "Created pod: spread-" in message)
-        == 3
+        sorted((kind, reason, message[: len("Created pod: spread-")]) for kind, reason, message in events)
+        == [("Normal", "SuccessfulCreate", "Created pod: spread-")] * 3
     )
 
 
@@ -354,8 +363,15 @@ async def test_a_new_node_gets_a_daemon_pod_and_a_deleted_node_loses_it(api: Api
             "a pod bound to the new node",
         )
         assert len(pods) == 4
-        status = (await api.get(DAEMONSETS, "everywhere", namespace))["status"]
-        assert status["desiredNumberScheduled"] == 4 and status["currentNumberScheduled"] == 4
+        await watch_until(
+            api,
+            DAEMONSETS,
+            namespace,
+            lambda items: (
+                items[0]["status"]["desiredNumberScheduled"] == items[0]["status"]["currentNumberScheduled"] == 4
+            ),
+            what="four nodes in the status",
+        )
     finally:
         await api.delete(NODES, name)
     await watch_until(
@@ -658,9 +674,11 @@ async def test_a_failed_daemon_pod_is_replaced_with_back_off(strict_cluster: Clu
         # the first failure is replaced at once, then the back-off waits 1 s, then 2 s: replacing at once every
         # time would have made the fourth pod within a fraction of a second of the second
         assert created_at[3] - created_at[1] >= 2.5
-        events = await events_for(api, "default", "rejected")
-        failed = [message for _, reason, message in events if reason == "FailedDaemonPod"]
-        assert any(
-            re.fullmatch(r"Found failed daemon pod default/rejected-\w+ on node vm-0, will try to kill it", m)
-            for m in failed
+        pattern = r"Found failed daemon pod default/rejected-\w+ on node vm-0, will try to kill it"
+        await wait_events(
+            api,
+            "default",
+            "rejected",
+            lambda events: any(r == "FailedDaemonPod" and re.fullmatch(pattern, m) for _, r, m in events),
+            "a FailedDaemonPod event",
         )
