@@ -177,6 +177,23 @@ async def test_a_released_volume_is_kept_or_failed_by_its_reclaim_policy(api: Ap
     assert (await event(api, "default", "VolumeFailedDelete", deleted))["type"] == "Warning"
 
 
+async def test_a_bound_claim_whose_volume_vanishes_is_lost(api: ApiClient, namespace: str) -> None:
+    klass = namespace
+    await api.create(PERSISTENT_VOLUMES, volume(klass, "1Gi", klass))
+    await api.create(PERSISTENT_VOLUME_CLAIMS, claim("orphaned", "1Gi", klass), namespace)
+    await in_phase(api, PERSISTENT_VOLUME_CLAIMS, namespace, "orphaned", "Bound")
+
+    # an administrator forces the volume out from under its claim
+    await api.patch(PERSISTENT_VOLUMES, klass, {"metadata": {"finalizers": None}})
+    await api.delete(PERSISTENT_VOLUMES, klass)
+    await in_phase(api, PERSISTENT_VOLUME_CLAIMS, namespace, "orphaned", "Lost")
+    lost = await event(api, namespace, "ClaimLost", "orphaned")
+    assert (lost["type"], lost["message"]) == (
+        "Warning",
+        "Bound claim has lost its PersistentVolume. Data on the volume is lost!",
+    )
+
+
 # -- protection ------------------------------------------------------------------------------------------------
 
 
