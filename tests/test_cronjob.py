@@ -23,6 +23,8 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes import watch
 
+from shim.apiserver.kinds.batch import cronjob_cells
+from shim.apiserver.printers import epoch_us
 from shim.client import ApiClient, ApiException, load_kubeconfig
 from shim.controllers.cronjob import CRONJOBS, MANY_MISSED, Missed, job_name, most_recent_start
 from shim.controllers.job import JOBS
@@ -531,3 +533,22 @@ def test_a_clock_scale_out_of_range_is_refused_before_anything_starts(scale: str
         timeout=30,
     )
     assert result.returncode == 2 and "argument --cronjob-clock-scale: " in result.stderr, result.stderr
+
+
+def test_a_cronjob_row_prints_as_kubes_print_cronjob() -> None:
+    now = datetime(2026, 12, 7, 18, 0, tzinfo=UTC)
+    row = {
+        "metadata": {"name": "report", "creationTimestamp": "2026-12-05T18:00:00Z"},
+        "spec": {
+            "schedule": "0 6 * * *",
+            "timeZone": "Europe/Berlin",
+            "jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "r", "image": "busybox"}]}}}},
+        },
+        "status": {"active": [{"name": "a"}, {"name": "b"}], "lastScheduleTime": "2026-12-07T17:58:30Z"},
+    }
+    assert cronjob_cells(row, epoch_us(now)) == [
+        "report", "0 6 * * *", "Europe/Berlin", "<unset>", 2, "90s", "2d", "r", "busybox", "<none>"
+    ]  # fmt: skip
+    row["spec"]["suspend"] = True
+    del row["spec"]["timeZone"], row["status"]["lastScheduleTime"]
+    assert cronjob_cells(row, epoch_us(now))[2:6] == ["<none>", "True", 2, "<none>"]
