@@ -314,6 +314,28 @@ async def test_pods_sharing_a_waiting_claim_all_go_to_the_node_its_volume_is_mad
     assert bound["metadata"]["annotations"]["volume.kubernetes.io/selected-node"] == running[0]["spec"]["nodeName"]
 
 
+async def test_a_read_write_once_pod_claim_serves_one_pod_at_a_time(api: ApiClient, namespace: str) -> None:
+    await api.create(PERSISTENT_VOLUME_CLAIMS, claim("solo", "1Gi", None, accessModes=["ReadWriteOncePod"]), namespace)
+    await api.create(PODS, pod_using("first", "solo"), namespace)
+    await watch_until(api, PODS, namespace, lambda pods: pods[0]["status"].get("phase") == "Running", what="first")
+    await api.create(PODS, pod_using("second", "solo"), namespace)
+    failed = await event(api, namespace, "FailedScheduling", "second")
+    assert failed["message"] == (
+        "0/2 nodes are available: node has pod using PersistentVolumeClaim with the same name and "
+        "ReadWriteOncePod access mode. preemption: 0/2 nodes are available: 2 Preemption is not helpful for "
+        "scheduling."
+    )
+
+    await api.delete(PODS, "first", namespace, gracePeriodSeconds=0)
+    await watch_until(
+        api,
+        PODS,
+        namespace,
+        lambda pods: [p["metadata"]["name"] for p in pods if p["status"].get("phase") == "Running"] == ["second"],
+        what="the second pod running alone",
+    )
+
+
 async def test_a_pod_whose_claim_is_missing_waits_and_starts_once_it_exists(api: ApiClient, namespace: str) -> None:
     await api.create(PODS, pod_using("waiter", "later"), namespace)
     failed = await event(api, namespace, "FailedScheduling", "waiter")

@@ -30,6 +30,7 @@ class Cache:
         self.pods_with_affinity: dict[str, PodInfo] = {}  # cluster-wide, for InterPodAffinity's shortcuts
         self.pods_with_required_anti_affinity: dict[str, PodInfo] = {}
         self._pods: dict[str, tuple[PodInfo, str]] = {}  # key -> (pod, node name)
+        self.claim_users: dict[str, int] = {}  # `namespace/claim` -> how many placed pods name it
         self._assumed: dict[str, float | None] = {}  # key -> when it expires (None: binding under way)
         self._node_list: list[NodeInfo] | None = None
 
@@ -114,6 +115,8 @@ class Cache:
             info = self.nodes[node_name] = NodeInfo(node_name)
         info.add_pod(pod)
         self._pods[pod.key] = (pod, node_name)
+        for claim in pod.claim_keys:
+            self.claim_users[claim] = self.claim_users.get(claim, 0) + 1
         if pod.has_pod_affinity:
             self.pods_with_affinity[pod.key] = pod
         if pod.required_anti_affinity:
@@ -124,6 +127,12 @@ class Cache:
         if entry is None:
             return None
         pod, node_name = entry
+        for claim in pod.claim_keys:
+            left = self.claim_users.get(claim, 0) - 1
+            if left > 0:
+                self.claim_users[claim] = left
+            else:
+                self.claim_users.pop(claim, None)  # bounded by the pods placed
         self.pods_with_affinity.pop(key, None)
         self.pods_with_required_anti_affinity.pop(key, None)
         info = self.nodes.get(node_name)

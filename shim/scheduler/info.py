@@ -10,6 +10,7 @@ from collections import Counter
 from typing import Any
 
 from shim.client.indexer import object_key
+from shim.machinery.storage import claim_names
 from shim.scheduler import terms
 from shim.scheduler.resources import Resources, node_allocatable, pod_non_zero_requests, pod_requests
 
@@ -24,6 +25,7 @@ class PodInfo:
     """A pod with its requests, ports, tolerations and affinity terms parsed."""
 
     __slots__ = (
+        "claim_keys",
         "host_ports",
         "key",
         "labels",
@@ -92,6 +94,7 @@ class PodInfo:
         self.preferred_affinity = terms.affinity_terms(pod_affinity.get(preferred), *own, weighted=True)
         self.preferred_anti_affinity = terms.affinity_terms(anti_affinity.get(preferred), *own, weighted=True)
         self.spread_constraints: tuple[Obj, ...] = tuple(spec.get("topologySpreadConstraints") or ())
+        self.claim_keys = tuple(f"{self.namespace}/{claim}" for claim in claim_names(pod))  # `namespace/claim`
 
     @property
     def has_pod_affinity(self) -> bool:

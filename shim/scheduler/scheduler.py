@@ -45,6 +45,7 @@ from shim.scheduler.framework import (
 from shim.scheduler.info import PodInfo
 from shim.scheduler.plugins import DEFAULT_WEIGHTS, default_plugins
 from shim.scheduler.plugins.volume_binding import PV_CHANGE, PVC_CHANGE, STORAGE_CLASS_CHANGE, VolumeBinding
+from shim.scheduler.plugins.volume_restrictions import VolumeRestrictions
 from shim.scheduler.preemption import Candidate, Preemptor
 from shim.scheduler.queue import Nominator, QueuedPod, SchedulingQueue
 from shim.scheduler.writer import PodWriter
@@ -102,8 +103,8 @@ class Scheduler:
         self.stats = SchedulerStats()
         self.cache = Cache(assumed_pod_ttl)
         storage = [self.informers.informer_for(r) for r in _STORAGE_RESOURCES]
-        volume_binding = VolumeBinding(client, *storage)
-        self.framework = Framework(plugins or default_plugins(self.cache, volume_binding), weights or DEFAULT_WEIGHTS)
+        volume_plugins = [VolumeRestrictions(self.cache.claim_users, storage[0]), VolumeBinding(client, *storage)]
+        self.framework = Framework(plugins or default_plugins(self.cache, volume_plugins), weights or DEFAULT_WEIGHTS)
         self.queue = SchedulingQueue(self.framework.interested_plugins)
         self.nominator = Nominator()
         self.picker = NodePicker(self.framework, self.cache, self.nominator, percentage_of_nodes_to_score)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from shim.scheduler.cache import Cache
 from shim.scheduler.framework import Plugin
 from shim.scheduler.plugins.inter_pod_affinity import InterPodAffinity
@@ -12,7 +14,6 @@ from shim.scheduler.plugins.node_resources import NodeResourcesBalancedAllocatio
 from shim.scheduler.plugins.node_unschedulable import NodeUnschedulable
 from shim.scheduler.plugins.pod_topology_spread import PodTopologySpread
 from shim.scheduler.plugins.taint_toleration import TaintToleration
-from shim.scheduler.plugins.volume_binding import VolumeBinding
 
 DEFAULT_WEIGHTS = {
     "TaintToleration": 3,
@@ -24,10 +25,10 @@ DEFAULT_WEIGHTS = {
 }
 
 
-def default_plugins(cache: Cache, volume_binding: VolumeBinding | None = None) -> list[Plugin]:
+def default_plugins(cache: Cache, volume_plugins: Sequence[Plugin] = ()) -> list[Plugin]:
     """Filters run in this order and stop at the first rejection, so the order decides which reason a node
-    reports (kube's default profile). `volume_binding` reads the scheduler's storage informers (none: pods'
-    claims are not considered)."""
+    reports (kube's default profile). `volume_plugins` (VolumeRestrictions, VolumeBinding) read the scheduler's
+    storage informers (none: pods' claims are not considered)."""
     return [
         NodeUnschedulable(),
         NodeName(),
@@ -35,7 +36,7 @@ def default_plugins(cache: Cache, volume_binding: VolumeBinding | None = None) -
         NodeAffinity(),
         NodePorts(),
         NodeResourcesFit(),
-        *([volume_binding] if volume_binding is not None else []),
+        *volume_plugins,
         PodTopologySpread(),
         InterPodAffinity(cache.pods_with_required_anti_affinity, cache.pods_with_affinity),
         NodeResourcesBalancedAllocation(),
