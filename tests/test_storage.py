@@ -397,6 +397,19 @@ async def test_an_unbound_immediate_claim_keeps_its_pod_pending(api: ApiClient, 
     assert not (await api.get(PODS, "stuck", namespace))["spec"].get("nodeName")
 
 
+async def test_a_pod_placed_by_hand_waits_on_its_node_for_its_claim(api: ApiClient, namespace: str) -> None:
+    node = (await api.list(NODES))["items"][0]["metadata"]["name"]
+    placed = pod_using("by-hand", "absent")
+    placed["spec"]["nodeName"] = node  # no scheduler: the node agent is the one to wait
+    await api.create(PODS, placed, namespace)
+    waiting = await event(api, namespace, "FailedMount", "by-hand")
+    assert waiting["message"] == (
+        "Unable to attach or mount volumes: unmounted volumes=[data], unattached volumes=[], failed to process "
+        f"volumes=[data]: error processing PVC {namespace}/absent: failed to fetch PVC from API server: "
+        'persistentvolumeclaims "absent" not found'
+    )
+
+
 async def test_a_host_path_volume_outside_the_allowed_paths_is_not_mounted(
     api: ApiClient, cluster: Cluster, namespace: str
 ) -> None:

@@ -43,6 +43,17 @@ class MountError(Exception):
         self.event_message = f'MountVolume.SetUp failed for volume "{volume}" : {message}'
 
 
+class ClaimMountError(MountError):
+    """A claim (or its volume) is not ready: kubelet's volume manager says so before any set-up."""
+
+    def __init__(self, volume: str, message: str) -> None:
+        super().__init__(volume, message)
+        self.event_message = (
+            f"Unable to attach or mount volumes: unmounted volumes=[{volume}], unattached volumes=[], "
+            f"failed to process volumes=[{volume}]: {message}"
+        )
+
+
 @dataclass(frozen=True)
 class PreparedVolume:
     path: Path
@@ -205,7 +216,7 @@ async def _claim(
         bound = await bound_volume(source.get("claimName", ""), pod["metadata"]["namespace"], refs)
         host = host_path_source(bound)
     except ClaimNotReady as exc:
-        raise MountError(volume, str(exc)) from None
+        raise ClaimMountError(volume, str(exc)) from None
     roots = (*allowed, str(local_path_root(paths.data_dir)))
     path = _host_path(volume, host, roots)
     # a volume's path is the host's: one that leads elsewhere through a symlink (planted by a pod that wrote
