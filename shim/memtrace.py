@@ -6,7 +6,7 @@ SIGUSR2. Two snapshots taken minutes apart, diffed by traceback, show what grew 
     for stat in new.compare_to(old, "traceback")[:10]:
         print(stat, *stat.traceback.format(), sep="\\n")
 
-Tracing costs the server about half its speed; it is off unless the variable is set.
+Tracing makes the server several times slower; it is off unless the variable is set.
 """
 
 from __future__ import annotations

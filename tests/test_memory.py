@@ -1,6 +1,7 @@
 """What the API server keeps stays the size of what it holds: stored values are not orjson's whole buffer, and a
-watch its client walks away from is freed at once, not left for the cyclic garbage collector (which, tuned to
-run rarely, let such leftovers grow the soak's RSS by 150 MB)."""
+watch its client walks away from is freed at once, not left for the cyclic garbage collector (which the server
+tunes to run its full collection rarely: such leftovers piled up for minutes in `bench.soak`). And the
+`KUBE_SHIM_TRACEMALLOC` hook that found both writes its snapshots."""
 
 from __future__ import annotations
 
