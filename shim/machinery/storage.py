@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from fractions import Fraction
-from typing import Any
+from typing import Any, TypeVar
 
 from shim.machinery.quantity import QuantityError, parse_quantity
 from shim.machinery.selectors import SelectorError, label_selector_from_object
 
 Obj = Mapping[str, Any]
+V = TypeVar("V", bound=Mapping[str, Any])  # a volume, as the caller holds it
 
 BIND_COMPLETED = "pv.kubernetes.io/bind-completed"
 BOUND_BY_CONTROLLER = "pv.kubernetes.io/bound-by-controller"
@@ -140,10 +141,10 @@ def volume_matches_claim(pv: Obj, pvc: Obj) -> bool:
         return False
 
 
-def best_volume(volumes: Iterable[Obj], pvc: Obj, fits_node: Callable[[Obj], bool] | None = None) -> Obj | None:
+def best_volume(volumes: Iterable[V], pvc: Obj, fits_node: Callable[[V], bool] | None = None) -> V | None:
     """findBestMatchForClaim: a volume pre-bound to the claim, else the smallest that matches; `fits_node`
     (a predicate over volumes) narrows the choice to one node's (WaitForFirstConsumer)."""
-    best: Obj | None = None
+    best: V | None = None
     for pv in volumes:
         if not volume_matches_claim(pv, pvc) or (fits_node is not None and not fits_node(pv)):
             continue

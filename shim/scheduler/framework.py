@@ -101,6 +101,22 @@ class ScorePlugin(Protocol):
     def normalize(self, state: CycleState, pod: PodInfo, scores: list[int]) -> None: ...
 
 
+@runtime_checkable
+class ReservePlugin(Protocol):
+    name: str
+
+    def reserve(self, pod: PodInfo, node: str) -> None: ...
+
+    def unreserve(self, pod: PodInfo, node: str) -> None: ...
+
+
+@runtime_checkable
+class PreBindPlugin(Protocol):
+    name: str
+
+    async def pre_bind(self, pod: PodInfo, node: str) -> None: ...
+
+
 FilterFn = Callable[[CycleState, PodInfo, NodeInfo], "Status | None"]
 
 
@@ -111,8 +127,8 @@ class Framework:
         self.filters = [p for p in plugins if isinstance(p, FilterPlugin)]
         self.scorers = [(p, weights.get(p.name, 1)) for p in plugins if isinstance(p, ScorePlugin)]
         self._updaters = [p for p in plugins if hasattr(p, "update_state")]
-        self._reservers = [p for p in plugins if hasattr(p, "reserve")]
-        self._pre_binders = [p for p in plugins if hasattr(p, "pre_bind")]
+        self._reservers = [p for p in plugins if isinstance(p, ReservePlugin)]
+        self._pre_binders = [p for p in plugins if isinstance(p, PreBindPlugin)]
         self._interest: dict[str, frozenset[str]] = {}
         for plugin in plugins:
             for event in plugin.events:

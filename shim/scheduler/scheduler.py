@@ -103,7 +103,10 @@ class Scheduler:
         self.stats = SchedulerStats()
         self.cache = Cache(assumed_pod_ttl)
         storage = [self.informers.informer_for(r) for r in _STORAGE_RESOURCES]
-        volume_plugins = [VolumeRestrictions(self.cache.claim_users, storage[0]), VolumeBinding(client, *storage)]
+        volume_plugins: list[Plugin] = [
+            VolumeRestrictions(self.cache.claim_users, storage[0]),
+            VolumeBinding(client, *storage),
+        ]
         self.framework = Framework(plugins or default_plugins(self.cache, volume_plugins), weights or DEFAULT_WEIGHTS)
         self.queue = SchedulingQueue(self.framework.interested_plugins)
         self.nominator = Nominator()

@@ -150,16 +150,24 @@ class VolumeBinding:
             selected = selected or self._placed.get(f"{pod.namespace}/{name}")
             storage_class = self.classes.get(claim_class(claim)) or {}
             if selected:  # placed already (by another pod's scheduling): its volume is made there or nowhere
-                found.static_checks.append(lambda node, selected=selected: node.name == selected)
+                found.static_checks.append(_named(selected))
             elif storage_class.get("provisioner") == NO_PROVISIONER:
                 candidates = [pv for pv in self.volumes.list() if volume_matches_claim(pv, claim)]
                 checks = [_reachable_from(pv) for pv in candidates]
-                found.static_checks.append(lambda node, checks=checks: any(check(node) for check in checks))
+                found.static_checks.append(_any_of(checks))
         return found
 
     def _waits_for_consumer(self, claim: Obj) -> bool:
         storage_class = self.classes.get(claim_class(claim))
         return storage_class is not None and storage_class.get("volumeBindingMode") == WAIT_FOR_FIRST_CONSUMER
+
+
+def _named(name: str) -> NodeCheck:
+    return lambda node: node.name == name
+
+
+def _any_of(checks: list[NodeCheck]) -> NodeCheck:
+    return lambda node: any(check(node) for check in checks)
 
 
 def _reachable_from(volume: Obj) -> NodeCheck:
