@@ -1,7 +1,7 @@
-"""What the API server keeps stays the size of what it holds: stored values are not orjson's whole buffer, and a
-watch its client walks away from is freed at once, not left for the cyclic garbage collector (which the server
-tunes to run its full collection rarely: such leftovers piled up for minutes in `bench.soak`). And the
-`KUBE_SHIM_TRACEMALLOC` hook that found both writes its snapshots."""
+"""What the API server keeps stays the size of what it holds: stored values are not orjson's whole buffer, the
+store's watch window is bounded in bytes as well as in events, and a watch its client walks away from is freed
+at once, not left for the cyclic garbage collector (which the server tunes to run its full collection rarely:
+such leftovers piled up for minutes in `bench.soak`). And the `KUBE_SHIM_TRACEMALLOC` hook writes snapshots."""
 
 from __future__ import annotations
 
@@ -19,8 +19,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from shim.apiserver.app import build_app
 from shim.apiserver.objects import encode
 from shim.apiserver.resources import build_registry
+from shim.store import Event
 from shim.store.logstore import LogStore
 from shim.store.memory import MemoryLog
+from shim.store.sqlite import open_sqlite_store
 from tests.cluster import start_cluster
 
 CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
@@ -39,6 +41,30 @@ def test_a_stored_value_takes_the_memory_of_its_length() -> None:
     length = sum(len(v) for v in values)
     # each bytes object's header and the list are small beside its payload; orjson's buffer is 4 KiB and more
     assert held < 1.5 * length, f"100 stored values of {length // 100} bytes hold {held // 100} bytes each"
+
+
+async def test_the_watch_window_holds_at_most_its_bytes_of_values_and_older_events_come_from_the_log(
+    tmp_path: Path,
+) -> None:
+    store = await open_sqlite_store(tmp_path / "state.db", window_bytes=1_000_000)
+    kv = await store.create("/big/k", b"0" * 100_000)
+    start = kv.mod_revision
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(1, 50):
+            kv = await store.update("/big/k", b"%d" % (i % 10) * 100_000, kv.mod_revision)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    # the newest value and a window of 1 MB; by its count alone (8192 events), all 49 updates: 4.9 MB
+    assert held < 1_500_000, f"the store holds {held} bytes after 49 updates of 100 kB"
+    events = store.watch("/big/", start - 1)
+    seen: list[Event] = [await asyncio.wait_for(anext(events), 10) for _ in range(50)]
+    assert [e.revision for e in seen] == list(range(start, start + 50))
+    assert [e.kv.value[:1] for e in seen] == [b"%d" % (i % 10) for i in range(50)]
+    await events.aclose()  # type: ignore[attr-defined]  # the stores return async generators
+    await store.close()
 
 
 async def test_a_watch_whose_client_stopped_reading_and_left_is_freed_without_the_cycle_collector() -> None:

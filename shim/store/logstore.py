@@ -34,17 +34,29 @@ from shim.store.base import (
 from shim.store.log import Log, Row
 
 DEFAULT_WINDOW = 8192
+# the window also stops at this many bytes of values (an event's and its previous version's): 8192 events of
+# an often-updated 1 MiB ConfigMap would otherwise hold 8 GiB; a watch resuming from before it reads the log
+DEFAULT_WINDOW_BYTES = 32 * 1024 * 1024
 DEFAULT_WATCHER_BACKLOG = 10_000
 
 
 class LogStore(Store):
     """A `Store` over any `Log`. Create with `await LogStore.open(log)`."""
 
-    def __init__(self, log: Log, window: int = DEFAULT_WINDOW, watcher_backlog: int = DEFAULT_WATCHER_BACKLOG) -> None:
+    def __init__(
+        self,
+        log: Log,
+        window: int = DEFAULT_WINDOW,
+        watcher_backlog: int = DEFAULT_WATCHER_BACKLOG,
+        window_bytes: int = DEFAULT_WINDOW_BYTES,
+    ) -> None:
         self._log = log
         self._latest: SortedDict = SortedDict()  # key -> newest Row (a tombstone stays until compacted)
         self._history: dict[str, list[Row]] = {}  # key -> retained rows, oldest first
-        self._window: collections.deque[Event] = collections.deque(maxlen=window)
+        self._window: collections.deque[Event] = collections.deque()  # bounded by _remember
+        self._window_events = window
+        self._window_max_bytes = window_bytes
+        self._window_bytes = 0
         self._applied = 0  # every revision up to here is durable and visible
         self._next = 1  # the revision the next write gets
         self._compacted = 0
@@ -242,16 +254,22 @@ class LogStore(Store):
                     watcher.push(event)
 
     def _remember(self, event: Event) -> None:
-        """Keep `event` in the recent window; an evicted event's row drops its value if superseded."""
+        """Keep `event` in the recent window, then evict its oldest events beyond its count and its bytes (but
+        never the newest); an evicted event's row drops its value if superseded."""
         window = self._window
-        if len(window) == window.maxlen:
-            old = window[0].kv
-            history = self._history.get(old.key)
-            if history is not None and history[-1].revision != old.mod_revision:
-                i = bisect.bisect_left(history, old.mod_revision, key=lambda r: r.revision)
-                if i < len(history) and history[i].revision == old.mod_revision:
-                    history[i].value = None
         window.append(event)
+        self._window_bytes += _value_bytes(event)
+        while len(window) > self._window_events or (self._window_bytes > self._window_max_bytes and len(window) > 1):
+            self._forget(window.popleft())
+
+    def _forget(self, event: Event) -> None:
+        self._window_bytes -= _value_bytes(event)
+        old = event.kv
+        history = self._history.get(old.key)
+        if history is not None and history[-1].revision != old.mod_revision:
+            i = bisect.bisect_left(history, old.mod_revision, key=lambda r: r.revision)
+            if i < len(history) and history[i].revision == old.mod_revision:
+                history[i].value = None
 
     # -- watch ---------------------------------------------------------------------------------------------
 
@@ -364,6 +382,11 @@ def _event(row: Row, prev_kv: KeyValue | None) -> Event:
     if row.deleted:
         return Event(EventType.DELETE, KeyValue(row.key, b"", row.create_revision, row.revision), prev_kv)
     return Event(EventType.PUT, _kv(row), prev_kv)
+
+
+def _value_bytes(event: Event) -> int:
+    """The bytes of values `event` holds: its own and its previous version's."""
+    return len(event.kv.value) + (len(event.prev_kv.value) if event.prev_kv is not None else 0)
 
 
 def _kv(row: Row) -> KeyValue:
