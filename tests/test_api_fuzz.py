@@ -28,8 +28,8 @@ from hypothesis import strategies as st
 from bench.api import rss_megabytes
 from shim.apiserver.protobuf import MAGIC
 from tests.cluster import Cluster, start_cluster
+from tests.protobuf_kit import envelope, field_bytes
 from tests.rawapi import RawApi
-from tests.test_protobuf import envelope, field_bytes
 
 NAMESPACE = "fuzz"
 RSS_GROWTH_LIMIT_MB = 300

@@ -16,8 +16,8 @@ from bench.api import rss_megabytes
 from shim.apiserver.bodylimits import MAX_DEPTH
 from shim.apiserver.codec import MAX_BODY_BYTES
 from tests.cluster import Cluster, start_cluster
+from tests.protobuf_kit import envelope, field_bytes
 from tests.rawapi import RawApi, Reply
-from tests.test_protobuf import envelope, field_bytes
 
 JSON = "application/json"
 YAML = "application/yaml"

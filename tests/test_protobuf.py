@@ -25,6 +25,7 @@ from aiohttp import web
 
 from shim.apiserver import protobuf
 from shim.apiserver.protobuf import MAGIC, ProtobufDecodeError, decode_object
+from tests.protobuf_kit import envelope, field_bytes, field_varint
 from tests.recorder import Kubectl, Recorded, Recorder, kubectl_for, recording_server
 
 
@@ -148,29 +149,6 @@ async def test_a_job_gets_its_pod_template(creator: Creator) -> None:
     assert pod_spec["restartPolicy"] == "Never"
     [container] = pod_spec["containers"]
     assert (container["name"], container["image"], container["resources"]) == ("j", "busybox", {})
-
-
-def envelope(api_version: str, kind: str, raw: bytes) -> bytes:
-    """A k8s protobuf body built by hand: magic + runtime.Unknown{typeMeta, raw}."""
-    type_meta = field_bytes(1, api_version.encode()) + field_bytes(2, kind.encode())
-    return MAGIC + field_bytes(1, type_meta) + field_bytes(2, raw)
-
-
-def field_bytes(number: int, payload: bytes) -> bytes:
-    return varint(number << 3 | 2) + varint(len(payload)) + payload
-
-
-def field_varint(number: int, value: int) -> bytes:
-    return varint(number << 3) + varint(value % (1 << 64))
-
-
-def varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
 
 
 def test_times_int_or_strings_and_unknown_fields_follow_the_json_form() -> None:
