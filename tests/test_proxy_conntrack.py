@@ -14,7 +14,7 @@ import pytest
 from shim.proxy.conntrack import FlowFilter, StaleFlowCleaner, listed_target, stale_flows, udp_service_keys
 from shim.proxy.rules import ServicePort, Target, service_ports, service_targets
 from tests.prerequisites import needs_conntrack
-from tests.test_proxy_rules import NODE, endpoint, endpoint_slice, service
+from tests.proxy_objects import NODE, endpoint, endpoint_slice, service
 
 DNS_PORTS = [{"name": "dns", "port": 53, "protocol": "UDP", "nodePort": 30053},
              {"name": "dns-tcp", "port": 53, "protocol": "TCP"}]  # fmt: skip

@@ -16,6 +16,7 @@ import pytest
 from shim.proxy.kernel import KernelError, apply_ruleset, remove_orphaned_tables, this_process
 from shim.proxy.rules import Ranges, compile_ruleset, service_ports
 from tests.prerequisites import needs_nftables
+from tests.proxy_objects import NODE, endpoint, endpoint_slice, service
 
 pytestmark = needs_nftables
 
@@ -25,34 +26,8 @@ RANGES = Ranges(
     load_balancer_range=ipaddress.IPv4Network("10.112.0.0/24"),
     pod_cidr=ipaddress.IPv4Network("10.244.0.0/16"),
 )
-NODE = "node-a"
 TABLE = "kube-shim-rulestest"
 REFUSE = ["meta l4proto tcp reject with tcp reset", "reject"]
-
-
-def service(name: str, cluster_ip: str = "10.96.1.1", ports: list[Obj] | None = None, **spec: Any) -> Obj:
-    status = spec.pop("status", {})
-    return {
-        "metadata": {"namespace": "ns", "name": name},
-        "spec": {"clusterIP": cluster_ip, "ports": ports or [{"name": "http", "port": 80, "protocol": "TCP"}], **spec},
-        "status": status,
-    }
-
-
-def endpoint(ip: str, node: str = NODE, ready: bool = True, serving: bool | None = None,
-             terminating: bool = False) -> Obj:  # fmt: skip
-    conditions = {"ready": ready, "serving": ready if serving is None else serving, "terminating": terminating}
-    return {"addresses": [ip], "conditions": conditions, "nodeName": node}
-
-
-def endpoint_slice(service_name: str, endpoints: list[Obj], ports: list[Obj] | None = None, name: str = "") -> Obj:
-    return {
-        "metadata": {"namespace": "ns", "name": name or f"{service_name}-x",
-                     "labels": {"kubernetes.io/service-name": service_name}},
-        "addressType": "IPv4",
-        "endpoints": endpoints,
-        "ports": ports or [{"name": "http", "port": 8080, "protocol": "TCP"}],
-    }  # fmt: skip
 
 
 def ruleset(
