@@ -107,6 +107,14 @@ def start_cluster(
     return cluster
 
 
+def launch(cluster: Cluster, *args: str) -> subprocess.Popen[str]:
+    """`kube-shim ARGS` (a component: scheduler, controller-manager, node) as its own process, a client of
+    the cluster through its kubeconfig; its output merged into stdout."""
+    env = dict(os.environ, HOME=str(cluster.data_dir))
+    command = [sys.executable, "-m", "shim.cli", *args, "--kubeconfig", str(cluster.kubeconfig)]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+
 class LineReader:
     """Lines of a running process, readable with a deadline (no sleeps)."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -28,6 +29,15 @@ def compacting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     running = start_cluster(
         tmp_path_factory.mktemp("compacting"), extra=("--compaction-interval", "0.2", "--compaction-keep", "1")
     )
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def fresh_cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """A server of the test's own on an in-memory store: nothing another test made is in it (counts of nodes
+    and pods in its messages are exactly the test's)."""
+    running = start_cluster(tmp_path, extra=("--store", "memory://"))
     yield running
     running.stop()
 

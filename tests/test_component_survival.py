@@ -9,7 +9,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -28,6 +28,7 @@ from shim.store.compactor import Compactor
 from shim.store.logstore import LogStore
 from shim.store.memory import MemoryLog
 from tests.cluster import Cluster, wait_until
+from tests.controllerkit import eventually
 
 WIDGETS = Resource("example.com", "v1", "widgets")  # served by no one: every list is a 404
 DEADLINE = 30.0
@@ -50,14 +51,6 @@ async def client(api_server: ApiServer) -> AsyncIterator[ApiClient]:
 
 def configmap(name: str, size: int = 10) -> Obj:
     return {"metadata": {"name": name}, "data": {"blob": "x" * size}}
-
-
-async def eventually(predicate: Callable[[], object], what: str, timeout: float = DEADLINE) -> None:
-    """Poll a condition of in-process state until it holds, or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 class Seen:

@@ -4,7 +4,6 @@ processes against an API server that runs alone, and the cluster still works."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,13 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster import Cluster, start_cluster, wait_until
-
-
-def launch(cluster: Cluster, *args: str) -> subprocess.Popen[str]:
-    env = dict(os.environ, HOME=str(cluster.data_dir))
-    command = [sys.executable, "-m", "shim.cli", *args, "--kubeconfig", str(cluster.kubeconfig)]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+from tests.cluster import Cluster, launch, start_cluster, wait_until
 
 
 @pytest.fixture

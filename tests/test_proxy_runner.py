@@ -13,7 +13,7 @@ from shim.client.health import HealthRegistry
 from shim.proxy.proxy import ProxyConfig, ServiceProxy
 from shim.proxy.rules import Ranges
 from tests.cluster import Cluster
-from tests.test_component_survival import eventually
+from tests.controllerkit import eventually
 
 RANGES = Ranges(
     service_cidr=ipaddress.IPv4Network("10.96.0.0/12"),

@@ -16,15 +16,12 @@ from shim.machinery.resources import NODES, PODS
 from shim.scheduler import Scheduler
 from shim.scheduler.cache import Cache
 from shim.scheduler.info import PodInfo
-from tests import test_scheduler_cluster
 from tests.cluster import Cluster
 from tests.scheduler_objects import new_pod, node, pod
 from tests.workloads import watch_until
 
 SCHEDULER = "test-scheduler"
 TTL = 30.0
-
-fresh_cluster = test_scheduler_cluster.fresh_cluster  # a cluster of our own (a fixture)
 
 
 class Clock:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from shim.machinery.quantity import parse_quantity
 from shim.machinery.resources import EVENTS, NODES, PODS, PRIORITY_CLASSES
 from shim.runtime.fake import FakeRuntime, node_pod_cidr
 from shim.scheduler import Scheduler
-from tests.cluster import Cluster, start_cluster
+from tests.cluster import Cluster
 from tests.scheduler_objects import create_all, new_pod, node
 from tests.workloads import watch_until
 
@@ -33,14 +33,6 @@ GPU_TAINT = {"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}
 DEADLINE = 120.0
 
 Obj = dict[str, Any]
-
-
-@pytest.fixture
-def fresh_cluster(tmp_path: Path) -> Iterator[Cluster]:
-    """A cluster of our own: the node counts in the messages below must be exactly ours."""
-    running = start_cluster(tmp_path, extra=("--store", "memory://"))
-    yield running
-    running.stop()
 
 
 @pytest.fixture
