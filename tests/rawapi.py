@@ -20,6 +20,21 @@ from shim.client import load_kubeconfig
 JSON = "application/json"
 
 
+def configmaps(namespace: str) -> str:
+    """The path of the namespace's ConfigMaps."""
+    return f"/api/v1/namespaces/{namespace}/configmaps"
+
+
+def pods(namespace: str) -> str:
+    """The path of the namespace's Pods."""
+    return f"/api/v1/namespaces/{namespace}/pods"
+
+
+def deployments(namespace: str) -> str:
+    """The path of the namespace's Deployments."""
+    return f"/apis/apps/v1/namespaces/{namespace}/deployments"
+
+
 @dataclass
 class Reply:
     """One answer: HTTP status, headers and body."""

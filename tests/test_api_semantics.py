@@ -12,25 +12,13 @@ from typing import Any
 import pytest
 
 from tests.cluster import Cluster
-from tests.rawapi import RawApi
+from tests.rawapi import RawApi, configmaps, deployments, pods
 
 MERGE = "application/merge-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
 METADATA_LIST = "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io,application/json"
 NO_SCHEDULER = "nobody"  # a schedulerName no scheduler serves: the pod stays where the test puts it
-
-
-def configmaps(namespace: str) -> str:
-    return f"/api/v1/namespaces/{namespace}/configmaps"
-
-
-def pods(namespace: str) -> str:
-    return f"/api/v1/namespaces/{namespace}/pods"
-
-
-def deployments(namespace: str) -> str:
-    return f"/apis/apps/v1/namespaces/{namespace}/deployments"
 
 
 def configmap(name: str, labels: dict[str, str] | None = None, **data: str) -> dict[str, Any]:

@@ -19,10 +19,9 @@ from shim.controllers import deploymentutil as du
 from shim.controllers.podutil import is_pod_ready
 from shim.machinery.resources import DEPLOYMENTS, EVENTS, PODS, REPLICASETS
 from tests.cluster import Cluster
-from tests.workloads import cluster_with_fake_nodes, never_ready, watch_until
+from tests.workloads import IMAGE, cluster_with_fake_nodes, deployment, never_ready, watch_until
 
 Obj = dict[str, Any]
-IMAGE = "registry.example/web:1"
 KUBECTL_VERSIONS = ("1.33", "1.27")
 
 
@@ -47,21 +46,6 @@ async def rolled_out(cluster: Cluster, namespace: str, name: str, version: str =
     )
     assert f'deployment "{name}" successfully rolled out' in result.stdout
     return result.stdout
-
-
-def deployment(name: str, replicas: int, **spec: Any) -> Obj:
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "app", "image": IMAGE}]}},
-            **spec,
-        },
-    }
 
 
 async def replica_sets(api: ApiClient, namespace: str) -> dict[int, Obj]:

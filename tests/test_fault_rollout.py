@@ -18,8 +18,7 @@ from shim.client import ApiClient, load_kubeconfig
 from shim.controllers.podutil import is_pod_ready
 from shim.machinery.resources import CONFIGMAPS, DEPLOYMENTS, PODS, REPLICASETS
 from tests.cluster import Cluster, start_cluster
-from tests.test_deployment import IMAGE, deployment
-from tests.workloads import watch_until
+from tests.workloads import IMAGE, deployment, watch_until
 
 Obj = dict[str, Any]
 NODES = ("--runtime", "fake", "--nodes", "3")

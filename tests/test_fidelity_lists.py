@@ -27,8 +27,7 @@ import orjson
 from kubernetes import client, config
 
 from tests.cluster import Cluster
-from tests.rawapi import RawApi
-from tests.test_api_semantics import configmaps
+from tests.rawapi import RawApi, configmaps
 
 
 def configmap(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from tests.podman_env import podman_root_with_test_image
 
 Obj = dict[str, Any]
 T = TypeVar("T")
+IMAGE = "registry.example/web:1"  # never pulled: fake nodes "run" any image
 
 
 def cluster_with_fake_nodes(nodes: int = 3, extra: tuple[str, ...] = ()) -> Any:
@@ -55,6 +56,23 @@ def cluster_on_podman(extra: tuple[str, ...] = ()) -> Any:
                 running.stop()
 
     return cluster
+
+
+def deployment(name: str, replicas: int, **spec: Any) -> Obj:
+    """Deployment `name` of one container `app` on IMAGE, its pods labelled app=NAME; `spec` adds or replaces
+    fields of its spec."""
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "app", "image": IMAGE}]}},
+            **spec,
+        },
+    }
 
 
 def never_ready(template: Obj) -> Obj:
