@@ -31,10 +31,11 @@ from shim.runtime.fake import FakeRuntime
 from shim.runtime.podman_network import POD_NETWORK_RANGE, free_subnet
 from tests.cluster import Cluster, start_cluster, wait_until
 from tests.images import TEST_IMAGE
+from tests.kubectl_kit import WAIT_TIMEOUT, json_of
+from tests.kubelet_kit import box, container_status, pod_manifest, running_node, runtime_id, wait_for
+from tests.podman_cluster import podman_node_flags
 from tests.podman_env import podman_root_with_test_image
 from tests.prerequisites import needs_podman
-from tests.test_e2e_podman import WAIT_TIMEOUT, json_of, podman_node_flags
-from tests.test_kubelet import box, container_status, pod_manifest, running_node, runtime_id, wait_for
 
 KUBERNETES_IP = "10.96.0.1"
 FAKE = ("--runtime", "fake", "--nodes", "0")

@@ -2,7 +2,8 @@
 
 A component (scheduler, controllers, node agent, client, runtime) never imports `shim.apiserver`, so it can run
 without loading the server; the server never imports node-agent code. Checked twice: what a fresh interpreter
-actually loads, and every import line in the source.
+actually loads, and every import line in the source. Tests and benchmarks share helpers through helper modules,
+never by importing a test module.
 """
 
 from __future__ import annotations
@@ -116,3 +117,35 @@ def test_the_cli_uses_only_public_names_of_the_runtimes(tmp_path: Path) -> None:
     module = tmp_path / "reaching.py"
     module.write_text("from shim.runtime.fake import _now\n")
     assert private_runtime_imports(module) == ["shim.runtime.fake._now"]
+
+
+def imported_test_modules(path: Path) -> list[str]:
+    """Each `tests.test_*` module the file imports (`import tests.test_x`, `from tests.test_x import ...`,
+    `from tests import test_x`), anywhere in it."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names if alias.name.startswith("tests.test_")]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tests.test_"):
+            found.append(node.module or "")
+        elif isinstance(node, ast.ImportFrom) and node.module == "tests":
+            found += [f"tests.{alias.name}" for alias in node.names if alias.name.startswith("test_")]
+    return found
+
+
+def test_no_test_or_bench_module_imports_a_test_module() -> None:
+    # shared helpers live in helper modules (tests/cluster.py, tests/kubelet_kit.py, ...): a test module imported
+    # elsewhere runs its module-level code and fixtures twice and hides what the helpers are
+    sources = sorted((SHIM.parent / "tests").glob("*.py")) + sorted((SHIM.parent / "bench").glob("*.py"))
+    assert len(sources) > 50
+    found = [f"{path.relative_to(SHIM.parent)}: {name}" for path in sources for name in imported_test_modules(path)]
+    assert found == []
+
+
+def test_the_test_module_check_sees_every_spelling(tmp_path: Path) -> None:
+    module = tmp_path / "helper.py"
+    module.write_text(
+        "import tests.test_a\nfrom tests.test_b import x\nfrom tests import cluster, test_c\n"
+        "def f():\n    from tests.test_d import y\n"
+    )
+    assert sorted(imported_test_modules(module)) == ["tests.test_a", "tests.test_b", "tests.test_c", "tests.test_d"]

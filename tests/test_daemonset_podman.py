@@ -6,33 +6,22 @@ replaces both with a new command.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
+from tests import podman_cluster
 from tests.cluster import Cluster
 from tests.images import TEST_IMAGE
-from tests.podman_env import PodmanEnv, podman_root_with_test_image
+from tests.kubectl_kit import WAIT_TIMEOUT, json_of
 from tests.prerequisites import needs_podman
-from tests.test_e2e_podman import WAIT_TIMEOUT, json_of
-from tests.two_nodes import FIRST, SECOND, two_podman_nodes
+from tests.two_nodes import FIRST, SECOND, cluster_on_two_podman_nodes
 
 pytestmark = needs_podman
 
 Obj = dict[str, Any]
 
-
-@pytest.fixture(scope="module")
-def podman_env() -> Iterator[PodmanEnv]:
-    with podman_root_with_test_image() as env:
-        yield env
-
-
-@pytest.fixture(scope="module")
-def cluster(podman_env: PodmanEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    with two_podman_nodes(podman_env, tmp_path_factory.mktemp("daemonset-nodes")) as running:
-        yield running
+# the module's fixtures, bound by name so pytest finds them here
+podman_env = podman_cluster.podman_env
+cluster = cluster_on_two_podman_nodes("daemonset-nodes")
 
 
 def node_agent(greeting: str) -> Obj:

@@ -32,7 +32,7 @@ from shim.runtime.base import SandboxSpec
 from shim.runtime.fake import FakeRuntime
 from tests.cluster import Cluster, free_port, start_cluster, wait_until
 from tests.dns_upstream import BIG_TXT, UPSTREAM_ZONE, FakeUpstream, free_udp_and_tcp_port
-from tests.test_kubelet import running_node, wait_for
+from tests.kubelet_kit import running_node, wait_for
 
 DOMAIN = "cluster.local"
 CHANGE_DEADLINE = 15.0

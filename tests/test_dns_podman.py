@@ -18,9 +18,11 @@ import pytest
 from tests.cluster import Cluster, start_cluster, wait_until
 from tests.dns_upstream import UPSTREAM_ZONE, FakeUpstream
 from tests.images import ensure_test_image
+from tests.kubectl_kit import apply, from_pod, get
+from tests.podman_cluster import restart
 from tests.podman_env import PodmanEnv
 from tests.prerequisites import needs_podman
-from tests.test_proxy_podman import apply, client_pod, from_pod, get, host_handles, restart
+from tests.proxy_kit import client_pod, host_handles
 
 pytestmark = needs_podman
 

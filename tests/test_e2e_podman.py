@@ -11,81 +11,43 @@ watch, each with a deadline.
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import podman
-import pytest
 
 from shim.client import ApiClient
-from shim.machinery.resources import REPLICASETS
+from shim.machinery.resources import EVENTS, PODS, REPLICASETS
 from shim.runtime.base import LABEL_CONTAINER_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID
-from tests.cluster import Cluster, free_port, start_cluster
-from tests.images import TEST_IMAGE, ensure_test_image
+from tests import kubelet_kit, podman_cluster
+from tests.cluster import Cluster, free_port
+from tests.images import TEST_IMAGE
+from tests.kubectl_kit import apply, json_of, pod, wait_ready
+from tests.kubelet_kit import DEADLINE, condition, container_status, is_running_and_ready
+from tests.podman_cluster import (
+    NEVER_PULL,
+    ROLLOUT_TIMEOUT,
+    SECOND_IMAGE,
+    busybox,
+    create_web,
+    podman_node_flags,
+    restart,
+    web_pods_running,
+)
 from tests.podman_env import PodmanEnv
 from tests.prerequisites import needs_podman
 from tests.streamnode import Lines, exchange, kubectl_process
-from tests.test_kubelet import (
-    DEADLINE,
-    EVENTS,
-    PODS,
-    api_client,
-    condition,
-    container_status,
-    is_running_and_ready,
-)
-from tests.test_kubelet_podman import busybox
 from tests.workloads import watch_until
 
 pytestmark = needs_podman
 
 Obj = dict[str, Any]
-SECOND_IMAGE = "localhost/kube-shim-test:v2"  # the same image under a second tag: a real template change
-ROLLOUT_TIMEOUT = "--timeout=90s"
-WAIT_TIMEOUT = "--timeout=60s"
-NEVER_PULL = {"imagePullPolicy": "Never"}  # the image exists only in the test's Podman root
 
-
-# -- the cluster -----------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def podman_env() -> Iterator[PodmanEnv]:
-    """A private Podman root and service holding the test image under two tags."""
-    with PodmanEnv() as env:
-        with podman.PodmanClient(base_url=env.base_url) as client:
-            ensure_test_image(client)
-            client.images.get(TEST_IMAGE).tag(*SECOND_IMAGE.rsplit(":", 1))
-        yield env
-
-
-@pytest.fixture(scope="module")
-def cluster(podman_env: PodmanEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """`kube-shim up` with one Podman node (replaces the shared control-plane-only cluster in this module, so
-    the `namespace` fixture makes its namespaces here)."""
-    running = start_cluster(tmp_path_factory.mktemp("e2e"), nodes=podman_node_flags(podman_env))
-    running.kubectl("wait", "--for=condition=Ready", "node", "--all", WAIT_TIMEOUT)
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-async def api(cluster: Cluster) -> AsyncIterator[ApiClient]:
-    """A client for watching (the test acts only through kubectl)."""
-    async with api_client(cluster) as client:
-        yield client
-
-
-@pytest.fixture
-def podman_client(podman_env: PodmanEnv) -> Iterator[podman.PodmanClient]:
-    """A client of the test's Podman root, to see what really runs there."""
-    with podman.PodmanClient(base_url=podman_env.base_url) as client:
-        yield client
-
-
-def podman_node_flags(env: PodmanEnv) -> tuple[str, ...]:
-    return ("--runtime", "podman", "--nodes", "1", "--podman-socket", str(env.socket_path))
+# the module's fixtures, bound by name so pytest finds them here
+podman_env = podman_cluster.podman_env_with_second_tag
+cluster = podman_cluster.cluster
+podman_client = podman_cluster.podman_client
+api = kubelet_kit.api  # a client for watching (the tests act through kubectl)
 
 
 # -- issue 5: a deployment on real Podman -------------------------------------------------------------------
@@ -159,30 +121,6 @@ async def test_a_deployment_scales_and_leaves_nothing_behind_when_deleted(
     ours = f"{LABEL_POD_NAMESPACE}={namespace}"
     assert podman_client.pods.list(filters={"label": ours}) == []
     assert podman_client.containers.list(all=True, filters={"label": ours}) == []
-
-
-def create_web(cluster: Cluster, namespace: str, replicas: int) -> None:
-    """`kubectl create deployment web` running busybox httpd, and its rollout finished."""
-    cluster.kubectl("create", "deployment", "web", f"--image={TEST_IMAGE}", f"--replicas={replicas}",
-                    "-n", namespace, "--", "httpd", "-f", "-p", "80")  # fmt: skip
-    cluster.kubectl("rollout", "status", "deployment/web", "-n", namespace, ROLLOUT_TIMEOUT)
-
-
-def web_pods_running(count: int, image: str) -> Callable[[list[Obj]], list[Obj] | None]:
-    """Exactly `count` pods of the web deployment, none terminating, all Running and Ready on `image`."""
-
-    def check(pods: list[Obj]) -> list[Obj] | None:
-        web = [p for p in pods if p["metadata"].get("labels", {}).get("app") == "web"]
-        if len(web) != count:
-            return None
-        for pod in web:
-            if pod["metadata"].get("deletionTimestamp") or not is_running_and_ready(pod):
-                return None
-            if pod["spec"]["containers"][0]["image"] != image:
-                return None
-        return sorted(web, key=lambda p: p["metadata"]["name"])
-
-    return check
 
 
 async def watch_pods(api: ApiClient, namespace: str, check: Callable[[list[Obj]], Any], what: str) -> Any:
@@ -404,7 +342,7 @@ def test_a_restarted_agent_adopts_running_pods(
     wait_ready(cluster, namespace, "keeper")
     before = json_of(cluster, "get", "pod", "keeper", "-n", namespace)
 
-    restart(cluster, podman_env)
+    restart(cluster, podman_node_flags(podman_env))
 
     # the restarted agent knows the pod again (it serves exec for it) and left its container alone
     assert cluster.kubectl("exec", "-n", namespace, "keeper", "--", "echo", "adopted").stdout == "adopted\n"
@@ -416,34 +354,6 @@ def test_a_restarted_agent_adopts_running_pods(
     containers = podman_client.containers.list(all=True, filters=[f"label={LABEL_POD_UID}={uid}"])
     apps = [c for c in containers if c.labels.get(LABEL_CONTAINER_NAME) == "app"]
     assert [f"podman://{c.id}" for c in apps] == [container_status(before, "app")["containerID"]]
-
-
-def restart(cluster: Cluster, env: PodmanEnv) -> None:
-    """Stop `kube-shim up` and start it again on the same data dir, port and Podman service; `cluster` then
-    stands for the new process (so the fixture's teardown stops it)."""
-    assert cluster.stop() == 0
-    again = start_cluster(cluster.data_dir, port=cluster.port, nodes=podman_node_flags(env))
-    cluster.process, cluster.reader = again.process, again.reader
-
-
-# -- helpers --------------------------------------------------------------------------------------------------
-
-
-def pod(name: str, containers: list[Obj], **spec: Any) -> Obj:
-    """A pod manifest for `kubectl apply` (the scheduler picks the node)."""
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": {"containers": containers, **spec}}
-
-
-def apply(cluster: Cluster, namespace: str, manifest: Obj) -> None:
-    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(manifest))
-
-
-def wait_ready(cluster: Cluster, namespace: str, name: str) -> None:
-    cluster.kubectl("wait", "--for=condition=Ready", f"pod/{name}", "-n", namespace, WAIT_TIMEOUT)
-
-
-def json_of(cluster: Cluster, *args: str) -> Obj:
-    return json.loads(cluster.kubectl(*args, "-o", "json").stdout)
 
 
 async def follow_until_deleted(api: ApiClient, namespace: str, since: str) -> list[tuple[str, Obj]]:

@@ -21,21 +21,14 @@ import pytest
 from shim.machinery.resources import PODS
 from shim.pki import cluster_id
 from shim.runtime.base import LABEL_CLUSTER, LABEL_CONTAINER_NAME, LABEL_POD_UID
+from tests import podman_cluster
 from tests.cluster import Cluster, start_cluster, wait_until
 from tests.images import TEST_IMAGE
-from tests.podman_env import PodmanEnv, podman_root_with_test_image
+from tests.kubectl_kit import WAIT_TIMEOUT, apply, json_of, pod, wait_ready
+from tests.kubelet_kit import api_client, container_status
+from tests.podman_cluster import NEVER_PULL, busybox, web_pods_running
+from tests.podman_env import PodmanEnv
 from tests.prerequisites import needs_podman
-from tests.test_e2e_podman import (
-    NEVER_PULL,
-    WAIT_TIMEOUT,
-    apply,
-    json_of,
-    pod,
-    wait_ready,
-    web_pods_running,
-)
-from tests.test_kubelet import api_client, container_status
-from tests.test_kubelet_podman import busybox
 from tests.workloads import watch_until
 
 pytestmark = needs_podman
@@ -46,11 +39,8 @@ GONE_DEADLINE = 20.0  # the service stops in about 1.5 s after its SIGTERM
 CONVERGE_DEADLINE = 120.0
 
 
-@pytest.fixture(scope="module")
-def podman_env() -> Iterator[PodmanEnv]:
-    """A private Podman root with the test image (its own service is only the test's window into it)."""
-    with podman_root_with_test_image() as env:
-        yield env
+# a private Podman root with the test image (its own service is only the test's window into it)
+podman_env = podman_cluster.podman_env
 
 
 @pytest.fixture

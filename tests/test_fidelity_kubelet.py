@@ -20,9 +20,9 @@ from kubernetes.client.rest import ApiException
 from shim.runtime.base import SandboxSpec
 from shim.runtime.fake import SIMULATED_EXEC_EXIT, SIMULATED_NETWORK, FakeRuntime
 from tests.cluster import Cluster, free_port, start_cluster
+from tests.kubectl_kit import WAIT_TIMEOUT, apply, debugger_name, json_of, pod, pod_when, wait_ready
+from tests.kubelet_kit import container_status
 from tests.streamnode import kubectl_process
-from tests.test_e2e_podman import WAIT_TIMEOUT, apply, json_of, pod, wait_ready
-from tests.test_kubelet import container_status
 
 Obj = dict[str, Any]
 NODES = 2
@@ -255,18 +255,3 @@ def test_the_ephemeralcontainers_subresource_changes_only_ephemeral_containers_a
     )  # fmt: skip
     assert regular.returncode == 1
     assert 'The Pod "sim" is invalid: spec: Forbidden: pod updates may not change fields other than' in regular.stderr
-
-
-def debugger_name(debug: subprocess.CompletedProcess[str]) -> str:
-    """The name `kubectl debug` gave the ephemeral container (it says so on stdout or, with -i, stderr)."""
-    said = debug.stdout + debug.stderr
-    assert "Defaulting debug container name to " in said, debug
-    name = said.split("Defaulting debug container name to ", 1)[1].split(".\n", 1)[0]
-    assert name.startswith("debugger-"), said
-    return name
-
-
-def pod_when(cluster: Cluster, namespace: str, name: str, jsonpath: str) -> Obj:
-    """The pod once `kubectl wait --for=jsonpath=...` says the path has that value (or, without `=`, exists)."""
-    cluster.kubectl("wait", "-n", namespace, f"pod/{name}", WAIT_TIMEOUT, f"--for=jsonpath={jsonpath}")
-    return json_of(cluster, "get", "pod", name, "-n", namespace)

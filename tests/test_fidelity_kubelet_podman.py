@@ -12,21 +12,20 @@ from typing import Any
 import podman
 
 from shim.runtime.base import LABEL_CONTAINER_NAME, LABEL_POD_UID
-from tests import test_e2e_podman
+from tests import podman_cluster
 from tests.cluster import Cluster
 from tests.images import TEST_IMAGE
+from tests.kubectl_kit import apply, debugger_name, json_of, pod, pod_when, wait_ready
+from tests.kubelet_kit import container_status
+from tests.podman_cluster import NEVER_PULL, SECOND_IMAGE, busybox
 from tests.prerequisites import needs_podman
-from tests.test_e2e_podman import NEVER_PULL, SECOND_IMAGE, apply, json_of, pod, wait_ready
-from tests.test_fidelity_kubelet import debugger_name, pod_when
-from tests.test_kubelet import container_status
-from tests.test_kubelet_podman import busybox
 
 pytestmark = needs_podman
 
 # the private Podman root holding the test image under two tags, and `kube-shim up` with one Podman node
-podman_env = test_e2e_podman.podman_env
-cluster = test_e2e_podman.cluster
-podman_client = test_e2e_podman.podman_client
+podman_env = podman_cluster.podman_env_with_second_tag
+cluster = podman_cluster.cluster
+podman_client = podman_cluster.podman_client
 
 Obj = dict[str, Any]
 

@@ -32,15 +32,12 @@ from shim.kubelet.spdy import (
     SpdySession,
 )
 from shim.kubelet.streams import MAX_WEBSOCKET_MESSAGE, STDIN, V5_PROTOCOL, CommandOptions, serve_remote_command
+from shim.machinery.resources import PODS
 from shim.runtime.podman import PULL_WORKERS, WORKERS
-from tests import test_kubelet_podman
+from tests import kubelet_kit, podman_cluster
 from tests.cluster import free_port, wait_until
-from tests.podman_env import PodmanEnv
-from tests.prerequisites import needs_podman
-from tests.streamnode import LocalProcess
-from tests.test_kubelet import (
+from tests.kubelet_kit import (
     DEADLINE,
-    PODS,
     box,
     container_status,
     is_running_and_ready,
@@ -50,11 +47,14 @@ from tests.test_kubelet import (
     wait_event,
     wait_for,
 )
-from tests.test_kubelet_podman import busybox, podman_runtime
+from tests.podman_cluster import busybox, podman_runtime
+from tests.podman_env import PodmanEnv
+from tests.prerequisites import needs_podman
+from tests.streamnode import LocalProcess
 
 # the Podman root with the test image, and the API client, shared with the other node tests
-podman_root = test_kubelet_podman.podman_root
-api = test_kubelet_podman.api
+podman_root = podman_cluster.podman_env
+api = kubelet_kit.api
 
 podman_only = needs_podman
 Obj = dict[str, Any]

@@ -7,24 +7,14 @@ from __future__ import annotations
 import asyncio
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import podman
-import pytest
-
 from shim.client import ApiClient
-from shim.runtime.podman import PodmanRuntime
-from tests.cluster import Cluster
-from tests.images import TEST_IMAGE, ensure_test_image
-from tests.podman_env import PodmanEnv
-from tests.prerequisites import needs_podman
-from tests.test_kubelet import (
-    CONFIGMAPS,
+from shim.machinery.resources import CONFIGMAPS, PODS, SECRETS
+from tests import kubelet_kit, podman_cluster
+from tests.images import TEST_IMAGE
+from tests.kubelet_kit import (
     DEADLINE,
-    PODS,
-    SECRETS,
-    api_client,
     condition,
     container_status,
     is_running_and_ready,
@@ -35,34 +25,18 @@ from tests.test_kubelet import (
     wait_for,
     wait_gone,
 )
+from tests.podman_cluster import busybox, podman_runtime
+from tests.podman_env import PodmanEnv
+from tests.prerequisites import needs_podman
 
 pytestmark = needs_podman
 
 HTTP_PORT = 8080
 FAST_PROBE = {"periodSeconds": 1, "failureThreshold": 1}
 
-
-@pytest.fixture
-async def api(cluster: Cluster) -> AsyncIterator[ApiClient]:
-    async with api_client(cluster) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def podman_root() -> Iterator[PodmanEnv]:
-    """A private Podman root and service for this module, holding the busybox test image."""
-    with PodmanEnv() as env:
-        with podman.PodmanClient(base_url=env.base_url) as client:
-            ensure_test_image(client)
-        yield env
-
-
-def podman_runtime(env: PodmanEnv, data_dir: Path, node: str) -> PodmanRuntime:
-    return PodmanRuntime(str(env.socket_path), data_dir / node, None, node_name=node)
-
-
-def busybox(name: str, script: str, **fields: object) -> dict[str, object]:
-    return {"name": name, "image": TEST_IMAGE, "command": ["sh", "-c", script], **fields}
+# the module's fixtures, bound by name so pytest finds them here
+api = kubelet_kit.api
+podman_root = podman_cluster.podman_env
 
 
 def http_get(ip: str, port: int) -> str:

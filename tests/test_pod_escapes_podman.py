@@ -23,15 +23,12 @@ from shim.client import ApiClient
 from shim.kubelet.envvars import ContainerConfigError
 from shim.kubelet.mounts import mount_points_under, unmount_under
 from shim.kubelet.subpath import bind_sub_path
+from shim.machinery.resources import PODS, SECRETS
 from shim.runtime.base import LABEL_NODE
-from tests import test_kubelet_podman
+from tests import kubelet_kit, podman_cluster
 from tests.cluster import start_cluster, wait_until
-from tests.podman_env import PodmanEnv
-from tests.prerequisites import needs_podman
-from tests.test_kubelet import (
+from tests.kubelet_kit import (
     DEADLINE,
-    PODS,
-    SECRETS,
     container_status,
     pod_manifest,
     running_node,
@@ -40,13 +37,15 @@ from tests.test_kubelet import (
     wait_for,
     wait_gone,
 )
-from tests.test_kubelet_podman import busybox, podman_runtime
+from tests.podman_cluster import busybox, podman_runtime
+from tests.podman_env import PodmanEnv
+from tests.prerequisites import needs_podman
 
 pytestmark = needs_podman
 
 # the Podman root with the test image, and the API client, shared with the other node tests
-podman_root = test_kubelet_podman.podman_root
-api = test_kubelet_podman.api
+podman_root = podman_cluster.podman_env
+api = kubelet_kit.api
 
 Obj = dict[str, Any]
 NOBODY = "65534"

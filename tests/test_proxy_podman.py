@@ -20,11 +20,15 @@ from typing import Any
 
 import pytest
 
+from tests import podman_cluster
 from tests.cluster import Cluster, start_cluster, wait_until
 from tests.images import TEST_IMAGE
-from tests.podman_env import PodmanEnv, podman_root_with_test_image
+from tests.kubectl_kit import apply, from_pod, get
+from tests.podman_cluster import NEVER_PULL, restart
+from tests.podman_env import PodmanEnv
 from tests.prerequisites import needs_podman
-from tests.test_deployment import deployment as deployment_of
+from tests.proxy_kit import client_pod, cluster_ip, host_handles
+from tests.workloads import deployment as deployment_of
 
 pytestmark = needs_podman
 
@@ -35,16 +39,12 @@ UNASSIGNED = "10.100.1.1"  # in the service range; the cluster allocates from th
 HTTP_PORT = 8080
 TIMEOUT = 60.0
 PROMPT = 1.0  # seconds within which a refused connection must fail: a hang would take the full timeout
-NEVER_PULL = {"imagePullPolicy": "Never"}  # the image exists only in the test's Podman root
 
 
 # -- the cluster -----------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def podman_env() -> Iterator[PodmanEnv]:
-    with podman_root_with_test_image() as env:
-        yield env
+podman_env = podman_cluster.podman_env  # a fixture: pytest finds it by name here
 
 
 def cluster_flags(env: PodmanEnv) -> tuple[str, ...]:
@@ -95,15 +95,6 @@ def service(name: str, port: int, target: int | str, type_: str = "ClusterIP") -
     }
 
 
-def apply(cluster: Cluster, namespace: str, *objects: Obj) -> None:
-    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List",
-                                                                            "items": list(objects)}))  # fmt: skip
-
-
-def get(cluster: Cluster, namespace: str, *what: str) -> Obj:
-    return json.loads(cluster.kubectl("get", *what, "-n", namespace, "-o", "json").stdout)
-
-
 def ready_pods(cluster: Cluster, namespace: str, app: str) -> list[str]:
     pods = get(cluster, namespace, "pods", "-l", f"app={app}")["items"]
     return sorted(
@@ -122,26 +113,7 @@ def wait_ready(cluster: Cluster, namespace: str, app: str, count: int) -> list[s
     return wait_until(ready, TIMEOUT, f"{count} ready {app} pods")
 
 
-def client_pod(cluster: Cluster, namespace: str) -> str:
-    body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "client"},
-            "spec": {"containers": [{"name": "c", "image": TEST_IMAGE, **NEVER_PULL, "command": ["sleep", "3600"]}],
-                     "terminationGracePeriodSeconds": 0}}  # fmt: skip
-    apply(cluster, namespace, body)
-    cluster.kubectl("wait", "--for=condition=Ready", "pod/client", "-n", namespace, "--timeout=60s")
-    return "client"
-
-
 # -- sending traffic, only where the host keeps it ----------------------------------------------------------------
-
-
-def route_kind(address: str) -> str:
-    """The first word of `ip route get`: `local` when this host handles the address itself."""
-    return subprocess.run(["ip", "route", "get", address], capture_output=True, text=True, check=True).stdout.split()[0]
-
-
-def host_handles(address: str) -> str:
-    assert route_kind(address) == "local", f"{address} would leave this host: {route_kind(address)}"
-    return address
 
 
 def http_get(address: str, port: int, timeout: float = 5.0) -> str:
@@ -182,10 +154,6 @@ def refused_promptly(address: str, port: int) -> bool:
     return code in (errno.ECONNREFUSED, errno.EHOSTUNREACH) and elapsed < PROMPT
 
 
-def from_pod(cluster: Cluster, namespace: str, pod: str, script: str, check: bool = True) -> str:
-    return cluster.kubectl("exec", pod, "-n", namespace, "--", "sh", "-c", script, check=check).stdout
-
-
 def pod_connect(cluster: Cluster, namespace: str, pod: str, address: str, port: int) -> tuple[str, float]:
     """(why, seconds) of a connection attempt from a pod that is expected to fail, timed inside the pod by
     busybox `time` (to 10 ms); a connection that hangs would take the 5 s timeout."""
@@ -199,10 +167,6 @@ def pod_connect(cluster: Cluster, namespace: str, pod: str, address: str, port: 
 def endpoints(cluster: Cluster, namespace: str, service_name: str) -> list[Obj]:
     slices = get(cluster, namespace, "endpointslices", "-l", f"kubernetes.io/service-name={service_name}")
     return [e for s in slices["items"] for e in s.get("endpoints") or ()]
-
-
-def cluster_ip(cluster: Cluster, namespace: str, name: str) -> str:
-    return host_handles(get(cluster, namespace, "service", name)["spec"]["clusterIP"])
 
 
 # -- the tests -------------------------------------------------------------------------------------------------
@@ -325,13 +289,6 @@ def test_a_restart_keeps_established_connections_and_drops_rules_of_services_del
         assert _echo(connection, b"after\n")  # the established connection lived through both restarts
     finally:
         connection.close()
-
-
-def restart(cluster: Cluster, nodes: tuple[str, ...]) -> None:
-    """Stop the cluster's process and start it again on the same data dir and port, with `nodes`."""
-    assert cluster.stop() == 0
-    again = start_cluster(cluster.data_dir, port=cluster.port, nodes=nodes)
-    cluster.process, cluster.reader = again.process, again.reader
 
 
 def _web_rules_present(web_ip: str) -> bool:

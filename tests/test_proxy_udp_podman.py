@@ -19,9 +19,11 @@ import pytest
 from shim.hostaddress import HOST_ADDRESS
 from tests.cluster import Cluster, start_cluster, wait_until
 from tests.images import TEST_IMAGE
+from tests.kubectl_kit import apply
+from tests.podman_cluster import NEVER_PULL, restart
 from tests.podman_env import podman_root_with_test_image
 from tests.prerequisites import needs_conntrack, needs_podman
-from tests.test_proxy_podman import NEVER_PULL, apply, cluster_ip, restart
+from tests.proxy_kit import cluster_ip
 
 pytestmark = [*needs_podman, needs_conntrack]
 

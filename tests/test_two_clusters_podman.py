@@ -19,9 +19,10 @@ import pytest
 from shim.pki import cluster_id
 from shim.runtime.base import LABEL_CLUSTER, LABEL_NODE
 from tests.cluster import Cluster, start_cluster
+from tests.kubectl_kit import WAIT_TIMEOUT, json_of
+from tests.podman_cluster import create_web, podman_node_flags, restart
 from tests.podman_env import PodmanEnv, podman_root_with_test_image
 from tests.prerequisites import needs_podman
-from tests.test_e2e_podman import WAIT_TIMEOUT, create_web, json_of, podman_node_flags
 
 pytestmark = needs_podman
 
@@ -71,12 +72,6 @@ def podman_pods(env: PodmanEnv, cluster: Cluster) -> dict[str, str]:
         return {p.attrs["Labels"]["io.kubernetes.pod.uid"]: p.id for p in listed}
 
 
-def restart(cluster: Cluster, env: PodmanEnv) -> None:
-    assert cluster.stop() == 0
-    again = start_cluster(cluster.data_dir, port=cluster.port, nodes=podman_node_flags(env))
-    cluster.process, cluster.reader = again.process, again.reader
-
-
 def test_two_clusters_on_one_host_leave_each_other_alone(clusters: list[Cluster], podman_env: PodmanEnv) -> None:
     first, second = clusters
     host = socket.gethostname()
@@ -90,9 +85,9 @@ def test_two_clusters_on_one_host_leave_each_other_alone(clusters: list[Cluster]
         assert len(pods) == 2 and set(sandboxes) == set(pods)  # one Podman pod each, of its own cluster
 
     # a node agent starting (the moment it removes orphans) and running leaves the other cluster's pods be
-    restart(first, podman_env)
+    restart(first, podman_node_flags(podman_env))
     first.kubectl("rollout", "status", "deployment/web", "-n", "default", "--timeout=60s")
-    restart(second, podman_env)
+    restart(second, podman_node_flags(podman_env))
     second.kubectl("rollout", "status", "deployment/web", "-n", "default", "--timeout=60s")
     for cluster in clusters:
         pods, sandboxes = running[identity(cluster)]

@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from shim.hostaddress import RESERVED_RANGE, is_local_address
 from shim.runtime.podman_network import POD_NETWORK_RANGE
+from tests import podman_cluster
 from tests.cluster import Cluster, wait_until
 from tests.images import TEST_IMAGE
-from tests.podman_env import PodmanEnv, podman_root_with_test_image
+from tests.kubectl_kit import WAIT_TIMEOUT, json_of
 from tests.prerequisites import needs_podman
-from tests.test_e2e_podman import WAIT_TIMEOUT, json_of
-from tests.two_nodes import FIRST, SECOND, two_podman_nodes
+from tests.two_nodes import FIRST, SECOND, cluster_on_two_podman_nodes
 
 pytestmark = needs_podman
 
@@ -32,18 +29,9 @@ ECHO_PEER = (
     "> /www/cgi-bin/peer && chmod +x /www/cgi-bin/peer && exec httpd -f -p 80 -h /www"
 )
 
-
-@pytest.fixture(scope="module")
-def podman_env() -> Iterator[PodmanEnv]:
-    with podman_root_with_test_image() as env:
-        yield env
-
-
-@pytest.fixture(scope="module")
-def cluster(podman_env: PodmanEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """`kube-shim up` with node-a, and node-b as its own `kube-shim node` process on the same Podman service."""
-    with two_podman_nodes(podman_env, tmp_path_factory.mktemp("two-nodes")) as running:
-        yield running
+# the module's fixtures, bound by name so pytest finds them here
+podman_env = podman_cluster.podman_env
+cluster = cluster_on_two_podman_nodes("two-nodes")
 
 
 def echo_pod(name: str, node: str) -> Obj:

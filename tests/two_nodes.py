@@ -9,13 +9,28 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from tests.cluster import Cluster, start_cluster
+import pytest
+
+from tests.cluster import Cluster, launch, start_cluster
+from tests.kubectl_kit import WAIT_TIMEOUT
+from tests.podman_cluster import podman_node_flags
 from tests.podman_env import PodmanEnv
-from tests.test_components import launch
-from tests.test_e2e_podman import WAIT_TIMEOUT, podman_node_flags
 
 FIRST, SECOND = "node-a", "node-b"
+
+
+def cluster_on_two_podman_nodes(name: str) -> Any:
+    """A module-scoped `cluster` fixture: `kube-shim up` with node-a, and node-b as its own `kube-shim node`
+    process on the module's `podman_env` (its data dir named `name`); it replaces the session's cluster there."""
+
+    @pytest.fixture(scope="module")
+    def cluster(podman_env: PodmanEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+        with two_podman_nodes(podman_env, tmp_path_factory.mktemp(name)) as running:
+            yield running
+
+    return cluster
 
 
 @contextlib.contextmanager
