@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from shim.apiserver.app import build_app
 from shim.apiserver.objects import encode
 from shim.apiserver.resources import build_registry
+from shim.heap import release_free_memory
 from shim.store import Event
 from shim.store.logstore import LogStore
 from shim.store.memory import MemoryLog
@@ -41,6 +42,25 @@ def test_a_stored_value_takes_the_memory_of_its_length() -> None:
     length = sum(len(v) for v in values)
     # each bytes object's header and the list are small beside its payload; orjson's buffer is 4 KiB and more
     assert held < 1.5 * length, f"100 stored values of {length // 100} bytes hold {held // 100} bytes each"
+
+
+def test_releasing_free_memory_gives_back_pages_freed_below_the_top_of_the_heap() -> None:
+    size = 1000  # a variable: `b"x" * 1000` would be one constant, not 50,000 objects
+    blocks = [b"x" * size for _ in range(50_000)]  # 50 MB of malloc'd blocks (beyond pymalloc's 512 bytes)
+    pinned = b"y" * size  # allocated after them: glibc can no longer shrink the heap from its top
+    del blocks
+    before = rss_bytes()
+    assert release_free_memory(), "this C library cannot trim its heap"
+    released = before - rss_bytes()
+    assert released > 25_000_000, f"only {released} of 50 MB freed bytes went back to the OS"
+    assert pinned
+
+
+def rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS in /proc/self/status")
 
 
 async def test_the_watch_window_holds_at_most_its_bytes_of_values_and_older_events_come_from_the_log(

@@ -21,6 +21,7 @@ from shim.apiserver.objects import Obj, ObjectStore, decode_as
 from shim.apiserver.proxy import install_kubelet_client, kubelet_client_context
 from shim.apiserver.registry import ResourceType
 from shim.apiserver.resources import build_registry
+from shim.heap import release_free_memory_periodically
 from shim.machinery.networks import kubernetes_service_ip
 from shim.machinery.resources import NAMESPACES, PRIORITY_CLASSES, SERVICES
 from shim.store import Store
@@ -64,6 +65,7 @@ class ApiServer:
         self.bound_port = config.port
         self._ready = False
         self._bootstrapper: asyncio.Task[None] | None = None
+        self._heap_trimmer: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         config = self.config
@@ -87,6 +89,7 @@ class ApiServer:
         self._bootstrapper = asyncio.create_task(
             keep_bootstrapped(app[OBJECTS], self.bound_port, advertised, kubernetes_ip)
         )
+        self._heap_trimmer = asyncio.create_task(release_free_memory_periodically())
         self._ready = True
 
     async def _serve(self, host: str, port: int) -> None:
@@ -98,9 +101,10 @@ class ApiServer:
 
     async def stop(self) -> None:
         self._ready = False
-        if self._bootstrapper is not None:
-            self._bootstrapper.cancel()
-            await asyncio.gather(self._bootstrapper, return_exceptions=True)
+        for task in (self._bootstrapper, self._heap_trimmer):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if self.compactor is not None:
             await self.compactor.stop()
         if self.runner is not None:
