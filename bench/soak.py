@@ -26,6 +26,7 @@ import asyncio
 import math
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -145,7 +146,7 @@ async def run(minutes: float, clients: int, store: str | None, compaction_interv
                 cpu = CpuSnapshot.take(cluster.process.pid)
                 deadline = soak.started + minutes * 60
                 workers = [asyncio.create_task(client(api, soak, i, deadline)) for i in range(clients)]
-                sampler = asyncio.create_task(sample_rss(api, soak, cluster.process.pid, deadline))
+                sampler = asyncio.create_task(sample_rss(api, soak, cluster.process, deadline))
                 await asyncio.gather(*workers, sampler)
                 print(f"\n({cpu.busy_since()})")
             alive = cluster.process.poll() is None
@@ -244,13 +245,13 @@ async def request(
         return 599, repr(exc).encode()  # no answer at all: unexpected whatever the verb
 
 
-async def sample_rss(api: aiohttp.ClientSession, soak: Soak, pid: int, deadline: float) -> None:
+async def sample_rss(api: aiohttp.ClientSession, soak: Soak, server: subprocess.Popen[str], deadline: float) -> None:
     """The server's RSS every few seconds into the current minute (and, once warmed up, into the samples
-    judged); a line per minute as each one ends."""
+    judged); a line per minute as each one ends. A server that died has no RSS: the report says it DIED."""
     printed = 0
     print_header()
-    while True:
-        rss = rss_megabytes(pid)
+    while server.poll() is None:
+        rss = rss_megabytes(server.pid)
         soak.current().rss.append(rss)
         if soak.warm_up.ended is not None:
             soak.warm_up.settled.append(rss)
