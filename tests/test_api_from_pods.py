@@ -30,7 +30,7 @@ from shim.runtime.base import RuntimeFailure
 from shim.runtime.fake import FakeRuntime
 from shim.runtime.podman_network import POD_NETWORK_RANGE, free_subnet
 from tests.cluster import Cluster, start_cluster, wait_until
-from tests.images import TEST_IMAGE
+from tests.host_python import HOST_PATH_FLAGS, python_pod
 from tests.kubectl_kit import WAIT_TIMEOUT, json_of
 from tests.kubelet_kit import box, container_status, pod_manifest, running_node, runtime_id, wait_for
 from tests.podman_cluster import podman_node_flags
@@ -218,8 +218,6 @@ async def test_every_container_gets_the_kubernetes_service_variables(
 # -- the official client in a real pod ------------------------------------------------------------------------
 
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
-# the host's interpreter and this virtual environment, at the same paths (busybox has no Python)
-HOST_PATHS = ("/usr", "/lib", "/lib64", sys.prefix)
 IN_CLUSTER_CLIENT = """
 import json, os
 from kubernetes import client, config
@@ -234,9 +232,10 @@ print(json.dumps({"host": os.environ["KUBERNETES_SERVICE_HOST"], "port": os.envi
 @pytest.fixture(scope="module")
 def podman_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """`kube-shim up` with a Podman node that lets pods mount the host's interpreter read-only."""
-    allowed = [flag for path in HOST_PATHS for flag in ("--allowed-host-path", path)]
     with podman_root_with_test_image() as env:
-        running = start_cluster(tmp_path_factory.mktemp("in-cluster"), nodes=(*podman_node_flags(env), *allowed))
+        running = start_cluster(
+            tmp_path_factory.mktemp("in-cluster"), nodes=(*podman_node_flags(env), *HOST_PATH_FLAGS)
+        )
         try:
             running.kubectl("wait", "--for=condition=Ready", "node", "--all", WAIT_TIMEOUT)
             yield running
@@ -258,15 +257,7 @@ def test_a_pod_lists_pods_with_the_official_client_and_in_cluster_config(podman_
                     *(f"--from-literal={key}={value}" for key, value in secret.items()))  # fmt: skip
     volumes = [{"name": "api-access", "secret": {"secretName": "api-access"}}]
     mounts = [{"name": "api-access", "mountPath": SERVICE_ACCOUNT_DIR, "readOnly": True}]
-    for i, path in enumerate(HOST_PATHS):
-        volumes.append({"name": f"host-{i}", "hostPath": {"path": path, "type": "Directory"}})
-        mounts.append({"name": f"host-{i}", "mountPath": path, "readOnly": True})
-    python = str(Path(sys.prefix) / "bin" / "python")
-    container = {"name": "client", "image": TEST_IMAGE, "imagePullPolicy": "Never",
-                 "command": [python, "-c", IN_CLUSTER_CLIENT], "volumeMounts": mounts}  # fmt: skip
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "in-cluster"},
-           "spec": {"containers": [container], "volumes": volumes, "restartPolicy": "Never",
-                    "automountServiceAccountToken": False}}  # fmt: skip
+    pod = python_pod("in-cluster", IN_CLUSTER_CLIENT, volumes, mounts, automountServiceAccountToken=False)
     cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(pod))
     cluster.kubectl("wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/in-cluster", "-n", namespace,
                     "--timeout=90s")  # fmt: skip

@@ -27,8 +27,16 @@ from tests.kubectl_kit import apply, from_pod, get
 from tests.podman_cluster import NEVER_PULL, restart
 from tests.podman_env import PodmanEnv
 from tests.prerequisites import needs_podman
-from tests.proxy_kit import client_pod, cluster_ip, host_handles
-from tests.workloads import deployment as deployment_of
+from tests.proxy_kit import (
+    HTTP_PORT,
+    client_pod,
+    cluster_ip,
+    deployment,
+    host_handles,
+    service,
+    wait_ready,
+    web_deployment,
+)
 
 pytestmark = needs_podman
 
@@ -36,7 +44,6 @@ Obj = dict[str, Any]
 SERVICE_RANGE = "10.100.0.0/16"
 LOAD_BALANCER_RANGE = "10.112.0.128/28"
 UNASSIGNED = "10.100.1.1"  # in the service range; the cluster allocates from the rest (checked below)
-HTTP_PORT = 8080
 TIMEOUT = 60.0
 PROMPT = 1.0  # seconds within which a refused connection must fail: a hang would take the full timeout
 
@@ -63,54 +70,6 @@ def cluster(podman_env: PodmanEnv, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 # -- what the tests run --------------------------------------------------------------------------------------
-
-
-def web_deployment(name: str, replicas: int) -> Obj:
-    """busybox httpd pods that answer with their own name; a pod is ready while /www/unready is absent."""
-    script = f"mkdir -p /www && hostname > /www/index.html && exec httpd -f -p {HTTP_PORT} -h /www"
-    container = {
-        "name": "web",
-        "image": TEST_IMAGE,
-        **NEVER_PULL,
-        "command": ["sh", "-c", script],
-        "ports": [{"name": "http", "containerPort": HTTP_PORT}],
-        "readinessProbe": {"exec": {"command": ["sh", "-c", "test ! -e /www/unready"]}, "periodSeconds": 1,
-                           "failureThreshold": 1},
-    }  # fmt: skip
-    return deployment(name, replicas, container)
-
-
-def deployment(name: str, replicas: int, container: Obj) -> Obj:
-    template = {"metadata": {"labels": {"app": name}},
-                "spec": {"containers": [container], "terminationGracePeriodSeconds": 1}}  # fmt: skip
-    return deployment_of(name, replicas, template=template)
-
-
-def service(name: str, port: int, target: int | str, type_: str = "ClusterIP") -> Obj:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name},
-        "spec": {"type": type_, "selector": {"app": name}, "ports": [{"port": port, "targetPort": target}]},
-    }
-
-
-def ready_pods(cluster: Cluster, namespace: str, app: str) -> list[str]:
-    pods = get(cluster, namespace, "pods", "-l", f"app={app}")["items"]
-    return sorted(
-        p["metadata"]["name"]
-        for p in pods
-        if not p["metadata"].get("deletionTimestamp")
-        and any(c["type"] == "Ready" and c["status"] == "True" for c in p.get("status", {}).get("conditions", []))
-    )
-
-
-def wait_ready(cluster: Cluster, namespace: str, app: str, count: int) -> list[str]:
-    def ready() -> list[str] | None:
-        pods = ready_pods(cluster, namespace, app)
-        return pods if len(pods) == count else None
-
-    return wait_until(ready, TIMEOUT, f"{count} ready {app} pods")
 
 
 # -- sending traffic, only where the host keeps it ----------------------------------------------------------------
