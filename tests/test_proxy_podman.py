@@ -145,6 +145,8 @@ def test_a_service_reaches_every_ready_pod_by_cluster_ip_node_port_and_load_bala
                          TIMEOUT, "a load-balancer address")  # fmt: skip
     balancer = host_handles(ingress[0]["ip"])
     wait_until(lambda: reaches_exactly(balancer, 80, pods), TIMEOUT, "the load-balancer IP")
+    wide = cluster.kubectl("get", "service", "web", "-n", namespace, "-o", "wide", "--no-headers").stdout.split()
+    assert wide[:5] == ["web", "LoadBalancer", ip, balancer, f"80:{node_port}/TCP"] and wide[6] == "app=web", wide
 
     client = client_pod(cluster, namespace)
     for address in (ip, balancer):
