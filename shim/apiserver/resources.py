@@ -22,6 +22,7 @@ from shim.apiserver.kinds.events_v1 import EventsV1Conversion, EventsV1Strategy
 from shim.apiserver.kinds.leases import LeaseStrategy
 from shim.apiserver.kinds.pods import PodStrategy
 from shim.apiserver.kinds.priorityclasses import PriorityClassStrategy
+from shim.apiserver.kinds.replicationcontrollers import ReplicationControllerStrategy
 from shim.apiserver.kinds.service import ServiceStrategy
 from shim.apiserver.kinds.service_allocation import SERVICE_CIDR, ServiceAllocator
 from shim.apiserver.kinds.storage import (
@@ -58,6 +59,8 @@ def build_registry(service_cidr: ipaddress.IPv4Network = SERVICE_CIDR) -> Regist
           PersistentVolumeStrategy()),
         R("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", "persistentvolumeclaim", True,
           PersistentVolumeClaimStrategy()),
+        R("", "v1", "ReplicationController", "replicationcontrollers", "replicationcontroller", True,
+          ReplicationControllerStrategy(), kube_etcd_prefix="controllers"),
         R("apps", "v1", "ControllerRevision", "controllerrevisions", "controllerrevision", True,
           ControllerRevisionStrategy()),
         R("apps", "v1", "DaemonSet", "daemonsets", "daemonset", True, DaemonSetStrategy()),

@@ -15,7 +15,7 @@ from shim.controllers.loadbalancer import LoadBalancerController
 from shim.controllers.namespace import NamespaceController
 from shim.controllers.nodelifecycle import NodeLifecycleController
 from shim.controllers.persistentvolume import PersistentVolumeController
-from shim.controllers.replicaset import ReplicaSetController
+from shim.controllers.replicaset import REPLICATION_CONTROLLER, ReplicaSetController
 from shim.controllers.serviceaccount import RootCACertPublisher, ServiceAccountsController
 from shim.controllers.volumeprotection import PVCProtectionController, PVProtectionController
 from shim.machinery.networks import LOAD_BALANCER_RANGE
@@ -38,6 +38,7 @@ class ControllerManager:
         self.controllers = [
             NamespaceController(client, informers=informers),
             ReplicaSetController(client, informers),
+            ReplicaSetController(client, informers, REPLICATION_CONTROLLER),
             DeploymentController(client, informers),
             JobController(client, informers),
             CronJobController(client, informers, CronClock(cronjob_clock_scale)),

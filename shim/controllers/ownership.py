@@ -48,14 +48,22 @@ def resolve_controller(owners: SharedInformer, obj: Obj, ref: Obj, kind: str) ->
     return owner
 
 
-def owners_selecting(owners: SharedInformer, obj: Obj) -> list[Obj]:
-    """The cached owners in obj's namespace whose `spec.selector` matches its labels: who might adopt an orphan
-    (owners with an invalid selector select nothing)."""
+def spec_selector(owner: Obj) -> Obj | None:
+    """An owner's `spec.selector`, a metav1.LabelSelector (every apps/v1 and batch/v1 workload)."""
+    selector: Obj | None = owner["spec"].get("selector")
+    return selector
+
+
+def owners_selecting(
+    owners: SharedInformer, obj: Obj, selector_of: Callable[[Obj], Obj | None] = spec_selector
+) -> list[Obj]:
+    """The cached owners in obj's namespace whose selector (`selector_of`, as a metav1.LabelSelector) matches its
+    labels: who might adopt an orphan (owners with an invalid selector select nothing)."""
     labels = obj["metadata"].get("labels") or {}
     found = []
     for owner in owners.in_namespace(obj["metadata"].get("namespace", "")):
         try:
-            if label_selector_from_object(owner["spec"].get("selector")).matches(labels):
+            if label_selector_from_object(selector_of(owner)).matches(labels):
                 found.append(owner)
         except SelectorError:
             continue

@@ -1,5 +1,8 @@
 """ReplicaSet controller: keeps `spec.replicas` pods matching the selector, like kube-controller-manager's.
 
+It also runs v1 ReplicationControllers, as kube's replication manager runs this same logic: `ReplicatedKind`
+says what differs (resource, owner reference, and the RC's plain label-map selector).
+
 Follows `pkg/controller/replicaset/replica_set.go` and `replica_set_utils.go`: pods are claimed by selector
 (orphans adopted, non-matching pods released), missing pods are created from the template in slow-start
 batches (1, 2, 4, ...), extra pods are deleted in kube's order, and expectations keep a burst of informer
@@ -12,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
-from shim.client import ApiClient, ApiException, SharedInformerFactory, object_key
+from shim.client import ApiClient, ApiException, Resource, SharedInformerFactory, object_key
 from shim.controllers.expectations import Expectations
 from shim.controllers.ownership import (
     ControllerRefManager,
@@ -25,6 +29,7 @@ from shim.controllers.ownership import (
     owners_selecting,
     recheck_deletion,
     resolve_controller,
+    spec_selector,
 )
 from shim.controllers.podcontrol import PodControl, api_message
 from shim.controllers.podutil import (
@@ -36,7 +41,7 @@ from shim.controllers.podutil import (
     ready_condition,
 )
 from shim.controllers.reconciler import Reconciler
-from shim.machinery.resources import PODS, REPLICASETS
+from shim.machinery.resources import PODS, REPLICASETS, REPLICATION_CONTROLLERS
 from shim.machinery.selectors import SelectorError, label_selector_from_object
 from shim.machinery.timefmt import format_time
 
@@ -47,14 +52,42 @@ SLOW_START_INITIAL_BATCH = 1  # kube's SlowStartInitialBatchSize
 REPLICA_FAILURE = "ReplicaFailure"
 
 
-class ReplicaSetController(Reconciler):
-    """Watches replica sets and pods; one sync per replica set key (`namespace/name`)."""
+@dataclass(frozen=True)
+class ReplicatedKind:
+    """A kind the replica set logic runs for: its resource, owner-reference apiVersion and kind, the
+    controller's component name, and its selector as a metav1.LabelSelector."""
 
-    def __init__(self, client: ApiClient, informers: SharedInformerFactory | None = None) -> None:
-        super().__init__(client, "replicaset-controller", informers)
+    resource: Resource
+    api_version: str
+    kind: str
+    component: str
+    selector_of: Callable[[Obj], Obj | None]
+
+
+def _label_map_selector(rc: Obj) -> Obj | None:
+    """A v1 RC's `spec.selector` is a plain label map (`labels.SelectorFromSet`); an empty one selects nothing
+    here (validation refuses it)."""
+    labels = rc["spec"].get("selector")
+    return {"matchLabels": labels} if labels else None
+
+
+REPLICA_SET = ReplicatedKind(REPLICASETS, "apps/v1", "ReplicaSet", "replicaset-controller", spec_selector)
+REPLICATION_CONTROLLER = ReplicatedKind(
+    REPLICATION_CONTROLLERS, "v1", "ReplicationController", "replication-controller", _label_map_selector
+)
+
+
+class ReplicaSetController(Reconciler):
+    """Watches replica sets (or another `ReplicatedKind`) and pods; one sync per owner key (`namespace/name`)."""
+
+    def __init__(
+        self, client: ApiClient, informers: SharedInformerFactory | None = None, kind: ReplicatedKind = REPLICA_SET
+    ) -> None:
+        super().__init__(client, kind.component, informers)
+        self.kind = kind
         self.expectations = Expectations()
         self.pod_control = PodControl(client, self.events)
-        self.replicasets = self.watch(REPLICASETS, self._on_replicaset)
+        self.replicasets = self.watch(kind.resource, self._on_replicaset)
         self.pods = self.watch(PODS, self._on_pod)
         index_by_controller(self.replicasets)
         index_by_controller(self.pods)
@@ -68,7 +101,7 @@ class ReplicaSetController(Reconciler):
             return
         needs_sync = self.expectations.satisfied(key)
         try:
-            selector = label_selector_from_object(rs["spec"].get("selector"))
+            selector = label_selector_from_object(self.kind.selector_of(rs))
         except SelectorError as exc:
             self.log.warning("replica set %s has an invalid selector: %s", key, exc)
             return
@@ -77,9 +110,9 @@ class ReplicaSetController(Reconciler):
             self.client,
             PODS,
             rs,
-            controller_ref(rs, "apps/v1", "ReplicaSet"),
+            controller_ref(rs, self.kind.api_version, self.kind.kind),
             selector,
-            recheck_deletion(self.client, REPLICASETS, rs),
+            recheck_deletion(self.client, self.kind.resource, rs),
         )
         pods = await claimer.claim(active)
         failure: ApiException | None = None
@@ -103,7 +136,7 @@ class ReplicaSetController(Reconciler):
         if diff < 0:
             count = min(-diff, BURST_REPLICAS)
             self.expectations.expect_creations(key, count)
-            ref = controller_ref(rs, "apps/v1", "ReplicaSet")
+            ref = controller_ref(rs, self.kind.api_version, self.kind.kind)
             pod = pod_from_template(rs["spec"].get("template") or {}, rs["metadata"]["name"], ref)
             created, error = await slow_start_batch(
                 count, SLOW_START_INITIAL_BATCH, lambda: self.pod_control.create(rs, pod)
@@ -144,13 +177,13 @@ class ReplicaSetController(Reconciler):
         body = copy.copy(rs)
         body["status"] = status
         try:
-            updated = await self.client.replace(REPLICASETS, body, namespace, "status")
+            updated = await self.client.replace(self.kind.resource, body, namespace, "status")
         except ApiException as exc:
             if exc.status != 409:
                 raise
-            fresh = await self.client.get(REPLICASETS, rs["metadata"]["name"], namespace)
+            fresh = await self.client.get(self.kind.resource, rs["metadata"]["name"], namespace)
             fresh["status"] = status
-            updated = await self.client.replace(REPLICASETS, fresh, namespace, "status")
+            updated = await self.client.replace(self.kind.resource, fresh, namespace, "status")
         # the next sync may start before the watch brings this write back: let it see it already
         self.replicasets.observe(updated)
         return updated
@@ -209,10 +242,10 @@ class ReplicaSetController(Reconciler):
             self.queue.add(object_key(rs))
 
     def _resolve(self, pod: Obj, ref: Obj) -> Obj | None:
-        return resolve_controller(self.replicasets, pod, ref, "ReplicaSet")
+        return resolve_controller(self.replicasets, pod, ref, self.kind.kind)
 
     def _enqueue_matching(self, pod: Obj) -> None:
-        for rs in owners_selecting(self.replicasets, pod):
+        for rs in owners_selecting(self.replicasets, pod, self.kind.selector_of):
             self.queue.add(object_key(rs))
 
 

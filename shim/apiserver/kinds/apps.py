@@ -32,6 +32,7 @@ from shim.apiserver.printers import (
     TEMPLATE_COLUMNS,
     Cells,
     Column,
+    Printer,
     age,
     column,
     container_cells,
@@ -228,7 +229,7 @@ class DeploymentStrategy(Strategy):
         causes.extend(selector_unchanged(new, old))
         status, old_status = new.get("status") or {}, old.get("status") or {}
         causes.extend(
-            _validate_status(
+            validate_replica_status(
                 status,
                 (
                     "observedGeneration",
@@ -254,7 +255,7 @@ class ReplicaSetStrategy(Strategy):
     categories = ("all",)
     subresources = (STATUS, SCALE)
     table_columns = REPLICASET_COLUMNS
-    printer = staticmethod(replicaset_cells)
+    printer: Printer = staticmethod(replicaset_cells)  # typed as the base's: RCs print with their own
     # pkg/registry/apps/replicaset ReplicaSetToSelectableFields (kube's field selector docs list it)
     selectable_fields = selectable(
         {**NAMESPACED, "status.replicas": lambda rs: str((rs.get("status") or {}).get("replicas") or 0)}
@@ -284,23 +285,28 @@ class ReplicaSetStrategy(Strategy):
         """ValidateReplicaSetUpdate + selector immutability, and the status rules (no-ops when unchanged)."""
         causes = self.validate(new)
         causes.extend(selector_unchanged(new, old))
-        causes.extend(
-            _validate_status(
-                new.get("status") or {},
-                ("replicas", "fullyLabeledReplicas", "readyReplicas", "availableReplicas", "observedGeneration"),
-                ("fullyLabeledReplicas", "readyReplicas", "availableReplicas"),
-            )
-        )
+        causes.extend(self.validate_status(new))
         return causes
+
+    def validate_status(self, obj: Obj) -> list[Cause]:
+        """ValidateReplicaSetStatus (ReplicationControllers' status has the same fields and rules)."""
+        return validate_replica_status(
+            obj.get("status") or {},
+            ("replicas", "fullyLabeledReplicas", "readyReplicas", "availableReplicas", "observedGeneration"),
+            ("fullyLabeledReplicas", "readyReplicas", "availableReplicas"),
+        )
 
 
 def scale_from(obj: Obj, rt: ResourceType) -> Obj:
-    """The autoscaling/v1 Scale of a deployment or replica set (`rt`; both have the same shape)."""
+    """The autoscaling/v1 Scale of a deployment, replica set or replication controller (`rt`)."""
     meta = obj.get("metadata") or {}
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     replicas = spec.get("replicas", 0)
     scale_status: Obj = {"replicas": status.get("replicas", 0)}
-    selector = _selector_string(spec.get("selector"))
+    wanted = spec.get("selector")
+    if rt.kind == "ReplicationController" and wanted is not None:
+        wanted = {"matchLabels": wanted}  # a v1 RC selects by a plain label map
+    selector = _selector_string(wanted)
     if selector:
         scale_status["selector"] = selector
     return {
@@ -371,15 +377,20 @@ def _validate_replica_set_spec(spec: Obj) -> list[Cause]:
             )
         )
     causes.extend(validate_pod_template(template, "spec.template"))
-    pod_spec = template.get("spec") or {}
+    causes.extend(validate_replica_template_spec(template.get("spec") or {}, "ReplicaSet"))
+    return causes
+
+
+def validate_replica_template_spec(pod_spec: Obj, kind: str) -> list[Cause]:
+    """What a replicated pod template may not do (kube's ValidatePodTemplateSpecFor{ReplicaSet,RC}): restart
+    other than Always, or set activeDeadlineSeconds; `kind` names the workload in the message."""
+    causes: list[Cause] = []
     restart_policy = pod_spec.get("restartPolicy", "")
     if restart_policy != "Always":
         causes.append(unsupported("spec.template.spec.restartPolicy", restart_policy, ("Always",)))
     if pod_spec.get("activeDeadlineSeconds") is not None:
         causes.append(
-            forbidden(
-                "spec.template.spec.activeDeadlineSeconds", "activeDeadlineSeconds in ReplicaSet is not Supported"
-            )
+            forbidden("spec.template.spec.activeDeadlineSeconds", f"activeDeadlineSeconds in {kind} is not Supported")
         )
     return causes
 
@@ -442,7 +453,9 @@ def _semantic_selector(selector: Obj | None) -> tuple[Any, Any] | None:
     return (selector.get("matchLabels") or {}, selector.get("matchExpressions") or [])
 
 
-def _validate_status(status: Obj, counters: tuple[str, ...], at_most_replicas: tuple[str, ...]) -> list[Cause]:
+def validate_replica_status(status: Obj, counters: tuple[str, ...], at_most_replicas: tuple[str, ...]) -> list[Cause]:
+    """A replicated workload's status rules: `counters` non-negative, `at_most_replicas` at most status.replicas,
+    available at most ready."""
     causes: list[Cause] = []
     for key in counters:
         causes.extend(nonnegative(status.get(key, 0), f"status.{key}"))
