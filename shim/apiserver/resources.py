@@ -25,6 +25,7 @@ from shim.apiserver.kinds.priorityclasses import PriorityClassStrategy
 from shim.apiserver.kinds.replicationcontrollers import ReplicationControllerStrategy
 from shim.apiserver.kinds.service import ServiceStrategy
 from shim.apiserver.kinds.service_allocation import SERVICE_CIDR, ServiceAllocator
+from shim.apiserver.kinds.statefulsets import StatefulSetStrategy
 from shim.apiserver.kinds.storage import (
     PersistentVolumeClaimStrategy,
     PersistentVolumeStrategy,
@@ -66,6 +67,7 @@ def build_registry(service_cidr: ipaddress.IPv4Network = SERVICE_CIDR) -> Regist
         R("apps", "v1", "DaemonSet", "daemonsets", "daemonset", True, DaemonSetStrategy()),
         R("apps", "v1", "Deployment", "deployments", "deployment", True, DeploymentStrategy()),
         R("apps", "v1", "ReplicaSet", "replicasets", "replicaset", True, ReplicaSetStrategy()),
+        R("apps", "v1", "StatefulSet", "statefulsets", "statefulset", True, StatefulSetStrategy()),
         R("batch", "v1", "CronJob", "cronjobs", "cronjob", True, CronJobStrategy()),
         R("batch", "v1", "Job", "jobs", "job", True, JobStrategy()),
         R("coordination.k8s.io", "v1", "Lease", "leases", "lease", True, LeaseStrategy()),

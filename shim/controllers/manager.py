@@ -17,6 +17,7 @@ from shim.controllers.nodelifecycle import NodeLifecycleController
 from shim.controllers.persistentvolume import PersistentVolumeController
 from shim.controllers.replicaset import REPLICATION_CONTROLLER, ReplicaSetController
 from shim.controllers.serviceaccount import RootCACertPublisher, ServiceAccountsController
+from shim.controllers.statefulset import StatefulSetController
 from shim.controllers.volumeprotection import PVCProtectionController, PVProtectionController
 from shim.machinery.networks import LOAD_BALANCER_RANGE
 
@@ -46,6 +47,7 @@ class ControllerManager:
             PVCProtectionController(client, informers),
             PVProtectionController(client, informers),
             DaemonSetController(client, informers),
+            StatefulSetController(client, informers),
             GarbageCollector(client, informers),
             EndpointsController(client, informers=informers),
             ServiceAccountsController(client, informers=informers),
