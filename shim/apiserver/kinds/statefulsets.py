@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shim.apiserver.kinds.apps import default_pod_template, selector_unchanged
+from shim.apiserver.kinds.apps import default_pod_template
 from shim.apiserver.kinds.causes import Cause, forbidden, go_string_map, invalid, required, unsupported
 from shim.apiserver.kinds.meta import validate_label_selector
 from shim.apiserver.kinds.pod_validation import nonnegative, validate_pod_template
@@ -137,10 +137,10 @@ class StatefulSetStrategy(Strategy):
     def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
         """ValidateStatefulSetUpdate: only some spec fields may change; the status rules."""
         causes = self.validate(new)
-        causes.extend(selector_unchanged(new, old))
         spec, old_spec = new.get("spec") or {}, old.get("spec") or {}
-        rest = {k: v for k, v in spec.items() if k not in _MUTABLE and k != "selector"}
-        old_rest = {k: v for k, v in old_spec.items() if k not in _MUTABLE and k != "selector"}
+        # the selector is among the rest: kube has no separate immutability check for it here
+        rest = {k: v for k, v in spec.items() if k not in _MUTABLE}
+        old_rest = {k: v for k, v in old_spec.items() if k not in _MUTABLE}
         if rest != old_rest:
             causes.append(forbidden("spec", _UPDATE_FORBIDDEN))
         status, old_status = new.get("status") or {}, old.get("status") or {}
