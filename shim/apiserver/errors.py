@@ -61,7 +61,11 @@ def status_response(
 ) -> web.Response:
     """An aiohttp response carrying a failure `Status` with the same HTTP code."""
     body = status_body(code, reason or _REASONS.get(code, ""), message, details, list_meta)
-    return web.Response(status=code, body=orjson.dumps(body), content_type="application/json")
+    response = web.Response(status=code, body=orjson.dumps(body), content_type="application/json")
+    retry_after = (details or {}).get("retryAfterSeconds")
+    if retry_after:  # kube's responsewriters: a Status that suggests a delay says so in the header too
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 class ApiError(Exception):

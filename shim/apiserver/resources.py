@@ -20,6 +20,7 @@ from shim.apiserver.kinds.daemonsets import DaemonSetStrategy
 from shim.apiserver.kinds.endpointslices import EndpointSliceStrategy
 from shim.apiserver.kinds.events_v1 import EventsV1Conversion, EventsV1Strategy
 from shim.apiserver.kinds.leases import LeaseStrategy
+from shim.apiserver.kinds.poddisruptionbudgets import PodDisruptionBudgetStrategy
 from shim.apiserver.kinds.pods import PodStrategy
 from shim.apiserver.kinds.priorityclasses import PriorityClassStrategy
 from shim.apiserver.kinds.replicationcontrollers import ReplicationControllerStrategy
@@ -75,6 +76,8 @@ def build_registry(service_cidr: ipaddress.IPv4Network = SERVICE_CIDR) -> Regist
           EndpointSliceStrategy()),
         R("events.k8s.io", "v1", "Event", "events", "event", True, EventsV1Strategy(),
           stored_as=("", "events"), conversion=EventsV1Conversion()),
+        R("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", "poddisruptionbudget", True,
+          PodDisruptionBudgetStrategy()),
         R("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", "priorityclass", False,
           PriorityClassStrategy()),
         R("storage.k8s.io", "v1", "StorageClass", "storageclasses", "storageclass", False,

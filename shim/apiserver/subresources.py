@@ -13,7 +13,7 @@ from aiohttp import web
 from shim.apiserver import codec, errors, query
 from shim.apiserver.errors import ApiError
 from shim.apiserver.handlers import ResourceHandlers, Target, field_manager, read_typed_object, stale
-from shim.apiserver.kinds.eviction import validate_eviction
+from shim.apiserver.kinds.eviction import spend_budget, validate_eviction
 from shim.apiserver.objects import DeleteOptions, Obj, now_rfc3339
 
 
@@ -188,6 +188,10 @@ class Subresources:
             precondition_resource_version=(opts.get("preconditions") or {}).get("resourceVersion"),
             dry_run=query.dry_run(request.query, opts.get("dryRun")),
         )
+        pod = await self.objects.get(target.rt, target.namespace, target.name or "")
+        refused = await spend_budget(self.objects, pod, options.dry_run)
+        if refused is not None:
+            return codec.json_response(refused, status=refused["code"])
         await self.objects.delete(target.rt, target.namespace, target.name or "", options)
         return codec.json_response(
             {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201},

@@ -8,6 +8,7 @@ from shim.client import ApiClient, SharedInformerFactory
 from shim.controllers.cronjob import CronClock, CronJobController
 from shim.controllers.daemonset import DaemonSetController
 from shim.controllers.deployment import DeploymentController
+from shim.controllers.disruption import DisruptionController
 from shim.controllers.endpoints import EndpointsController
 from shim.controllers.garbagecollector import GarbageCollector
 from shim.controllers.job import JobController
@@ -47,6 +48,7 @@ class ControllerManager:
             PVCProtectionController(client, informers),
             PVProtectionController(client, informers),
             DaemonSetController(client, informers),
+            DisruptionController(client, informers),
             StatefulSetController(client, informers),
             GarbageCollector(client, informers),
             EndpointsController(client, informers=informers),
