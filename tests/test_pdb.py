@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from shim.client import ApiClient, SharedInformer, load_kubeconfig
-from shim.machinery.resources import DEPLOYMENTS, POD_DISRUPTION_BUDGETS, PODS
+from shim.machinery.resources import DEPLOYMENTS, POD_DISRUPTION_BUDGETS, PODS, STATEFULSETS
 from tests.cluster import Cluster
 from tests.rawapi import RawApi, pods
-from tests.workloads import IMAGE, cluster_with_fake_nodes, deployment, watch_until
+from tests.workloads import IMAGE, cluster_with_fake_nodes, deployment, never_ready, watch_until
 
 Obj = dict[str, Any]
 
@@ -109,6 +109,31 @@ async def test_percentages_round_up_and_a_number_counts_the_selected_pods(client
     assert third["status"]["disruptionsAllowed"] == 2
 
 
+async def test_a_percentage_counts_against_a_stateful_sets_scale(client: ApiClient, namespace: str) -> None:
+    stateful = {**deployment("db", 2), "kind": "StatefulSet"}
+    stateful["spec"]["serviceName"] = "db"
+    await client.create(STATEFULSETS, stateful, namespace)
+    await client.create(POD_DISRUPTION_BUDGETS, budget("db", "db", maxUnavailable="50%"), namespace)
+    pdb = await settled(client, namespace, "db", expectedPods=2, desiredHealthy=1, currentHealthy=2)
+    assert pdb["status"]["disruptionsAllowed"] == 1
+
+
+async def test_a_percentage_over_pods_without_a_controller_allows_nothing(
+    api: RawApi, client: ApiClient, namespace: str
+) -> None:
+    bare = {
+        "metadata": {"name": "bare", "labels": {"app": "bare"}},
+        "spec": deployment("bare", 1)["spec"]["template"]["spec"],
+    }
+    await client.create(PODS, bare, namespace)
+    await client.create(POD_DISRUPTION_BUDGETS, budget("bare", "bare", maxUnavailable="50%"), namespace)
+    await ready_pods(client, namespace, "bare", 1)
+    pdb = await settled(client, namespace, "bare", expectedPods=0, currentHealthy=1)
+    assert pdb["status"]["disruptionsAllowed"] == 0
+    reply = await api.call("POST", f"{pods(namespace)}/bare/eviction", eviction("bare", namespace))
+    assert reply.status == 429
+
+
 async def test_kubectl_lists_budgets_with_kubes_columns(cluster: Cluster, client: ApiClient, namespace: str) -> None:
     await client.create(DEPLOYMENTS, deployment("cols", 2), namespace)
     await client.create(POD_DISRUPTION_BUDGETS, budget("cols", "cols", maxUnavailable=1), namespace)
@@ -184,6 +209,30 @@ async def test_an_eviction_spends_the_budget_and_records_the_pod(
     assert condition({"status": spent}) == ("False", "InsufficientPods")
     # the replacement turns Ready and the controller gives the disruption back
     await settled(client, namespace, "cache", currentHealthy=2, disruptionsAllowed=1)
+
+
+@pytest.mark.parametrize(("policy", "code"), [(None, 429), ("IfHealthyBudget", 429), ("AlwaysAllow", 201)])
+async def test_an_unready_pod_goes_only_when_the_policy_allows(
+    api: RawApi, client: ApiClient, namespace: str, policy: str | None, code: int
+) -> None:
+    sick = deployment("sick", 2)
+    sick["spec"]["template"] = never_ready(sick["spec"]["template"])
+    await client.create(DEPLOYMENTS, sick, namespace)
+    spec: dict[str, Any] = {"minAvailable": 1}
+    if policy is not None:
+        spec["unhealthyPodEvictionPolicy"] = policy
+    await client.create(POD_DISRUPTION_BUDGETS, budget("sick", "sick", **spec), namespace)
+    running = await watch_until(
+        client,
+        PODS,
+        namespace,
+        lambda found: [p for p in found if (p.get("status") or {}).get("phase") == "Running"][:1],
+        what="a running pod",
+    )
+    await settled(client, namespace, "sick", expectedPods=2, desiredHealthy=1, currentHealthy=0)
+    pod = running[0]["metadata"]["name"]
+    reply = await api.call("POST", f"{pods(namespace)}/{pod}/eviction", eviction(pod, namespace))
+    assert reply.status == code, reply.body
 
 
 async def test_a_pod_two_budgets_select_gets_kubes_500(api: RawApi, client: ApiClient, namespace: str) -> None:
