@@ -17,7 +17,6 @@ from collections import OrderedDict
 from typing import Any
 
 from shim.client import ApiClient, ApiException, Resource, SharedInformer, SharedInformerFactory, object_key
-from shim.controllers.apierrors import missing_ok
 from shim.controllers.daemonutil import (
     by_age_and_phase,
     daemon_pod_template,
@@ -28,19 +27,9 @@ from shim.controllers.daemonutil import (
     template_generation,
     updated_and_old,
 )
-from shim.controllers.deploymentutil import compute_hash, scaled_value
+from shim.controllers.deploymentutil import scaled_value
 from shim.controllers.expectations import Expectations
-from shim.controllers.history import (
-    REVISION_HASH_LABEL,
-    RevisionCollision,
-    create_revision,
-    new_revision,
-    next_revision,
-    renumber,
-    revision_matches,
-    revision_number,
-    truncate,
-)
+from shim.controllers.history import REVISION_HASH_LABEL, construct_history, truncate
 from shim.controllers.ownership import (
     ControllerRefManager,
     controller_of,
@@ -325,45 +314,9 @@ class DaemonSetController(Reconciler):
     # -- history -----------------------------------------------------------------------------------------------
 
     async def _construct_history(self, ds: Obj, selector: LabelSelector) -> tuple[Obj, list[Obj]]:
-        """constructHistory: (the revision of the current template, the older ones), creating or renumbering
-        the current one."""
+        """constructHistory: (the revision of the current template, the older ones)."""
         revisions = await self._claim(CONTROLLER_REVISIONS, self.revisions, ds, selector)
-        template = ds["spec"].get("template") or {}
-        current = [r for r in revisions if revision_matches(r, template)]
-        old = [r for r in revisions if not revision_matches(r, template)]
-        number = next_revision(old)
-        if not current:
-            collision_count = (ds.get("status") or {}).get("collisionCount")
-            hash_ = compute_hash(template, collision_count)
-            try:
-                created = await create_revision(
-                    self.client, new_revision(ds, "DaemonSet", template, hash_, number), template
-                )
-            except RevisionCollision:
-                await self._bump_collision_count(ds)
-                raise
-            self.revisions.observe(created)
-            return created, old
-        # duplicates of the current template (kube's dedupCurHistories): keep the newest
-        current.sort(key=revision_number)
-        keep = current[-1]
-        for duplicate in current[:-1]:
-            with missing_ok():
-                meta = duplicate["metadata"]
-                await self.client.delete(CONTROLLER_REVISIONS, meta["name"], meta["namespace"])
-        if revision_number(keep) < number:  # a rollback: the old template is the newest revision again
-            keep = await renumber(self.client, keep, number)
-            self.revisions.observe(keep)
-        return keep, old
-
-    async def _bump_collision_count(self, ds: Obj) -> None:
-        meta = ds["metadata"]
-        fresh = await self.client.get(DAEMONSETS, meta["name"], meta["namespace"])
-        status = fresh.setdefault("status", {})
-        if status.get("collisionCount") != (ds.get("status") or {}).get("collisionCount"):
-            return  # the cache was behind: the retry hashes with the newer count
-        status["collisionCount"] = status.get("collisionCount", 0) + 1
-        await self.client.replace(DAEMONSETS, fresh, meta["namespace"], "status")
+        return await construct_history(self.client, ds, DAEMONSETS, "DaemonSet", revisions, self.revisions)
 
     async def _cleanup_history(self, ds: Obj, old: list[Obj], selector: LabelSelector) -> None:
         limit = ds["spec"].get("revisionHistoryLimit", 10)

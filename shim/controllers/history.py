@@ -1,4 +1,4 @@
-"""Controller history: the ControllerRevisions a DaemonSet (later a StatefulSet) keeps of its pod templates.
+"""Controller history: the ControllerRevisions a DaemonSet or a StatefulSet keeps of its pod templates.
 
 Follows `pkg/controller/history/controller_history.go` and the DaemonSet controller's `update.go`: a revision's
 `data` is the patch that puts its template back (`{"spec": {"template": {..., "$patch": "replace"}}}`, which
@@ -15,9 +15,9 @@ from typing import Any
 
 import orjson
 
-from shim.client import ApiClient, ApiException
+from shim.client import ApiClient, ApiException, Resource, SharedInformer
 from shim.controllers.apierrors import missing_ok
-from shim.controllers.deploymentutil import equal_ignore_hash
+from shim.controllers.deploymentutil import compute_hash, equal_ignore_hash
 from shim.controllers.ownership import controller_ref
 from shim.machinery.resources import CONTROLLER_REVISIONS
 
@@ -117,3 +117,45 @@ async def truncate(client: ApiClient, old: list[Obj], limit: int, live_hashes: s
         with missing_ok():
             await client.delete(CONTROLLER_REVISIONS, meta["name"], meta["namespace"])
         excess -= 1
+
+
+async def construct_history(
+    client: ApiClient, owner: Obj, resource: Resource, kind: str, revisions: list[Obj], cache: SharedInformer
+) -> tuple[Obj, list[Obj]]:
+    """kube's constructHistory for `owner` (a `kind` served as `resource`) and the `revisions` it controls:
+    (the revision of its current template, the older ones), creating it or renumbering it (a rollback) as
+    needed; duplicates of the current one go (dedupCurHistories). What it writes is observed into `cache`.
+    On a name collision the owner's `status.collisionCount` goes up and RevisionCollision is raised."""
+    template = owner["spec"].get("template") or {}
+    current = [r for r in revisions if revision_matches(r, template)]
+    old = [r for r in revisions if not revision_matches(r, template)]
+    number = next_revision(old)
+    if not current:
+        hash_ = compute_hash(template, (owner.get("status") or {}).get("collisionCount"))
+        try:
+            created = await create_revision(client, new_revision(owner, kind, template, hash_, number), template)
+        except RevisionCollision:
+            await _bump_collision_count(client, owner, resource)
+            raise
+        cache.observe(created)
+        return created, old
+    current.sort(key=revision_number)
+    keep = current[-1]
+    for duplicate in current[:-1]:
+        with missing_ok():
+            meta = duplicate["metadata"]
+            await client.delete(CONTROLLER_REVISIONS, meta["name"], meta["namespace"])
+    if revision_number(keep) < number:  # a rollback: the old template is the newest revision again
+        keep = await renumber(client, keep, number)
+        cache.observe(keep)
+    return keep, old
+
+
+async def _bump_collision_count(client: ApiClient, owner: Obj, resource: Resource) -> None:
+    meta = owner["metadata"]
+    fresh = await client.get(resource, meta["name"], meta["namespace"])
+    status = fresh.setdefault("status", {})
+    if status.get("collisionCount") != (owner.get("status") or {}).get("collisionCount"):
+        return  # the cache was behind: the retry hashes with the newer count
+    status["collisionCount"] = status.get("collisionCount", 0) + 1
+    await client.replace(resource, fresh, meta["namespace"], "status")

@@ -18,19 +18,8 @@ from typing import Any
 
 from shim.client import ApiClient, ApiException, Resource, SharedInformer, SharedInformerFactory, object_key
 from shim.controllers.apierrors import missing_ok
-from shim.controllers.deploymentutil import compute_hash
 from shim.controllers.expectations import Expectations
-from shim.controllers.history import (
-    REVISION_HASH_LABEL,
-    RevisionCollision,
-    create_revision,
-    new_revision,
-    next_revision,
-    renumber,
-    revision_matches,
-    revision_number,
-    truncate,
-)
+from shim.controllers.history import REVISION_HASH_LABEL, construct_history, truncate
 from shim.controllers.ownership import (
     ControllerRefManager,
     controller_of,
@@ -209,34 +198,9 @@ class StatefulSetController(Reconciler):
     # -- history -----------------------------------------------------------------------------------------------
 
     async def _construct_history(self, sts: Obj, selector: LabelSelector) -> tuple[Obj, list[Obj]]:
-        """(the revision of the current template, the others), creating or renumbering the current one."""
+        """(the revision of the current template, the older ones)."""
         revisions = await self._claim(CONTROLLER_REVISIONS, self.revisions, sts, selector)
-        template = sts["spec"].get("template") or {}
-        matching = sorted((r for r in revisions if revision_matches(r, template)), key=revision_number)
-        old = [r for r in revisions if not revision_matches(r, template)]
-        number = next_revision(old)
-        if not matching:
-            hash_ = compute_hash(template, (sts.get("status") or {}).get("collisionCount"))
-            revision = new_revision(sts, "StatefulSet", template, hash_, number)
-            try:
-                created = await create_revision(self.client, revision, template)
-            except RevisionCollision:
-                await self._bump_collision_count(sts)
-                raise
-            self.revisions.observe(created)
-            return created, old
-        keep = matching[-1]
-        if revision_number(keep) < number:  # a rollback: the old template is the newest revision again
-            keep = await renumber(self.client, keep, number)
-            self.revisions.observe(keep)
-        return keep, old + matching[:-1]
-
-    async def _bump_collision_count(self, sts: Obj) -> None:
-        meta = sts["metadata"]
-        fresh = await self.client.get(STATEFULSETS, meta["name"], meta["namespace"])
-        status = fresh.setdefault("status", {})
-        status["collisionCount"] = status.get("collisionCount", 0) + 1
-        await self.client.replace(STATEFULSETS, fresh, meta["namespace"], "status")
+        return await construct_history(self.client, sts, STATEFULSETS, "StatefulSet", revisions, self.revisions)
 
     async def _cleanup_history(self, sts: Obj, old: list[Obj], pods: list[Obj], current: Obj, update: Obj) -> None:
         """Old revisions beyond revisionHistoryLimit go, except those a pod or the status still names."""
