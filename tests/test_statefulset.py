@@ -279,3 +279,52 @@ async def test_parallel_delete_and_bad_input(cluster: Cluster, api: ApiClient) -
     assert 'spec.podManagementPolicy: Unsupported value: "Sometimes": supported values: "OrderedReady", "Parallel"' in (
         result.stderr
     )
+
+
+async def test_claim_retention_delete_when_scaled_and_deleted(cluster: Cluster, api: ApiClient) -> None:
+    """persistentVolumeClaimRetentionPolicy Delete/Delete: scaling down removes the condemned pod's claim,
+    deleting the set removes the rest (both through owner references and the garbage collector)."""
+    namespace = new_namespace(cluster, "sts-retention")
+    retention = {"whenDeleted": "Delete", "whenScaled": "Delete"}
+    apply(cluster, namespace, stateful_set("db", 2, persistentVolumeClaimRetentionPolicy=retention))
+    await watch_until(api, PODS, namespace, lambda pods: len(ready_names(pods)) == 2, TIMEOUT, "2 ready")
+
+    def claim_names(claims: list[Obj]) -> list[str]:
+        return sorted(c["metadata"]["name"] for c in claims if not c["metadata"].get("deletionTimestamp"))
+
+    cluster.kubectl("scale", "sts", "db", "--replicas=1", "-n", namespace, version="1.33")
+    await watch_until(
+        api, PERSISTENT_VOLUME_CLAIMS, namespace, lambda c: claim_names(c) == ["data-db-0"], TIMEOUT, "data-db-1 gone"
+    )
+    cluster.kubectl("delete", "sts", "db", "-n", namespace, version="1.27")
+    await watch_until(api, PERSISTENT_VOLUME_CLAIMS, namespace, lambda c: not claim_names(c), TIMEOUT, "claims gone")
+
+
+async def test_on_delete_replaces_only_deleted_pods(cluster: Cluster, api: ApiClient) -> None:
+    """OnDelete: a new template leaves running pods alone; the pod the user deletes comes back updated."""
+    namespace = new_namespace(cluster, "sts-ondelete")
+    apply(cluster, namespace, stateful_set("web", 2, updateStrategy={"type": "OnDelete"}))
+    await watch_until(api, PODS, namespace, lambda pods: len(ready_names(pods)) == 2, TIMEOUT, "2 ready")
+    cluster.kubectl("set", "image", "sts/web", "app=registry.example/web:2", "-n", namespace, version="1.33")
+    await watch_until(
+        api,
+        STATEFULSETS,
+        namespace,
+        lambda sets: any((s.get("status") or {}).get("observedGeneration") == 2 for s in sets),
+        TIMEOUT,
+        "generation 2 observed",
+    )
+    old_uid = (await api.get(PODS, "web-1", namespace))["metadata"]["uid"]
+    cluster.kubectl("delete", "pod", "web-1", "-n", namespace, version="1.27")
+
+    def updated(pods: list[Obj]) -> Obj | None:
+        for pod in pods:
+            if pod["metadata"]["name"] == "web-1" and pod["metadata"]["uid"] != old_uid and ready_names([pod]):
+                return pod
+        return None
+
+    pod = await watch_until(api, PODS, namespace, updated, TIMEOUT, "web-1 recreated")
+    assert pod["spec"]["containers"][0]["image"] == "registry.example/web:2"
+    assert (await api.get(PODS, "web-0", namespace))["spec"]["containers"][0]["image"] == IMAGE
+    sts = await api.get(STATEFULSETS, "web", namespace)
+    assert sts["status"]["currentRevision"] != sts["status"]["updateRevision"]
