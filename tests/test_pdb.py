@@ -8,13 +8,14 @@ them on the fake runtime, where they turn Ready at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
-from shim.client import ApiClient, SharedInformer, load_kubeconfig
+from shim.client import ApiClient, Resource, SharedInformer, load_kubeconfig
 from shim.machinery.resources import DEPLOYMENTS, POD_DISRUPTION_BUDGETS, PODS, STATEFULSETS
 from tests.cluster import Cluster
 from tests.rawapi import RawApi, pods
@@ -76,6 +77,45 @@ async def ready_pods(client: ApiClient, namespace: str, app: str, count: int) ->
 def _ready(pod: Obj) -> bool:
     conditions = (pod.get("status") or {}).get("conditions") or ()
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+class Recording:
+    """Every version of the objects an informer delivered, in order, and a wait for one of them."""
+
+    def __init__(self) -> None:
+        self.versions: list[Obj] = []
+        self.changed = asyncio.Condition()
+
+    async def record(self, _event: str, obj: Obj, _old: Obj | None) -> None:
+        async with self.changed:
+            self.versions.append(copy.deepcopy(obj))
+            self.changed.notify_all()
+
+    async def until(self, predicate: Callable[[Obj], bool], timeout: float = 30.0) -> Obj:
+        """The first version recorded (so far or from now) for which `predicate` holds."""
+
+        def found() -> Obj | None:
+            return next((v for v in self.versions if predicate(v)), None)
+
+        async with self.changed:
+            await asyncio.wait_for(self.changed.wait_for(found), timeout)
+        result = found()
+        assert result is not None
+        return result
+
+
+@contextlib.asynccontextmanager
+async def recording(client: ApiClient, resource: Resource, namespace: str) -> AsyncIterator[Recording]:
+    """Record the namespace's `resource` from its first list until the block ends."""
+    recorder = Recording()
+    informer = SharedInformer(client, resource, namespace=namespace)
+    informer.add_event_handler(recorder.record)
+    informer.start()
+    try:
+        await asyncio.wait_for(informer.synced.wait(), 10)
+        yield recorder
+    finally:
+        await informer.stop()
 
 
 def condition(pdb: Obj) -> tuple[str, str]:
@@ -184,27 +224,26 @@ async def test_an_eviction_spends_the_budget_and_records_the_pod(
     await client.create(POD_DISRUPTION_BUDGETS, budget("cache", "cache", maxUnavailable=1), namespace)
     await settled(client, namespace, "cache", currentHealthy=2, disruptionsAllowed=1)
     pod = (await ready_pods(client, namespace, "cache", 2))[0]["metadata"]["name"]
-    seen: list[Obj] = []
-
-    async def record(_event: str, pdb: Obj, _old: Obj | None) -> None:
-        seen.append(copy.deepcopy(pdb.get("status") or {}))
-
-    informer = SharedInformer(client, POD_DISRUPTION_BUDGETS, namespace=namespace)
-    informer.add_event_handler(record)
-    informer.start()
-    try:
-        await asyncio.wait_for(informer.synced.wait(), 10)
+    async with (
+        recording(client, POD_DISRUPTION_BUDGETS, namespace) as budgets,
+        recording(client, PODS, namespace) as pod_versions,
+    ):
         evicted = await api.call("POST", f"{pods(namespace)}/{pod}/eviction", eviction(pod, namespace))
         assert evicted.status == 201, evicted.body
-        spent = await watch_until(
-            client,
-            POD_DISRUPTION_BUDGETS,
-            namespace,
-            lambda _: next((s for s in seen if pod in (s.get("disruptedPods") or {})), None),
-            what="the eviction recorded in the budget",
+        spent = await budgets.until(lambda pdb: pod in ((pdb.get("status") or {}).get("disruptedPods") or {}))
+        marked = await pod_versions.until(
+            lambda seen: (
+                seen["metadata"]["name"] == pod
+                and any(c["type"] == "DisruptionTarget" for c in seen["status"].get("conditions") or ())
+            )
         )
-    finally:
-        await informer.stop()
+    spent = spent["status"]
+    target = next(c for c in marked["status"]["conditions"] if c["type"] == "DisruptionTarget")
+    assert (target["status"], target["reason"], target["message"]) == (
+        "True",
+        "EvictionByEvictionAPI",
+        "Eviction API: evicting",
+    )
     assert spent["disruptionsAllowed"] == 0
     assert condition({"status": spent}) == ("False", "InsufficientPods")
     # the replacement turns Ready and the controller gives the disruption back

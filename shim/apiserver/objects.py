@@ -420,7 +420,7 @@ class ObjectStore:
                 raise errors.not_found(rt.group, rt.plural, name)
             obj = decode_as(rt, kv)
             meta = obj["metadata"]
-            _check_preconditions(rt, obj, options)
+            check_preconditions(rt, obj, options)
             rt.strategy.admit_delete(obj)
             finalizers = list(meta.get("finalizers") or [])
             policy = options.propagation_policy
@@ -499,8 +499,9 @@ def _spec_changed(new: Obj, old: Obj) -> bool:
     return any(new.get(k) != old.get(k) for k in keys)
 
 
-def _check_preconditions(rt: ResourceType, obj: Obj, options: DeleteOptions) -> None:
-    """rest.BeforeDelete's early check, worded as kube's: it names the stored type's kind, not the resource."""
+def check_preconditions(rt: ResourceType, obj: Obj, options: DeleteOptions) -> None:
+    """rest.BeforeDelete's early check (and the eviction's before it marks the pod), worded as kube's: it names
+    the stored type's kind, not the resource."""
     meta = obj["metadata"]
     uid = options.precondition_uid
     if uid and uid != meta.get("uid"):

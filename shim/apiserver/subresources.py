@@ -6,6 +6,7 @@ answer what kube answers for a pod that no node serves yet.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from aiohttp import web
@@ -13,7 +14,7 @@ from aiohttp import web
 from shim.apiserver import codec, errors, query
 from shim.apiserver.errors import ApiError
 from shim.apiserver.handlers import ResourceHandlers, Target, field_manager, read_typed_object, stale
-from shim.apiserver.kinds.eviction import spend_budget, validate_eviction
+from shim.apiserver.kinds.eviction import mark_evicting, spend_budget, validate_eviction
 from shim.apiserver.objects import DeleteOptions, Obj, now_rfc3339
 
 
@@ -192,6 +193,9 @@ class Subresources:
         refused = await spend_budget(self.objects, pod, options.dry_run)
         if refused is not None:
             return codec.json_response(refused, status=refused["code"])
+        if not options.dry_run:
+            mark = functools.partial(mark_evicting, rt=target.rt, options=options)
+            await self.objects.update(target.rt, target.namespace, target.name or "", mark, "status")
         await self.objects.delete(target.rt, target.namespace, target.name or "", options)
         return codec.json_response(
             {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201},

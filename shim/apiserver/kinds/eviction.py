@@ -1,20 +1,20 @@
-"""The policy/v1 Eviction a `pods/<name>/eviction` request carries (`pkg/registry/core/pod/storage/eviction.go`)."""
+"""The policy/v1 Eviction a `pods/<name>/eviction` request carries, and the PodDisruptionBudget it must respect
+(`pkg/registry/core/pod/storage/eviction.go`)."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shim.apiserver import errors
 from shim.apiserver.kinds.causes import Cause, invalid, unsupported
+from shim.apiserver.objects import DeleteOptions, ObjectStore, check_preconditions
+from shim.apiserver.registry import ResourceType
 from shim.controllers.podutil import is_pod_ready
 from shim.machinery import timefmt
 from shim.machinery.disruption import DISRUPTION_BUDGET_CAUSE, MAX_DISRUPTED_PODS, set_disruption_allowed_condition
 from shim.machinery.selectors import SelectorError, label_selector_from_object
-
-if TYPE_CHECKING:
-    from shim.apiserver.objects import ObjectStore
 
 Obj = dict[str, Any]
 
@@ -78,6 +78,32 @@ async def spend_budget(objects: ObjectStore, pod: Obj, dry_run: bool) -> Obj | N
     mutate = functools.partial(spend_disruption, pod_name=name)
     await objects.update(budgets_rt, namespace, budgets[0]["metadata"]["name"], mutate, "status", dry_run)
     return None
+
+
+def mark_evicting(pod: Obj, rt: ResourceType, options: DeleteOptions) -> Obj:
+    """addConditionAndDeletePod's status update: the latest pod, if the eviction's preconditions still hold,
+    with the `DisruptionTarget` condition saying the Eviction API takes it (UpdatePodCondition: the
+    transition time stays while the status does)."""
+    check_preconditions(rt, pod, options)
+    now = timefmt.now_rfc3339()
+    condition = {
+        "type": "DisruptionTarget",
+        "status": "True",
+        "lastProbeTime": None,
+        "lastTransitionTime": now,
+        "reason": "EvictionByEvictionAPI",
+        "message": "Eviction API: evicting",
+    }
+    conditions = pod.setdefault("status", {}).setdefault("conditions", [])
+    for i, current in enumerate(conditions):
+        if current.get("type") == "DisruptionTarget":
+            if current.get("status") == "True":
+                condition["lastProbeTime"] = current.get("lastProbeTime")
+                condition["lastTransitionTime"] = current.get("lastTransitionTime")
+            conditions[i] = condition
+            return pod
+    conditions.append(condition)
+    return pod
 
 
 def can_ignore_budgets(pod: Obj) -> bool:
