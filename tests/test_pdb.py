@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from shim.apiserver.errors import ApiError
+from shim.apiserver.kinds.eviction import spend_disruption
 from shim.client import ApiClient, Resource, SharedInformer, load_kubeconfig
 from shim.machinery.resources import DEPLOYMENTS, POD_DISRUPTION_BUDGETS, PODS, STATEFULSETS
 from tests.cluster import Cluster
@@ -340,3 +342,52 @@ async def test_kubectl_drain_evicts_one_pod_at_a_time_behind_the_budget(
     assert "Cannot evict pod as it would violate the pod's disruption budget." in result.stderr
     after = await ready_pods(client, namespace, "drained", 2)
     assert {p["spec"]["nodeName"] for p in after} == {spare}
+
+
+# -- kube's refusals that the controller's timing decides ------------------------------------------------------
+
+
+def test_a_budget_the_controller_has_not_seen_asks_to_retry_in_10_seconds() -> None:
+    pdb = {"metadata": {"name": "new", "generation": 2}, "status": {"observedGeneration": 1, "disruptionsAllowed": 1}}
+    with pytest.raises(ApiError) as refused:
+        spend_disruption(pdb, "web-1")
+    assert refused.value.body() == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": "Cannot evict pod as it would violate the pod's disruption budget.",
+        "reason": "TooManyRequests",
+        "details": {
+            "causes": [
+                {
+                    "reason": "DisruptionBudget",
+                    "message": "The disruption budget new is still being processed by the server.",
+                }
+            ],
+            "retryAfterSeconds": 10,
+        },
+        "code": 429,
+    }
+    assert refused.value.response().headers["Retry-After"] == "10"
+
+
+def test_a_negative_allowance_is_forbidden() -> None:
+    pdb = {"metadata": {"name": "odd", "generation": 1}, "status": {"observedGeneration": 1, "disruptionsAllowed": -1}}
+    with pytest.raises(ApiError) as refused:
+        spend_disruption(pdb, "web-1")
+    assert refused.value.code == 403
+    assert refused.value.message == 'poddisruptionbudget.policy "odd" is forbidden: pdb disruptions allowed is negative'
+
+
+async def test_a_dry_run_eviction_spends_nothing(api: RawApi, client: ApiClient, namespace: str) -> None:
+    await client.create(DEPLOYMENTS, deployment("dry", 2), namespace)
+    await client.create(POD_DISRUPTION_BUDGETS, budget("dry", "dry", maxUnavailable=1), namespace)
+    before = await settled(client, namespace, "dry", currentHealthy=2, disruptionsAllowed=1)
+    pod = (await ready_pods(client, namespace, "dry", 2))[0]["metadata"]["name"]
+    body = {**eviction(pod, namespace), "deleteOptions": {"dryRun": ["All"]}}
+    reply = await api.call("POST", f"{pods(namespace)}/{pod}/eviction", body)
+    assert reply.status == 201, reply.body
+    after = await client.get(POD_DISRUPTION_BUDGETS, "dry", namespace)
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert (await client.get(PODS, pod, namespace))["metadata"].get("deletionTimestamp") is None
