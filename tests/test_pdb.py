@@ -18,7 +18,7 @@ import pytest
 from shim.apiserver.errors import ApiError
 from shim.apiserver.kinds.eviction import spend_disruption
 from shim.client import ApiClient, Resource, SharedInformer, load_kubeconfig
-from shim.machinery.resources import DEPLOYMENTS, POD_DISRUPTION_BUDGETS, PODS, STATEFULSETS
+from shim.machinery.resources import DEPLOYMENTS, EVENTS, POD_DISRUPTION_BUDGETS, PODS, STATEFULSETS
 from tests.cluster import Cluster
 from tests.rawapi import RawApi, pods
 from tests.workloads import IMAGE, cluster_with_fake_nodes, deployment, never_ready, watch_until
@@ -174,6 +174,19 @@ async def test_a_percentage_over_pods_without_a_controller_allows_nothing(
     assert pdb["status"]["disruptionsAllowed"] == 0
     reply = await api.call("POST", f"{pods(namespace)}/bare/eviction", eviction("bare", namespace))
     assert reply.status == 429
+    warning = await watch_until(
+        client,
+        EVENTS,
+        namespace,
+        lambda events: next((e["message"] for e in events if e["reason"] == "UnmanagedPods"), None),
+        what="the UnmanagedPods event",
+    )
+    assert warning == (
+        "Pods selected by this PodDisruptionBudget (selector: &LabelSelector{MatchLabels:map[string]string{app: bare,},"
+        "MatchExpressions:[]LabelSelectorRequirement{},}) were found to be unmanaged. As a result, the status of the "
+        "PDB cannot be calculated correctly, which may result in undefined behavior. To account for these pods please "
+        'set ".spec.minAvailable" field of the PDB to an integer value.'
+    )
 
 
 async def test_kubectl_lists_budgets_with_kubes_columns(cluster: Cluster, client: ApiClient, namespace: str) -> None:

@@ -71,10 +71,10 @@ class DisruptionController(Reconciler):
             return
         if unmanaged:
             message = (
-                f"Pods selected by this PodDisruptionBudget (selector: {pdb['spec'].get('selector')}) were "
-                f"found to be unmanaged. As a result, the status of the PDB cannot be calculated correctly, which "
-                f'may result in undefined behavior. To account for these pods please set ".spec.minAvailable" '
-                f"field of the PDB to an integer value."
+                f"Pods selected by this PodDisruptionBudget (selector: {_go_selector(pdb['spec'].get('selector'))}) "
+                "were found to be unmanaged. As a result, the status of the PDB cannot be calculated correctly, "
+                "which may result in undefined behavior. To account for these pods please set "
+                '".spec.minAvailable" field of the PDB to an integer value.'
             )
             self.events.emit(pdb, "Warning", "UnmanagedPods", message)
         at = now()
@@ -233,6 +233,22 @@ class DisruptionController(Reconciler):
                 continue
             if any(selector.matches(value) for value in labels):
                 self.queue.add(object_key(pdb))
+
+
+def _go_selector(selector: Obj | None) -> str:
+    """A *metav1.LabelSelector as Go's %v prints it (its generated String method)."""
+    if selector is None:
+        return "nil"
+    labels = "".join(f"{key}: {value}," for key, value in sorted((selector.get("matchLabels") or {}).items()))
+    expressions = "".join(
+        f"LabelSelectorRequirement{{Key:{e.get('key', '')},Operator:{e.get('operator', '')},"
+        f"Values:[{' '.join(e.get('values') or ())}],}},"
+        for e in selector.get("matchExpressions") or ()
+    )
+    return (
+        f"&LabelSelector{{MatchLabels:map[string]string{{{labels}}},"
+        f"MatchExpressions:[]LabelSelectorRequirement{{{expressions}}},}}"
+    )
 
 
 def _scaled(value: int | str, total: int) -> int:
