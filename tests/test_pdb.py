@@ -212,6 +212,28 @@ async def test_both_min_available_and_max_unavailable_is_invalid(api: RawApi, na
     )
 
 
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"minAvailable": True},
+        {"minAvailable": 1.5},
+        {"maxUnavailable": {"a": 1}},
+        {"maxUnavailable": [1]},
+        {"maxUnavailable": "x%"},
+        {"minAvailable": -1},
+        {"selector": "app=x"},
+        {"selector": {"matchExpressions": [{"key": "a", "operator": "Near"}]}},
+        {"unhealthyPodEvictionPolicy": 5},
+        {"unhealthyPodEvictionPolicy": "Sometimes"},
+    ],
+)
+async def test_a_malformed_budget_is_refused_with_a_4xx(api: RawApi, namespace: str, spec: Obj) -> None:
+    path = f"/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets"
+    reply = await api.call("POST", path, {**budget("bad", "x"), "spec": spec})
+    assert 400 <= reply.status < 500, reply.body
+    assert reply.json()["kind"] == "Status"
+
+
 # -- the eviction subresource ----------------------------------------------------------------------------------
 
 
