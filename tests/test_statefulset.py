@@ -163,6 +163,7 @@ async def test_ordered_start_identity_claims_and_columns(cluster: Cluster, api: 
         TIMEOUT,
         "status readyReplicas 3",
     )
+    assert sts is not None
     status = sts["status"]
     assert status["replicas"] == status["updatedReplicas"] == status["currentReplicas"] == 3
     assert status["currentRevision"] == status["updateRevision"] == labels["controller-revision-hash"]
@@ -174,9 +175,18 @@ async def test_ordered_start_identity_claims_and_columns(cluster: Cluster, api: 
         wide = cluster.kubectl("get", "statefulset", "web", "-o", "wide", "-n", namespace, version=version).stdout
         assert wide.split("\n")[0].split() == ["NAME", "READY", "AGE", "CONTAINERS", "IMAGES"]
         assert wide.split("\n")[1].split()[3:] == ["app", IMAGE]
-    events = (await api.list(EVENTS, namespace))["items"]
-    reasons = {(e["reason"], e["message"]) for e in events if e["involvedObject"]["kind"] == "StatefulSet"}
-    assert ("SuccessfulCreate", "Created pod: web-2") in reasons
+    wanted = {
+        ("SuccessfulCreate", "create Pod web-2 in StatefulSet web successful"),
+        ("SuccessfulCreate", "create Claim data-web-2 Pod web-2 in StatefulSet web success"),
+    }
+    await watch_until(
+        api,
+        EVENTS,
+        namespace,
+        lambda events: wanted <= {(e["reason"], e["message"]) for e in events},
+        TIMEOUT,
+        "the create events",
+    )
 
 
 async def test_scale_down_in_reverse_and_back_up_keeps_claims(cluster: Cluster, api: ApiClient) -> None:
@@ -193,6 +203,10 @@ async def test_scale_down_in_reverse_and_back_up_keeps_claims(cluster: Cluster, 
     finally:
         await log.informer.stop()
     assert log.first("db-1", deleting=True) > log.first("db-2", deleting=True)
+    deleted = ("SuccessfulDelete", "delete Pod db-2 in StatefulSet db successful")
+    await watch_until(
+        api, EVENTS, namespace, lambda events: deleted in {(e["reason"], e["message"]) for e in events}, TIMEOUT
+    )
     claims = (await api.list(PERSISTENT_VOLUME_CLAIMS, namespace))["items"]
     assert sorted(c["metadata"]["name"] for c in claims) == ["data-db-0", "data-db-1", "data-db-2"]
     uids = {c["metadata"]["name"]: c["metadata"]["uid"] for c in claims}
@@ -218,6 +232,7 @@ async def test_deleted_pod_comes_back_with_its_claim(cluster: Cluster, api: ApiC
         return None
 
     after = await watch_until(api, PODS, namespace, replaced, TIMEOUT, "a new ready web-1")
+    assert after is not None
     assert {"name": "data", "persistentVolumeClaim": {"claimName": "data-web-1"}} in after["spec"]["volumes"]
     again = await api.get(PERSISTENT_VOLUME_CLAIMS, "data-web-1", namespace)
     assert again["metadata"]["uid"] == claim["metadata"]["uid"]
@@ -324,6 +339,7 @@ async def test_on_delete_replaces_only_deleted_pods(cluster: Cluster, api: ApiCl
         return None
 
     pod = await watch_until(api, PODS, namespace, updated, TIMEOUT, "web-1 recreated")
+    assert pod is not None
     assert pod["spec"]["containers"][0]["image"] == "registry.example/web:2"
     assert (await api.get(PODS, "web-0", namespace))["spec"]["containers"][0]["image"] == IMAGE
     sts = await api.get(STATEFULSETS, "web", namespace)

@@ -1,5 +1,6 @@
 """Creating and deleting a controller's pods with kube's events (kube's `RealPodControl` in controller_utils.go):
-`SuccessfulCreate` "Created pod: NAME", `FailedCreate` "Error creating: ...", and the same for deletes."""
+`SuccessfulCreate` "Created pod: NAME", `FailedCreate` "Error creating: ...", and the same for deletes; a
+StatefulSet words them as its `StatefulPodControl` does (`PodEventWording` says how)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,23 @@ from shim.machinery.resources import PODS
 Obj = dict[str, Any]
 
 
+class PodEventWording:
+    """The messages of RealPodControl's events (ReplicaSets, DaemonSets, Jobs); `verb` is create or delete."""
+
+    def succeeded(self, verb: str, owner: Obj, pod_name: str) -> str:
+        return f"{verb.capitalize()}d pod: {pod_name}"
+
+    def failed(self, verb: str, owner: Obj, pod_name: str, message: str) -> str:
+        return f"Error {verb[:-1]}ing: {message}"
+
+
 class PodControl:
     """Pod writes on behalf of an owner, each reported as an Event on the owner."""
 
-    def __init__(self, client: ApiClient, events: EventQueue) -> None:
+    def __init__(self, client: ApiClient, events: EventQueue, wording: PodEventWording | None = None) -> None:
         self.client = client
         self.events = events
+        self.wording = wording or PodEventWording()
 
     async def create(self, owner: Obj, pod: Obj) -> bool:
         """Create one pod in the owner's namespace; False when the namespace is going away (nothing to report)."""
@@ -28,9 +40,13 @@ class PodControl:
         except ApiException as exc:
             if namespace_terminating(exc):
                 return False
-            self.events.emit(owner, "Warning", "FailedCreate", f"Error creating: {api_message(exc)}")
+            name = pod["metadata"].get("name", "")
+            self.events.emit(
+                owner, "Warning", "FailedCreate", self.wording.failed("create", owner, name, api_message(exc))
+            )
             raise
-        self.events.emit(owner, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}")
+        message = self.wording.succeeded("create", owner, created["metadata"]["name"])
+        self.events.emit(owner, "Normal", "SuccessfulCreate", message)
         return True
 
     async def delete(self, owner: Obj, pod: Obj) -> bool:
@@ -41,9 +57,11 @@ class PodControl:
         except ApiException as exc:
             if exc.status == 404:
                 return False
-            self.events.emit(owner, "Warning", "FailedDelete", f"Error deleting: {api_message(exc)}")
+            self.events.emit(
+                owner, "Warning", "FailedDelete", self.wording.failed("delete", owner, name, api_message(exc))
+            )
             raise
-        self.events.emit(owner, "Normal", "SuccessfulDelete", f"Deleted pod: {name}")
+        self.events.emit(owner, "Normal", "SuccessfulDelete", self.wording.succeeded("delete", owner, name))
         return True
 
     async def delete_all(self, owner: Obj, pods: list[Obj]) -> tuple[list[Obj], Exception | None]:

@@ -28,7 +28,7 @@ from shim.controllers.ownership import (
     recheck_deletion,
     resolve_controller,
 )
-from shim.controllers.podcontrol import PodControl, api_message
+from shim.controllers.podcontrol import PodControl, PodEventWording, api_message
 from shim.controllers.podutil import is_pod_available, is_pod_ready, now
 from shim.controllers.reconciler import Reconciler
 from shim.machinery.resources import CONTROLLER_REVISIONS, PERSISTENT_VOLUME_CLAIMS, PODS, STATEFULSETS
@@ -46,7 +46,7 @@ class StatefulSetController(Reconciler):
     def __init__(self, client: ApiClient, informers: SharedInformerFactory | None = None) -> None:
         super().__init__(client, "statefulset-controller", informers)
         self.expectations = Expectations()
-        self.pod_control = PodControl(client, self.events)
+        self.pod_control = PodControl(client, self.events, StatefulPodWording())
         self.sets = self.watch(STATEFULSETS, self._on_set)
         self.pods = self.watch(PODS, self._on_pod)
         self.revisions = self.watch(CONTROLLER_REVISIONS, self._on_revision)
@@ -100,10 +100,10 @@ class StatefulSetController(Reconciler):
         replicas = spec.get("replicas", 1)
         ordered = spec.get("podManagementPolicy", "OrderedReady") == "OrderedReady"
         by_ordinal: dict[int, Obj] = {}
-        for pod in pods:
-            ordinal = pod_ordinal(name, pod)
-            if ordinal is not None:
-                by_ordinal[ordinal] = pod
+        for claimed in pods:
+            index = pod_ordinal(name, claimed)
+            if index is not None:
+                by_ordinal[index] = claimed
         wanted = range(start, start + replicas)
         condemned = sorted((o for o in by_ordinal if o not in wanted), reverse=True)
         for ordinal in wanted:
@@ -282,6 +282,16 @@ class StatefulSetController(Reconciler):
             sts = resolve_controller(self.sets, revision, ref, "StatefulSet")
             if sts is not None:
                 self.queue.add(object_key(sts))
+
+
+class StatefulPodWording(PodEventWording):
+    """StatefulPodControl's recordPodEvent: "create Pod web-0 in StatefulSet web successful"."""
+
+    def succeeded(self, verb: str, owner: Obj, pod_name: str) -> str:
+        return f"{verb} Pod {pod_name} in StatefulSet {owner['metadata']['name']} successful"
+
+    def failed(self, verb: str, owner: Obj, pod_name: str, message: str) -> str:
+        return f"{verb} Pod {pod_name} in StatefulSet {owner['metadata']['name']} failed error: {message}"
 
 
 def pod_ordinal(set_name: str, pod: Obj) -> int | None:
