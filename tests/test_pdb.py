@@ -212,6 +212,18 @@ async def test_both_min_available_and_max_unavailable_is_invalid(api: RawApi, na
     )
 
 
+async def test_a_budget_without_a_spec_is_stored_with_an_empty_one(
+    api: RawApi, client: ApiClient, namespace: str
+) -> None:
+    path = f"/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets"
+    created = await api.ok(
+        "POST", path, {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "bare"}}
+    )
+    assert created["spec"] == {}
+    pdb = await settled(client, namespace, "bare", expectedPods=0, desiredHealthy=0)
+    assert condition(pdb) == ("False", "InsufficientPods")
+
+
 @pytest.mark.parametrize(
     "spec",
     [

@@ -59,6 +59,11 @@ class PodDisruptionBudgetStrategy(Strategy):
     printer = staticmethod(pdb_cells)
     tracks_generation = True
 
+    def default(self, obj: Obj) -> None:
+        """kube always writes the spec struct, empty or not (the controller reads it)."""
+        if not isinstance(obj.get("spec"), dict):
+            obj["spec"] = {}
+
     def prepare_for_create(self, obj: Obj) -> None:
         """A new budget allows nothing until the controller has counted its pods (the v1 status counters
         are not omitempty, so they show as 0)."""
