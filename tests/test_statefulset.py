@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from shim.client import ApiClient, SharedInformer, load_kubeconfig
+from shim.controllers.podutil import parse_time
 from shim.machinery.resources import EVENTS, PERSISTENT_VOLUME_CLAIMS, PODS, STATEFULSETS
 from tests.cluster import Cluster
 from tests.workloads import IMAGE, cluster_with_fake_nodes, watch_until
@@ -344,3 +345,25 @@ async def test_on_delete_replaces_only_deleted_pods(cluster: Cluster, api: ApiCl
     assert (await api.get(PODS, "web-0", namespace))["spec"]["containers"][0]["image"] == IMAGE
     sts = await api.get(STATEFULSETS, "web", namespace)
     assert sts["status"]["currentRevision"] != sts["status"]["updateRevision"]
+
+
+async def test_ordered_start_waits_min_ready_seconds(cluster: Cluster, api: ApiClient) -> None:
+    """OrderedReady with minReadySeconds 2: web-1 is created only once web-0 has been Ready for 2 seconds."""
+    namespace = new_namespace(cluster, "sts-minready")
+    apply(cluster, namespace, stateful_set("web", 2, minReadySeconds=2))
+    await watch_until(api, PODS, namespace, lambda pods: len(ready_names(pods)) == 2, TIMEOUT, "2 ready")
+    first = await api.get(PODS, "web-0", namespace)
+    second = await api.get(PODS, "web-1", namespace)
+    ready = next(c for c in first["status"]["conditions"] if c["type"] == "Ready")
+    created, since = parse_time(second["metadata"]["creationTimestamp"]), parse_time(ready["lastTransitionTime"])
+    assert created is not None and since is not None
+    assert (created - since).total_seconds() >= 2
+    sts = await watch_until(
+        api,
+        STATEFULSETS,
+        namespace,
+        lambda sets: next((s for s in sets if (s.get("status") or {}).get("availableReplicas") == 2), None),
+        TIMEOUT,
+        "2 available",
+    )
+    assert sts is not None

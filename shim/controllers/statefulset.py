@@ -121,8 +121,8 @@ class StatefulSetController(Reconciler):
                 if ordered:
                     return  # the next ordinal waits for this one to be Running and Ready
                 continue
-            if ordered and not _healthy(pod):
-                return
+            if ordered and not (_healthy(pod) and is_pod_available(pod, spec.get("minReadySeconds", 0), now())):
+                return  # kube's isRunningAndAvailable: the next ordinal waits minReadySeconds too
         for ordinal in condemned:
             pod = by_ordinal[ordinal]
             if pod["metadata"].get("deletionTimestamp"):
@@ -245,14 +245,14 @@ class StatefulSetController(Reconciler):
         status["observedGeneration"] = sts["metadata"].get("generation", 0)
         status["currentRevision"] = current_name
         status["updateRevision"] = update["metadata"]["name"]
+        if min_ready > 0 and counts["readyReplicas"] != counts["availableReplicas"]:
+            self.queue.add_after(object_key(sts), min_ready)  # ready pods become available without any event
         if status == previous:
             return
         body = copy.copy(sts)
         body["status"] = status
         updated = await self.client.replace(STATEFULSETS, body, sts["metadata"]["namespace"], "status")
         self.sets.observe(updated)
-        if min_ready > 0 and counts["readyReplicas"] != counts["availableReplicas"]:
-            self.queue.add_after(object_key(sts), min_ready)  # ready pods become available without any event
 
     # -- informer events ---------------------------------------------------------------------------------------
 
