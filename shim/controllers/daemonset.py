@@ -31,11 +31,10 @@ from shim.controllers.deploymentutil import scaled_value
 from shim.controllers.expectations import Expectations
 from shim.controllers.history import REVISION_HASH_LABEL, construct_history, truncate
 from shim.controllers.ownership import (
-    ControllerRefManager,
+    claim_in_namespace,
     controller_of,
     controller_ref,
     owners_selecting,
-    recheck_deletion,
     resolve_controller,
 )
 from shim.controllers.podcontrol import PodControl
@@ -108,15 +107,7 @@ class DaemonSetController(Reconciler):
 
     async def _claim(self, resource: Resource, cache: SharedInformer, ds: Obj, selector: LabelSelector) -> list[Obj]:
         """The objects of `resource` in the daemon set's namespace it controls, after adopting and releasing."""
-        claimer = ControllerRefManager(
-            self.client,
-            resource,
-            ds,
-            controller_ref(ds, "apps/v1", "DaemonSet"),
-            selector,
-            recheck_deletion(self.client, DAEMONSETS, ds),
-        )
-        return await claimer.claim(cache.in_namespace(ds["metadata"]["namespace"]))
+        return await claim_in_namespace(self.client, resource, cache, ds, DAEMONSETS, "DaemonSet", selector)
 
     async def _node_pods(
         self, ds: Obj, selector: LabelSelector, include_finished_deleted: bool = False

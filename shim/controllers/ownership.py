@@ -197,3 +197,26 @@ def recheck_deletion(client: ApiClient, resource: Resource, owner: Obj) -> Calla
             raise OwnerChanged(f"{where} has just been deleted at {fresh['deletionTimestamp']}")
 
     return recheck
+
+
+async def claim_in_namespace(
+    client: ApiClient,
+    resource: Resource,
+    cache: SharedInformer,
+    owner: Obj,
+    owner_resource: Resource,
+    kind: str,
+    selector: LabelSelector,
+) -> list[Obj]:
+    """The objects of `resource` in `owner`'s namespace (read from `cache`) that `owner`, a `kind` served as
+    `owner_resource`, controls after adopting the orphans `selector` matches and releasing the rest."""
+    api_version = f"{owner_resource.group}/{owner_resource.version}" if owner_resource.group else owner_resource.version
+    claimer = ControllerRefManager(
+        client,
+        resource,
+        owner,
+        controller_ref(owner, api_version, kind),
+        selector,
+        recheck_deletion(client, owner_resource, owner),
+    )
+    return await claimer.claim(cache.in_namespace(owner["metadata"]["namespace"]))

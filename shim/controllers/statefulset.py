@@ -21,11 +21,10 @@ from shim.controllers.apierrors import missing_ok
 from shim.controllers.expectations import Expectations
 from shim.controllers.history import REVISION_HASH_LABEL, construct_history, truncate
 from shim.controllers.ownership import (
-    ControllerRefManager,
+    claim_in_namespace,
     controller_of,
     controller_ref,
     owners_selecting,
-    recheck_deletion,
     resolve_controller,
 )
 from shim.controllers.podcontrol import PodControl, PodEventWording, api_message
@@ -80,15 +79,7 @@ class StatefulSetController(Reconciler):
 
     async def _claim(self, resource: Resource, cache: SharedInformer, sts: Obj, selector: LabelSelector) -> list[Obj]:
         """The objects of `resource` in the set's namespace it controls, after adopting and releasing."""
-        claimer = ControllerRefManager(
-            self.client,
-            resource,
-            sts,
-            controller_ref(sts, "apps/v1", "StatefulSet"),
-            selector,
-            recheck_deletion(self.client, STATEFULSETS, sts),
-        )
-        return await claimer.claim(cache.in_namespace(sts["metadata"]["namespace"]))
+        return await claim_in_namespace(self.client, resource, cache, sts, STATEFULSETS, "StatefulSet", selector)
 
     # -- pods --------------------------------------------------------------------------------------------------
 
