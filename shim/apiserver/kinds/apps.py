@@ -8,6 +8,7 @@ gets (admission, SetDefaults_Pod).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from shim.apiserver.kinds.causes import (
@@ -160,6 +161,24 @@ _PERCENT_MSG = regex_error(
 _GREATER_THAN_REPLICAS = "cannot be greater than status.replicas"
 
 
+def default_update_strategy(spec: Obj, field: str, rolling: Mapping[str, Any]) -> None:
+    """kube's defaulting of a workload's update strategy (`spec.<field>`: `strategy` for Deployments,
+    `updateStrategy` for DaemonSets and StatefulSets): type RollingUpdate unless set, and then each of the
+    `rolling` fields of `rollingUpdate` that is unset."""
+    strategy = spec.get(field)
+    if strategy is None:
+        strategy = spec[field] = {}
+    if not strategy.get("type"):
+        strategy["type"] = "RollingUpdate"
+    if strategy["type"] == "RollingUpdate":
+        current: Obj | None = strategy.get("rollingUpdate")
+        if current is None:
+            current = strategy["rollingUpdate"] = {}
+        for key, value in rolling.items():
+            if current.get(key) is None:
+                current[key] = value
+
+
 class DeploymentStrategy(Strategy):
     """Deployments: RollingUpdate 25%/25%, 10 revisions, 600s progress deadline; selector fixed once set."""
 
@@ -175,18 +194,7 @@ class DeploymentStrategy(Strategy):
         spec = obj.setdefault("spec", {})
         if spec.get("replicas") is None:
             spec["replicas"] = 1
-        strategy = spec.get("strategy")
-        if strategy is None:
-            strategy = spec["strategy"] = {}
-        if not strategy.get("type"):
-            strategy["type"] = "RollingUpdate"
-        if strategy["type"] == "RollingUpdate":
-            rolling = strategy.get("rollingUpdate")
-            if rolling is None:
-                rolling = strategy["rollingUpdate"] = {}
-            for key in ("maxUnavailable", "maxSurge"):
-                if rolling.get(key) is None:
-                    rolling[key] = "25%"
+        default_update_strategy(spec, "strategy", {"maxUnavailable": "25%", "maxSurge": "25%"})
         if spec.get("revisionHistoryLimit") is None:
             spec["revisionHistoryLimit"] = 10
         if spec.get("progressDeadlineSeconds") is None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from shim.apiserver.kinds.apps import (
     default_pod_template,
+    default_update_strategy,
     int_or_percent_value,
     selector_unchanged,
     validate_int_or_percent,
@@ -161,19 +162,7 @@ class DaemonSetStrategy(Strategy):
     def default(self, obj: Obj) -> None:
         """SetDefaults_DaemonSet, then the pod template's defaults."""
         spec = obj.setdefault("spec", {})
-        strategy = spec.get("updateStrategy")
-        if strategy is None:
-            strategy = spec["updateStrategy"] = {}
-        if not strategy.get("type"):
-            strategy["type"] = "RollingUpdate"
-        if strategy["type"] == "RollingUpdate":
-            rolling = strategy.get("rollingUpdate")
-            if rolling is None:
-                rolling = strategy["rollingUpdate"] = {}
-            if rolling.get("maxUnavailable") is None:
-                rolling["maxUnavailable"] = 1
-            if rolling.get("maxSurge") is None:
-                rolling["maxSurge"] = 0
+        default_update_strategy(spec, "updateStrategy", {"maxUnavailable": 1, "maxSurge": 0})
         if spec.get("revisionHistoryLimit") is None:
             spec["revisionHistoryLimit"] = 10
         default_pod_template(spec, "DaemonSet")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shim.apiserver.kinds.apps import default_pod_template
+from shim.apiserver.kinds.apps import default_pod_template, default_update_strategy
 from shim.apiserver.kinds.causes import Cause, forbidden, go_string_map, invalid, required, unsupported
 from shim.apiserver.kinds.meta import validate_label_selector
 from shim.apiserver.kinds.pod_validation import nonnegative, validate_pod_template
@@ -90,17 +90,7 @@ class StatefulSetStrategy(Strategy):
         spec = obj.setdefault("spec", {})
         if not spec.get("podManagementPolicy"):
             spec["podManagementPolicy"] = "OrderedReady"
-        strategy = spec.get("updateStrategy")
-        if strategy is None:
-            strategy = spec["updateStrategy"] = {}
-        if not strategy.get("type"):
-            strategy["type"] = "RollingUpdate"
-        if strategy["type"] == "RollingUpdate":
-            rolling = strategy.get("rollingUpdate")
-            if rolling is None:
-                rolling = strategy["rollingUpdate"] = {}
-            if rolling.get("partition") is None:
-                rolling["partition"] = 0
+        default_update_strategy(spec, "updateStrategy", {"partition": 0})
         retention = spec.get("persistentVolumeClaimRetentionPolicy")
         if retention is None:
             retention = spec["persistentVolumeClaimRetentionPolicy"] = {}
