@@ -9,20 +9,20 @@ an Indexed Job's pods print the index Kubernetes gave them; `kubectl logs job/NA
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from shim.client import ApiClient, load_kubeconfig
+from shim.client import ApiClient
 from shim.controllers.job import JOBS
 from shim.machinery.resources import PODS
-from tests.cluster import Cluster, start_cluster
+from tests import kubelet_kit
+from tests.cluster import Cluster
 from tests.images import TEST_IMAGE
-from tests.podman_env import PodmanEnv, podman_root_with_test_image
 from tests.prerequisites import needs_podman
-from tests.workloads import watch_until
+from tests.workloads import one_podman_node, watch_until
 
 pytestmark = needs_podman
 
@@ -32,34 +32,19 @@ JOB_TIMEOUT = "--timeout=180s"
 
 
 @pytest.fixture(scope="module")
-def podman_env() -> Iterator[PodmanEnv]:
-    with podman_root_with_test_image() as env:
-        yield env
-
-
-@pytest.fixture(scope="module")
 def shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Where the Jobs' hostPath volumes live (the node allows nothing else)."""
     return tmp_path_factory.mktemp("job-host-paths")
 
 
 @pytest.fixture(scope="module")
-def cluster(podman_env: PodmanEnv, shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def cluster(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """`kube-shim up` with one Podman node (the `namespace` fixture makes its namespaces here)."""
-    running = start_cluster(
-        tmp_path_factory.mktemp("jobs-podman"),
-        nodes=("--runtime", "podman", "--nodes", "1", "--podman-socket", str(podman_env.socket_path)),
-        extra=("--allowed-host-path", str(shared_dir)),
-    )
-    running.kubectl("wait", "--for=condition=Ready", "node", "--all", "--timeout=60s")
-    yield running
-    running.stop()
+    with one_podman_node(tmp_path_factory, ("--allowed-host-path", str(shared_dir))) as running:
+        yield running
 
 
-@pytest.fixture
-async def api(cluster: Cluster) -> AsyncIterator[ApiClient]:
-    async with ApiClient(load_kubeconfig(cluster.kubeconfig)) as client:
-        yield client
+api = kubelet_kit.api  # a fixture: pytest finds it by name here
 
 
 def job(name: str, script: str, **spec: Any) -> Obj:

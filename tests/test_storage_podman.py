@@ -9,30 +9,24 @@ volume under the node's `--allowed-host-path` serves the host's files, and `read
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from shim.client import ApiClient, load_kubeconfig
+from shim.client import ApiClient
 from shim.machinery.resources import EVENTS, PERSISTENT_VOLUME_CLAIMS, PERSISTENT_VOLUMES, PODS
-from tests.cluster import Cluster, start_cluster
+from tests import kubelet_kit
+from tests.cluster import Cluster
 from tests.images import TEST_IMAGE
-from tests.podman_env import PodmanEnv, podman_root_with_test_image
 from tests.prerequisites import needs_podman
-from tests.workloads import watch_until
+from tests.workloads import one_podman_node, watch_until
 
 pytestmark = needs_podman
 
 Obj = dict[str, Any]
 DONE = "--timeout=120s"
-
-
-@pytest.fixture(scope="module")
-def podman_env() -> Iterator[PodmanEnv]:
-    with podman_root_with_test_image() as env:
-        yield env
 
 
 @pytest.fixture(scope="module")
@@ -42,21 +36,12 @@ def host_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def cluster(podman_env: PodmanEnv, host_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    running = start_cluster(
-        tmp_path_factory.mktemp("storage-podman"),
-        nodes=("--runtime", "podman", "--nodes", "1", "--podman-socket", str(podman_env.socket_path)),
-        extra=("--allowed-host-path", str(host_dir)),
-    )
-    running.kubectl("wait", "--for=condition=Ready", "node", "--all", "--timeout=60s")
-    yield running
-    running.stop()
+def cluster(host_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with one_podman_node(tmp_path_factory, ("--allowed-host-path", str(host_dir))) as running:
+        yield running
 
 
-@pytest.fixture
-async def api(cluster: Cluster) -> AsyncIterator[ApiClient]:
-    async with ApiClient(load_kubeconfig(cluster.kubeconfig)) as client:
-        yield client
+api = kubelet_kit.api  # a fixture: pytest finds it by name here
 
 
 def claim(name: str, storage_class: str | None = None) -> Obj:

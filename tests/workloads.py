@@ -7,6 +7,7 @@ The cluster is the real `kube-shim up` with the real scheduler and node agents o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -38,24 +39,31 @@ def cluster_with_fake_nodes(nodes: int = 3, extra: tuple[str, ...] = ()) -> Any:
 
 
 def cluster_on_podman(extra: tuple[str, ...] = ()) -> Any:
-    """A module-scoped `cluster` fixture: `kube-shim up` with one node agent whose pods run in a private Podman
-    root holding the test image, its node Ready; `extra`: more `kube-shim up` flags."""
+    """A module-scoped `cluster` fixture running `one_podman_node`; `extra`: more `kube-shim up` flags."""
 
     @pytest.fixture(scope="module")
     def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-        with podman_root_with_test_image() as podman:
-            running = start_cluster(
-                tmp_path_factory.mktemp("podman-node"),
-                nodes=("--runtime", "podman", "--nodes", "1", "--podman-socket", str(podman.socket_path)),
-                extra=extra,
-            )
-            try:
-                running.kubectl("wait", "--for=condition=Ready", "node", "--all", "--timeout=60s")
-                yield running
-            finally:
-                running.stop()
+        with one_podman_node(tmp_path_factory, extra) as running:
+            yield running
 
     return cluster
+
+
+@contextlib.contextmanager
+def one_podman_node(tmp_path_factory: pytest.TempPathFactory, extra: tuple[str, ...] = ()) -> Iterator[Cluster]:
+    """`kube-shim up` with one node agent whose pods run in a private Podman root holding the test image, its
+    node Ready (for modules whose flags depend on other fixtures, e.g. a host directory to allow)."""
+    with podman_root_with_test_image() as podman:
+        running = start_cluster(
+            tmp_path_factory.mktemp("podman-node"),
+            nodes=("--runtime", "podman", "--nodes", "1", "--podman-socket", str(podman.socket_path)),
+            extra=extra,
+        )
+        try:
+            running.kubectl("wait", "--for=condition=Ready", "node", "--all", "--timeout=60s")
+            yield running
+        finally:
+            running.stop()
 
 
 def deployment(name: str, replicas: int, **spec: Any) -> Obj:
